@@ -1,0 +1,42 @@
+# darktime — see README.md. `make help` lists the targets.
+GO        ?= go
+BIN       := bin/darktime
+GOBIN     ?= $(shell $(GO) env GOPATH)/bin
+STATICCHECK_VERSION := v0.8.2
+
+.DEFAULT_GOAL := help
+
+.PHONY: help build run test check bench bench-go bench-fanout fmt deps
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build bin/darktime
+	$(GO) build -o $(BIN) ./cmd/darktime
+
+run: build ## the main job on embedded defaults (reference server + demo publisher on :8080)
+	./$(BIN) server --demo
+
+deps: ## install what the tests need (redis-server from Debian's packages)
+	@./scripts/ensure-deps.sh
+
+test: deps ## all tests, with the race detector, against private redis-servers
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+check: deps ## gofmt, go vet, staticcheck, go test -race
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null 2>&1 || test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	PATH="$(GOBIN):$$PATH" staticcheck ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+bench: bench-go bench-fanout ## Go micro-benchmarks and the pinned fan-out load benchmark
+
+bench-go: ## Go micro-benchmarks (encoding, fan-out) with -count 6 for benchstat
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench-go.txt
+
+bench-fanout: build ## 10,000 SSE subscribers, server on core 0, load on core 1 (see BENCHMARKS.md)
+	./scripts/bench-fanout.sh
+
+fmt: ## gofmt the tree
+	gofmt -w .

@@ -1,0 +1,200 @@
+// Package redistest gives tests a real Redis server of their own.
+//
+// Each call to Start launches a private redis-server on a free loopback port
+// in a temporary directory and stops it when the test ends, so tests never
+// share state with each other or with a Redis the developer runs. Nothing is
+// mocked: tests talk to a real server over a real TCP connection.
+//
+// Set DARKTIME_REDIS_SERVER to the path of a redis-server binary when it is
+// not on PATH. `make test` installs Debian's redis-server when it is missing.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a running private redis-server.
+type Server struct {
+	Addr string // host:port
+	URL  string // redis://host:port/0
+	Dir  string // working directory (AOF files live here)
+
+	t    testing.TB
+	port int
+	args []string
+	cmd  *exec.Cmd
+}
+
+// Options tune the server. The zero value is a plain, non-persistent Redis.
+type Options struct {
+	// AppendOnly turns on AOF persistence (appendfsync always), so data
+	// survives Restart.
+	AppendOnly bool
+}
+
+// Start launches a private redis-server and registers its shutdown with
+// t.Cleanup. The test is skipped, not failed, only when DARKTIME_SKIP_REDIS
+// is set; a missing binary otherwise fails the test with a hint.
+func Start(t testing.TB, opts ...Options) *Server {
+	t.Helper()
+	if os.Getenv("DARKTIME_SKIP_REDIS") != "" {
+		t.Skip("DARKTIME_SKIP_REDIS is set")
+	}
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	bin := os.Getenv("DARKTIME_REDIS_SERVER")
+	if bin == "" {
+		var err error
+		bin, err = exec.LookPath("redis-server")
+		if err != nil {
+			t.Fatalf("redis-server not found: install it (apt-get install -y redis-server) or set DARKTIME_REDIS_SERVER")
+		}
+	}
+	s := &Server{t: t, Dir: t.TempDir()}
+	s.args = []string{
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--dir", s.Dir,
+		"--daemonize", "no",
+		"--protected-mode", "no",
+		"--loglevel", "warning",
+		"--logfile", filepath.Join(s.Dir, "redis.log"),
+	}
+	if o.AppendOnly {
+		s.args = append(s.args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		s.args = append(s.args, "--appendonly", "no")
+	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		s.port = freePort(t)
+		if lastErr = s.launch(bin); lastErr == nil {
+			break
+		}
+	}
+	if lastErr != nil {
+		t.Fatalf("start redis-server: %v", lastErr)
+	}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	s.URL = "redis://" + s.Addr + "/0"
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Server) launch(bin string) error {
+	args := append([]string{"--port", strconv.Itoa(s.port)}, s.args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = s.Dir
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("exec %s: %w", bin, err)
+	}
+	s.cmd = cmd
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if ping(addr) == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	s.cmd = nil
+	log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
+	return fmt.Errorf("redis-server on port %d did not answer PING within 5s: %s", s.port, log)
+}
+
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("unexpected reply %q", line)
+	}
+	return nil
+}
+
+// Client returns a go-redis client connected to the server, closed at the
+// end of the test.
+func (s *Server) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	s.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Stop kills the server (SIGKILL: like a crash, nothing is flushed beyond
+// what AOF already wrote). It is safe to call more than once.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart stops the server and starts it again on the same port and
+// directory, like a Redis restart in production. Without AppendOnly the
+// data is gone afterwards.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.StartAgain()
+}
+
+// StartAgain starts a stopped server on its old port and directory.
+func (s *Server) StartAgain() {
+	s.t.Helper()
+	bin := os.Getenv("DARKTIME_REDIS_SERVER")
+	if bin == "" {
+		bin, _ = exec.LookPath("redis-server")
+	}
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = s.launch(bin); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // the old socket may linger briefly
+	}
+	s.t.Fatalf("restart redis-server: %v", err)
+}
+
+// FlushAll empties the server; handy between subtests.
+func (s *Server) FlushAll(ctx context.Context) error {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer c.Close()
+	return c.FlushAll(ctx).Err()
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,133 @@
+// Package sse encodes and parses the Server-Sent Events wire format
+// (text/event-stream, WHATWG HTML "Server-sent events").
+//
+// The encoder appends to a caller's buffer so a server can encode an event
+// once and write the same bytes to every subscriber. The Reader is an
+// incremental parser that follows the specification's rules: lines end in
+// CRLF, LF or CR; a leading U+FEFF is ignored; one space after the colon is
+// stripped; data lines are joined with LF; an event is dispatched on a blank
+// line and only when it has data; ids containing NUL are ignored; retry is
+// digits only.
+package sse
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+)
+
+// ContentType is the media type of an event stream.
+const ContentType = "text/event-stream"
+
+// Event is one dispatched server-sent event.
+type Event struct {
+	ID    string // the id field; "" when the event set none
+	Event string // the event type; "" means "message"
+	Data  []byte // data lines joined with "\n"
+	Retry int    // reconnection time in ms from a retry field; 0 when absent
+	HasID bool   // an id field was present (an empty id resets the last event id)
+}
+
+// ErrInvalidField is returned by the encoder for an id or event name that
+// would break the framing (it contains CR, LF or, for ids, NUL).
+var ErrInvalidField = errors.New("sse: field contains a line break or NUL")
+
+// ValidField reports whether s can be sent as an id or event field.
+func ValidField(s string) bool {
+	return !containsAny(s, "\r\n\x00")
+}
+
+func containsAny(s, chars string) bool {
+	for i := 0; i < len(s); i++ {
+		for j := 0; j < len(chars); j++ {
+			if s[i] == chars[j] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// AppendEvent appends the wire form of ev, including the terminating blank
+// line, to dst. Data is split into one data line per line of the input (LF,
+// CRLF and CR all end a line, as a parser will see them), so the receiver
+// gets the data back with LF line breaks. It returns ErrInvalidField when
+// ID or Event contain a line break.
+func AppendEvent(dst []byte, ev Event) ([]byte, error) {
+	if !ValidField(ev.ID) || !ValidField(ev.Event) {
+		return dst, ErrInvalidField
+	}
+	if ev.ID != "" || ev.HasID {
+		dst = append(dst, "id: "...)
+		dst = append(dst, ev.ID...)
+		dst = append(dst, '\n')
+	}
+	dst = AppendBody(dst, ev.Event, ev.Data)
+	if ev.Retry > 0 {
+		dst = AppendRetry(dst, ev.Retry)
+	}
+	return append(dst, '\n'), nil
+}
+
+// AppendBody appends the event and data lines of an event without the id
+// line and without the terminating blank line. A server that assigns ids
+// late (per connection, or in a broker) stores this part and frames it with
+// AppendIDLine and a final "\n". The event name must be a valid field.
+func AppendBody(dst []byte, event string, data []byte) []byte {
+	if event != "" {
+		dst = append(dst, "event: "...)
+		dst = append(dst, event...)
+		dst = append(dst, '\n')
+	}
+	return AppendData(dst, data)
+}
+
+// AppendData appends data as "data:" lines. Empty data still produces one
+// empty data line so that the event is dispatched.
+func AppendData(dst []byte, data []byte) []byte {
+	for {
+		i := bytes.IndexAny(data, "\r\n")
+		dst = append(dst, "data: "...)
+		if i < 0 {
+			dst = append(dst, data...)
+			return append(dst, '\n')
+		}
+		dst = append(dst, data[:i]...)
+		dst = append(dst, '\n')
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+}
+
+// AppendIDLine appends "id: <id>\n".
+func AppendIDLine(dst []byte, id string) []byte {
+	dst = append(dst, "id: "...)
+	dst = append(dst, id...)
+	return append(dst, '\n')
+}
+
+// AppendRetry appends a "retry:" line (without the blank line).
+func AppendRetry(dst []byte, ms int) []byte {
+	dst = append(dst, "retry: "...)
+	dst = strconv.AppendInt(dst, int64(ms), 10)
+	return append(dst, '\n')
+}
+
+// AppendComment appends a comment block (": text\n\n"), used as keep-alive.
+// Line breaks in text are replaced by spaces.
+func AppendComment(dst []byte, text string) []byte {
+	dst = append(dst, ':')
+	if text != "" {
+		dst = append(dst, ' ')
+		for i := 0; i < len(text); i++ {
+			c := text[i]
+			if c == '\r' || c == '\n' {
+				c = ' '
+			}
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '\n', '\n')
+}
