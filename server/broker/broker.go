@@ -1,0 +1,118 @@
+// Package broker carries published events between the nodes of the
+// reference realtime server and keeps each channel's recent history so that
+// clients can resume with Last-Event-ID.
+//
+// Two implementations share one interface and one conformance suite: Memory
+// (one node, no dependency) and Redis (any number of nodes on one Redis,
+// history in Redis streams, fan-out through Redis pub/sub).
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/darktime/darktime/internal/eventid"
+)
+
+// Message is one event a publisher asks to publish.
+type Message struct {
+	Channel string
+	// Body is the event's wire body without id line and terminating blank
+	// line, as sse.AppendBody makes it. Brokers store and forward it as is,
+	// so every node writes the bytes the publishing node encoded.
+	Body []byte
+	// Key, when set, makes the publish idempotent: a second publish of the
+	// same Key on the same channel within Config.DedupeWindow publishes
+	// nothing and returns the first publish's id. The job pipeline uses the
+	// job id here so a redelivered job does not show twice.
+	Key string
+}
+
+// Delivery is an event as a node receives it.
+type Delivery struct {
+	Channel string
+	ID      eventid.ID
+	Body    []byte
+}
+
+// Handler receives every event published on a channel this node
+// subscribed to, in id order per channel. It must not block for long.
+type Handler func(Delivery)
+
+// MissReason says why a History cannot vouch that nothing was missed.
+type MissReason string
+
+// The reasons a resume may have missed events.
+const (
+	// MissTrimmed: events after the requested id were trimmed from the
+	// history (it keeps MaxLen events for MaxAge).
+	MissTrimmed MissReason = "history_trimmed"
+	// MissTooOld: the channel has no history and the requested id is older
+	// than MaxAge, so whatever followed it has expired.
+	MissTooOld MissReason = "too_old"
+)
+
+// History is what a channel holds after a given id.
+type History struct {
+	Events []Delivery
+	// Missed is set when events after the requested id are gone; Reason
+	// says why.
+	Missed bool
+	Reason MissReason
+}
+
+// Broker publishes events to every node and keeps channel history.
+type Broker interface {
+	// Publish appends each message to its channel's history, assigns it an
+	// id and delivers it to every node subscribed to the channel. It
+	// returns the ids in order. On error none of the ids are valid: some
+	// messages of a batch may have been published (at-least-once).
+	Publish(ctx context.Context, msgs []Message) ([]eventid.ID, error)
+	// Subscribe makes this node receive the channel's events through the
+	// Handler. When it returns nil, every event published afterwards is
+	// delivered.
+	Subscribe(ctx context.Context, channel string) error
+	// Unsubscribe stops delivery of the channel's events to this node.
+	Unsubscribe(ctx context.Context, channel string) error
+	// History returns the channel's retained events with ids after the
+	// given one (at most Config.MaxLen of them).
+	History(ctx context.Context, channel string, after eventid.ID) (History, error)
+	// Last returns the id of the channel's newest retained event, or the
+	// zero ID when it has none.
+	Last(ctx context.Context, channel string) (eventid.ID, error)
+	// Close releases the broker's resources. It is safe to call twice.
+	Close() error
+}
+
+// Config is shared by both brokers; the zero value means the defaults.
+type Config struct {
+	// Handler receives the events of subscribed channels. Required.
+	Handler Handler
+	// MaxLen bounds each channel's history by count (default 100).
+	MaxLen int
+	// MaxAge bounds each channel's history by age (default 5m).
+	MaxAge time.Duration
+	// DedupeWindow is how long a Message.Key is remembered (default 10m).
+	DedupeWindow time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxLen <= 0 {
+		c.MaxLen = 100
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 5 * time.Minute
+	}
+	if c.DedupeWindow <= 0 {
+		c.DedupeWindow = 10 * time.Minute
+	}
+	return c
+}
+
+// ErrClosed is returned by a closed broker.
+var ErrClosed = errors.New("broker: closed")
+
+// ErrUnavailable wraps errors that mean the broker cannot be reached now;
+// the HTTP layer answers 503 for them.
+var ErrUnavailable = errors.New("broker unavailable")

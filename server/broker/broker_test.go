@@ -1,0 +1,330 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/darktime/darktime/internal/eventid"
+	"github.com/darktime/darktime/internal/redistest"
+)
+
+// recorder collects deliveries.
+type recorder struct {
+	mu  sync.Mutex
+	got []Delivery
+}
+
+func (r *recorder) handle(d Delivery) {
+	r.mu.Lock()
+	r.got = append(r.got, d)
+	r.mu.Unlock()
+}
+
+func (r *recorder) snapshot() []Delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Delivery(nil), r.got...)
+}
+
+func (r *recorder) waitFor(t *testing.T, n int) []Delivery {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := r.snapshot(); len(got) >= n {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("got %d deliveries, want %d", len(r.snapshot()), n)
+	return nil
+}
+
+type factory func(t *testing.T, cfg Config) Broker
+
+func memoryFactory(t *testing.T, cfg Config) Broker {
+	b, err := NewMemory(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// redisFactory returns a factory whose brokers share one private Redis, so
+// two brokers made by it are two nodes.
+func redisFactory(t *testing.T, sharded bool) factory {
+	srv := redistest.Start(t)
+	prefix := fmt.Sprintf("t%d:", time.Now().UnixNano())
+	return func(t *testing.T, cfg Config) Broker {
+		b, err := NewRedis(RedisConfig{Config: cfg, URL: srv.URL, Prefix: prefix, Sharded: sharded})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	}
+}
+
+func body(s string) []byte { return []byte("data: " + s + "\n") }
+
+// TestConformance runs the same suite against every broker.
+func TestConformance(t *testing.T) {
+	for name, mk := range map[string]func(t *testing.T) factory{
+		"memory":        func(*testing.T) factory { return memoryFactory },
+		"redis":         func(t *testing.T) factory { return redisFactory(t, false) },
+		"redis-sharded": func(t *testing.T) factory { return redisFactory(t, true) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			runConformance(t, mk(t))
+		})
+	}
+}
+
+func runConformance(t *testing.T, newBroker factory) {
+	ctx := context.Background()
+
+	t.Run("delivers in order to subscribers only", func(t *testing.T) {
+		rec := &recorder{}
+		b := newBroker(t, Config{Handler: rec.handle})
+		if err := b.Subscribe(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		var want []eventid.ID
+		for i := 0; i < 50; i++ {
+			ids, err := b.Publish(ctx, []Message{{Channel: "a", Body: body(fmt.Sprint(i))}, {Channel: "unsubscribed", Body: body("x")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, ids[0])
+		}
+		got := rec.waitFor(t, 50)
+		time.Sleep(50 * time.Millisecond)
+		got = rec.snapshot()
+		if len(got) != 50 {
+			t.Fatalf("got %d deliveries, want 50 (unsubscribed channel leaked?)", len(got))
+		}
+		for i, d := range got {
+			if d.Channel != "a" || d.ID != want[i] || string(d.Body) != string(body(fmt.Sprint(i))) {
+				t.Fatalf("delivery %d = %+v %q, want id %v", i, d, d.Body, want[i])
+			}
+			if i > 0 && !got[i-1].ID.Less(d.ID) {
+				t.Fatalf("ids not increasing: %v then %v", got[i-1].ID, d.ID)
+			}
+		}
+	})
+
+	t.Run("unsubscribe stops delivery", func(t *testing.T) {
+		rec := &recorder{}
+		b := newBroker(t, Config{Handler: rec.handle})
+		if err := b.Subscribe(ctx, "u"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Publish(ctx, []Message{{Channel: "u", Body: body("1")}}); err != nil {
+			t.Fatal(err)
+		}
+		rec.waitFor(t, 1)
+		if err := b.Unsubscribe(ctx, "u"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // let the unsubscribe reach Redis
+		if _, err := b.Publish(ctx, []Message{{Channel: "u", Body: body("2")}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if n := len(rec.snapshot()); n != 1 {
+			t.Fatalf("got %d deliveries after unsubscribe, want 1", n)
+		}
+	})
+
+	t.Run("history resumes after an id", func(t *testing.T) {
+		b := newBroker(t, Config{Handler: func(Delivery) {}})
+		var ids []eventid.ID
+		for i := 0; i < 5; i++ {
+			got, err := b.Publish(ctx, []Message{{Channel: "h", Body: body(fmt.Sprint(i))}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, got[0])
+		}
+		h, err := b.History(ctx, "h", ids[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Missed || len(h.Events) != 3 || h.Events[0].ID != ids[2] || string(h.Events[2].Body) != string(body("4")) {
+			t.Fatalf("history after ids[1] = %+v", h)
+		}
+		h, _ = b.History(ctx, "h", eventid.ID{})
+		if len(h.Events) != 5 || h.Missed {
+			t.Fatalf("history from zero = %d events, missed=%v", len(h.Events), h.Missed)
+		}
+		h, _ = b.History(ctx, "h", ids[4])
+		if len(h.Events) != 0 || h.Missed {
+			t.Fatalf("history after newest = %+v", h)
+		}
+		last, err := b.Last(ctx, "h")
+		if err != nil || last != ids[4] {
+			t.Fatalf("Last = %v, %v; want %v", last, err, ids[4])
+		}
+		last, err = b.Last(ctx, "never-published")
+		if err != nil || !last.IsZero() {
+			t.Fatalf("Last of empty channel = %v, %v", last, err)
+		}
+	})
+
+	t.Run("trimmed history is reported as missed", func(t *testing.T) {
+		b := newBroker(t, Config{Handler: func(Delivery) {}, MaxLen: 3})
+		var ids []eventid.ID
+		for i := 0; i < 6; i++ {
+			got, err := b.Publish(ctx, []Message{{Channel: "trim", Body: body(fmt.Sprint(i))}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, got[0])
+		}
+		h, err := b.History(ctx, "trim", ids[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !h.Missed || h.Reason != MissTrimmed || len(h.Events) != 3 || h.Events[0].ID != ids[3] {
+			t.Fatalf("history after trimmed id = %+v", h)
+		}
+		h, _ = b.History(ctx, "trim", ids[2])
+		if h.Missed || len(h.Events) != 3 {
+			t.Fatalf("history after last trimmed id = %+v, want 3 events, not missed", h)
+		}
+	})
+
+	t.Run("ids older than max age are reported as too old", func(t *testing.T) {
+		b := newBroker(t, Config{Handler: func(Delivery) {}, MaxAge: time.Minute})
+		old := eventid.ID{Ms: uint64(time.Now().Add(-2 * time.Minute).UnixMilli())}
+		h, err := b.History(ctx, "old", old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !h.Missed || h.Reason != MissTooOld {
+			t.Fatalf("history after a 2-minute-old id = %+v, want too_old", h)
+		}
+	})
+
+	t.Run("publish with a key is idempotent", func(t *testing.T) {
+		rec := &recorder{}
+		b := newBroker(t, Config{Handler: rec.handle})
+		if err := b.Subscribe(ctx, "d"); err != nil {
+			t.Fatal(err)
+		}
+		first, err := b.Publish(ctx, []Message{{Channel: "d", Body: body("x"), Key: "job-1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := b.Publish(ctx, []Message{{Channel: "d", Body: body("x"), Key: "job-1"}, {Channel: "d", Body: body("y"), Key: "job-2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again[0] != first[0] || again[1] == first[0] {
+			t.Fatalf("ids: first %v, again %v", first, again)
+		}
+		rec.waitFor(t, 2)
+		time.Sleep(50 * time.Millisecond)
+		if n := len(rec.snapshot()); n != 2 {
+			t.Fatalf("got %d deliveries, want 2 (the repeated key must not deliver)", n)
+		}
+	})
+
+	t.Run("every node receives every event", func(t *testing.T) {
+		if _, ok := newBroker(t, Config{Handler: func(Delivery) {}}).(*Memory); ok {
+			t.Skip("the memory broker is one node")
+		}
+		var recs [3]recorder
+		var nodes [3]Broker
+		for i := range nodes {
+			nodes[i] = newBroker(t, Config{Handler: recs[i].handle})
+			if err := nodes[i].Subscribe(ctx, "multi"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < 30; i++ {
+			if _, err := nodes[i%3].Publish(ctx, []Message{{Channel: "multi", Body: body(fmt.Sprint(i))}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range recs {
+			got := recs[i].waitFor(t, 30)
+			for j, d := range got {
+				if string(d.Body) != string(body(fmt.Sprint(j))) {
+					t.Fatalf("node %d delivery %d = %q", i, j, d.Body)
+				}
+			}
+		}
+		// History written through one node is read through another.
+		h, err := nodes[2].History(ctx, "multi", eventid.ID{})
+		if err != nil || len(h.Events) != 30 {
+			t.Fatalf("history via another node: %d events, %v", len(h.Events), err)
+		}
+	})
+}
+
+func TestRedisUnreachableNamesURL(t *testing.T) {
+	t.Parallel()
+	_, err := NewRedis(RedisConfig{Config: Config{Handler: func(Delivery) {}}, URL: "redis://:secret@127.0.0.1:1/0"})
+	if err == nil {
+		t.Fatal("NewRedis succeeded against a closed port")
+	}
+	if got := err.Error(); !strings.Contains(got, "127.0.0.1:1") || strings.Contains(got, "secret") {
+		t.Fatalf("error %q should name the URL without the password", got)
+	}
+}
+
+func TestRedisSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	rec := &recorder{}
+	b, err := NewRedis(RedisConfig{Config: Config{Handler: rec.handle}, URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Subscribe(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Publish(ctx, []Message{{Channel: "r", Body: body("before")}}); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, 1)
+	srv.Stop()
+	if _, err := b.Publish(ctx, []Message{{Channel: "r", Body: body("during")}}); err == nil {
+		t.Fatal("publish succeeded while Redis was down")
+	}
+	srv.StartAgain()
+	// go-redis reconnects and resubscribes; publishing works again and the
+	// subscription delivers again (script cache was lost: NOSCRIPT path).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := b.Publish(ctx, []Message{{Channel: "r", Body: body("after")}})
+		if err == nil && len(rec.snapshot()) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivery after restart (last publish err %v, deliveries %d)", err, len(rec.snapshot()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A batch after the restart exercises the NOSCRIPT fallback of pipelines.
+	srv.Restart()
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		_, err := b.Publish(ctx, []Message{{Channel: "r", Body: body("b1")}, {Channel: "r", Body: body("b2")}})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch publish after restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,466 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/darktime/darktime/internal/eventid"
+)
+
+// Redis layout (Prefix defaults to "darktime:"):
+//
+//	<prefix>{<channel>}:h        stream: the channel's history, one entry per
+//	                             event with field "b" = body; entry ids are
+//	                             the event ids. Trimmed to MaxLen and MaxAge,
+//	                             expires MaxAge after the last publish.
+//	<prefix>{<channel>}:p        pub/sub channel: "<id>\n<body>" per event.
+//	<prefix>{<channel>}:k:<key>  idempotency key of a publish (Message.Key).
+//
+// The braces are a Redis Cluster hash tag: everything of one channel lives in
+// one slot, so the publish script is valid in a cluster and, with Sharded,
+// the event goes out by SPUBLISH on that slot's shard only.
+
+// publishScript appends to the history, trims it, and publishes, atomically,
+// so pub/sub order is id order.
+var publishScript = redis.NewScript(`
+local dedupe = ARGV[5] ~= '0'
+if dedupe then
+  local prev = redis.call('GET', KEYS[2])
+  if prev then return prev end
+end
+local key = KEYS[1]
+local maxlen = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Trimming does not move max-deleted-entry-id, so the script records the
+-- newest trimmed id there itself (XSETID): a resume can then tell exactly
+-- whether it lost events.
+local trimmed = nil
+local len = redis.call('XLEN', key)
+if len >= maxlen then
+  local gone = redis.call('XRANGE', key, '-', '+', 'COUNT', len - maxlen + 1)
+  trimmed = gone[#gone][1]
+end
+local id = redis.call('XADD', key, 'MAXLEN', maxlen, '*', 'b', ARGV[1])
+local cutoff = string.format('%d', now - tonumber(ARGV[3]))
+local old = redis.call('XREVRANGE', key, '(' .. cutoff .. '-0', '-', 'COUNT', 1)
+if #old > 0 then
+  trimmed = old[1][1]
+  redis.call('XTRIM', key, 'MINID', cutoff)
+end
+if trimmed then redis.call('XSETID', key, id, 'MAXDELETEDID', trimmed) end
+redis.call('PEXPIRE', key, ARGV[3])
+if dedupe then redis.call('SET', KEYS[2], id, 'PX', ARGV[5]) end
+redis.call(ARGV[6], ARGV[4], id .. '\n' .. ARGV[1])
+return id
+`)
+
+// historyScript trims by age, then returns {exists, max-deleted-entry-id,
+// now-ms, entries after ARGV[1]}.
+var historyScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 0 then return {0, '0-0', now, {}} end
+local cutoff = string.format('%d', now - tonumber(ARGV[2]))
+local old = redis.call('XREVRANGE', key, '(' .. cutoff .. '-0', '-', 'COUNT', 1)
+if #old > 0 then
+  redis.call('XTRIM', key, 'MINID', cutoff)
+  local last = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #last, 2 do
+    if last[i] == 'last-generated-id' then redis.call('XSETID', key, last[i + 1], 'MAXDELETEDID', old[1][1]) end
+  end
+end
+local info = redis.call('XINFO', 'STREAM', key)
+local maxdel = '0-0'
+for i = 1, #info, 2 do
+  if info[i] == 'max-deleted-entry-id' then maxdel = info[i + 1] end
+end
+local entries = redis.call('XRANGE', key, '(' .. ARGV[1], '+', 'COUNT', ARGV[3])
+return {1, maxdel, now, entries}
+`)
+
+// RedisConfig configures the Redis broker.
+type RedisConfig struct {
+	Config
+	// URL is a redis:// or rediss:// URL; used when Client is nil.
+	URL string
+	// Client, if set, is used instead of dialing URL (it may be a cluster
+	// client). The broker does not close a client it was given.
+	Client redis.UniversalClient
+	// Prefix of every key and pub/sub channel (default "darktime:").
+	Prefix string
+	// Sharded uses SPUBLISH/SSUBSCRIBE (Redis 7 sharded pub/sub), so that
+	// in a Redis Cluster each event travels only within its channel's shard.
+	Sharded bool
+	// Logger receives connection trouble; nil means slog.Default().
+	Logger *slog.Logger
+	// OnError, if set, is called for every pub/sub receive error (the
+	// server counts them).
+	OnError func(error)
+}
+
+// Redis is the broker for several nodes sharing one Redis (or one Redis
+// Cluster with Sharded).
+type Redis struct {
+	cfg     RedisConfig
+	client  redis.UniversalClient
+	ownsCli bool
+	ps      *redis.PubSub
+	log     *slog.Logger
+	pubCmd  string
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{} // pub/sub channel -> subscribe confirmations awaited
+	closed  bool
+
+	stop   context.CancelFunc
+	done   chan struct{}
+	closeO sync.Once
+}
+
+var _ Broker = (*Redis)(nil)
+
+// NewRedis connects to Redis and starts receiving. It fails, naming the
+// URL, when Redis cannot be reached within 5 seconds.
+func NewRedis(cfg RedisConfig) (*Redis, error) {
+	if cfg.Handler == nil {
+		return nil, fmt.Errorf("broker: Config.Handler is required")
+	}
+	cfg.Config = cfg.Config.withDefaults()
+	if cfg.Prefix == "" {
+		cfg.Prefix = "darktime:"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := &Redis{cfg: cfg, client: cfg.Client, log: cfg.Logger, waiters: map[string][]chan struct{}{}, done: make(chan struct{}), pubCmd: "PUBLISH"}
+	if cfg.Sharded {
+		r.pubCmd = "SPUBLISH"
+	}
+	if r.client == nil {
+		opt, err := redis.ParseURL(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redis broker: bad URL %q: %w", redactURL(cfg.URL), err)
+		}
+		opt.MaxRetries = 1
+		r.client = redis.NewClient(opt)
+		r.ownsCli = true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		if r.ownsCli {
+			_ = r.client.Close()
+		}
+		return nil, fmt.Errorf("redis broker: cannot reach %s: %w", redactURL(cfg.URL), err)
+	}
+	if err := publishScript.Load(ctx, r.client).Err(); err != nil {
+		return nil, fmt.Errorf("redis broker: load publish script: %w", err)
+	}
+	if cfg.Sharded {
+		r.ps = r.client.SSubscribe(context.Background())
+	} else {
+		r.ps = r.client.Subscribe(context.Background())
+	}
+	rctx, stop := context.WithCancel(context.Background())
+	r.stop = stop
+	go r.receiveLoop(rctx)
+	return r, nil
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+func (r *Redis) historyKey(channel string) string {
+	return r.cfg.Prefix + "{" + channel + "}:h"
+}
+
+func (r *Redis) pubsubChannel(channel string) string {
+	return r.cfg.Prefix + "{" + channel + "}:p"
+}
+
+// channelOf recovers the channel name from a pub/sub channel name.
+func (r *Redis) channelOf(pubsub string) (string, bool) {
+	rest, ok := strings.CutPrefix(pubsub, r.cfg.Prefix+"{")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(rest, "}:p")
+}
+
+// Publish implements Broker. A batch goes to Redis in one pipeline.
+func (r *Redis) Publish(ctx context.Context, msgs []Message) ([]eventid.ID, error) {
+	if r.isClosed() {
+		return nil, ErrClosed
+	}
+	maxLen := strconv.Itoa(r.cfg.MaxLen)
+	maxAge := strconv.FormatInt(r.cfg.MaxAge.Milliseconds(), 10)
+	keysOf := func(m Message) []string {
+		k2 := r.cfg.Prefix + "{" + m.Channel + "}:k:" + m.Key
+		return []string{r.historyKey(m.Channel), k2}
+	}
+	argsOf := func(m Message) []any {
+		ttl := "0"
+		if m.Key != "" {
+			ttl = strconv.FormatInt(r.cfg.DedupeWindow.Milliseconds(), 10)
+		}
+		return []any{m.Body, maxLen, maxAge, r.pubsubChannel(m.Channel), ttl, r.pubCmd}
+	}
+	ids := make([]eventid.ID, len(msgs))
+	if len(msgs) == 1 {
+		res, err := publishScript.Run(ctx, r.client, keysOf(msgs[0]), argsOf(msgs[0])...).Text()
+		if err != nil {
+			return nil, fmt.Errorf("%w: publish to redis: %w", ErrUnavailable, err)
+		}
+		id, err := eventid.Parse(res)
+		if err != nil {
+			return nil, fmt.Errorf("redis broker: publish script returned %q: %w", res, err)
+		}
+		ids[0] = id
+		return ids, nil
+	}
+	cmds := make([]*redis.Cmd, len(msgs))
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, m := range msgs {
+			cmds[i] = publishScript.EvalSha(ctx, p, keysOf(m), argsOf(m)...)
+		}
+		return nil
+	})
+	if err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return nil, fmt.Errorf("%w: publish batch to redis: %w", ErrUnavailable, err)
+	}
+	for i, c := range cmds {
+		res, err := c.Text()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// Redis restarted and lost its script cache; nothing of this
+			// command ran, so running it again publishes it once.
+			res, err = publishScript.Run(ctx, r.client, keysOf(msgs[i]), argsOf(msgs[i])...).Text()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: publish to redis: %w", ErrUnavailable, err)
+		}
+		if ids[i], err = eventid.Parse(res); err != nil {
+			return nil, fmt.Errorf("redis broker: publish script returned %q: %w", res, err)
+		}
+	}
+	return ids, nil
+}
+
+// Subscribe implements Broker: it returns once Redis confirmed the
+// subscription, so no event published afterwards is missed.
+func (r *Redis) Subscribe(ctx context.Context, channel string) error {
+	name := r.pubsubChannel(channel)
+	confirmed := make(chan struct{})
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.waiters[name] = append(r.waiters[name], confirmed)
+	r.mu.Unlock()
+	var err error
+	if r.cfg.Sharded {
+		err = r.ps.SSubscribe(ctx, name)
+	} else {
+		err = r.ps.Subscribe(ctx, name)
+	}
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		select {
+		case <-confirmed:
+			return nil
+		case <-ctx.Done():
+			err = fmt.Errorf("no confirmation from redis: %w", ctx.Err())
+		}
+	}
+	r.mu.Lock()
+	ws := r.waiters[name]
+	for i, w := range ws {
+		if w == confirmed {
+			r.waiters[name] = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(r.waiters[name]) == 0 {
+		delete(r.waiters, name)
+	}
+	r.mu.Unlock()
+	return fmt.Errorf("%w: subscribe to %q: %w", ErrUnavailable, channel, err)
+}
+
+// Unsubscribe implements Broker.
+func (r *Redis) Unsubscribe(ctx context.Context, channel string) error {
+	if r.isClosed() {
+		return nil
+	}
+	var err error
+	if r.cfg.Sharded {
+		err = r.ps.SUnsubscribe(ctx, r.pubsubChannel(channel))
+	} else {
+		err = r.ps.Unsubscribe(ctx, r.pubsubChannel(channel))
+	}
+	if err != nil {
+		return fmt.Errorf("%w: unsubscribe from %q: %w", ErrUnavailable, channel, err)
+	}
+	return nil
+}
+
+// History implements Broker.
+func (r *Redis) History(ctx context.Context, channel string, after eventid.ID) (History, error) {
+	res, err := historyScript.Run(ctx, r.client, []string{r.historyKey(channel)},
+		after.String(), r.cfg.MaxAge.Milliseconds(), r.cfg.MaxLen).Slice()
+	if err != nil {
+		return History{}, fmt.Errorf("%w: read history of %q: %w", ErrUnavailable, channel, err)
+	}
+	if len(res) != 4 {
+		return History{}, fmt.Errorf("redis broker: history script returned %d values", len(res))
+	}
+	var h History
+	nowMs, _ := res[2].(int64)
+	exists, _ := res[0].(int64)
+	if exists == 1 {
+		maxDel, err := eventid.Parse(fmt.Sprint(res[1]))
+		if err == nil && after.Less(maxDel) {
+			h.Missed, h.Reason = true, MissTrimmed
+		}
+		entries, _ := res[3].([]any)
+		for _, e := range entries {
+			d, err := r.parseEntry(channel, e)
+			if err != nil {
+				return History{}, err
+			}
+			h.Events = append(h.Events, d)
+		}
+	}
+	if !h.Missed && tooOld(after, time.UnixMilli(nowMs), r.cfg.MaxAge) {
+		h.Missed, h.Reason = true, MissTooOld
+	}
+	return h, nil
+}
+
+func (r *Redis) parseEntry(channel string, e any) (Delivery, error) {
+	pair, ok := e.([]any)
+	if !ok || len(pair) != 2 {
+		return Delivery{}, fmt.Errorf("redis broker: malformed history entry %v", e)
+	}
+	id, err := eventid.Parse(fmt.Sprint(pair[0]))
+	if err != nil {
+		return Delivery{}, fmt.Errorf("redis broker: history entry id: %w", err)
+	}
+	fields, _ := pair[1].([]any)
+	for i := 0; i+1 < len(fields); i += 2 {
+		if fields[i] == "b" {
+			body, _ := fields[i+1].(string)
+			return Delivery{Channel: channel, ID: id, Body: []byte(body)}, nil
+		}
+	}
+	return Delivery{}, fmt.Errorf("redis broker: history entry %s has no body", id)
+}
+
+// Last implements Broker.
+func (r *Redis) Last(ctx context.Context, channel string) (eventid.ID, error) {
+	info, err := r.client.XInfoStream(ctx, r.historyKey(channel)).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return eventid.ID{}, nil
+		}
+		return eventid.ID{}, fmt.Errorf("%w: last id of %q: %w", ErrUnavailable, channel, err)
+	}
+	return eventid.Parse(info.LastGeneratedID)
+}
+
+// receiveLoop reads pub/sub messages and hands them to the Handler. go-redis
+// reconnects and resubscribes by itself; the loop backs off while Redis is
+// unreachable.
+func (r *Redis) receiveLoop(ctx context.Context) {
+	defer close(r.done)
+	backoff := 50 * time.Millisecond
+	for {
+		msg, err := r.ps.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			if r.cfg.OnError != nil {
+				r.cfg.OnError(err)
+			}
+			r.log.Warn("redis pub/sub receive failed; retrying", "err", err, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
+				r.confirm(m.Channel)
+			}
+		case *redis.Message:
+			channel, ok := r.channelOf(m.Channel)
+			if !ok {
+				continue
+			}
+			idText, body, ok := strings.Cut(m.Payload, "\n")
+			if !ok {
+				continue
+			}
+			id, err := eventid.Parse(idText)
+			if err != nil {
+				continue
+			}
+			r.cfg.Handler(Delivery{Channel: channel, ID: id, Body: []byte(body)})
+		}
+	}
+}
+
+func (r *Redis) confirm(name string) {
+	r.mu.Lock()
+	ws := r.waiters[name]
+	delete(r.waiters, name)
+	r.mu.Unlock()
+	for _, w := range ws {
+		close(w)
+	}
+}
+
+func (r *Redis) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// Close implements Broker.
+func (r *Redis) Close() error {
+	r.closeO.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
+		r.stop()
+		_ = r.ps.Close()
+		<-r.done
+		if r.ownsCli {
+			_ = r.client.Close()
+		}
+	})
+	return nil
+}
