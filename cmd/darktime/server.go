@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/darktime/darktime/server"
+)
+
+func init() { subcommands = append(subcommands, newServerCmd) }
+
+func newServerCmd() *cobra.Command {
+	var (
+		cfg             server.Config
+		listen          string
+		tlsCert, tlsKey string
+		demo            bool
+		shutdownWait    time.Duration
+		logLevel        string
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the reference realtime server (SSE subscribe, HTTP publish, Redis fan-out)",
+		Long: `Run the reference realtime server.
+
+  GET  /sub/{channel}[/{channel}...]   subscribe (Server-Sent Events); also /sub?channel=a,b
+  POST /pub?id={channel}                publish the body as one event; or a JSON batch
+  GET  /stats                           +1/-1 counters as JSON
+  GET  /metrics                         Prometheus metrics
+  GET  /                                demo page (EventSource)`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (tlsCert == "") != (tlsKey == "") {
+				return usagef("--tls-cert and --tls-key go together")
+			}
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			cfg.Registerer, cfg.Gatherer = reg, reg
+
+			l, err := net.Listen("tcp", listen)
+			if err != nil {
+				return usagef("listen on %s: %v", listen, err)
+			}
+			if host, _, _ := net.SplitHostPort(l.Addr().String()); cfg.PublishToken == "" && !net.ParseIP(host).IsLoopback() {
+				log.Warn("no --publish-token: publishing is refused to every client that is not on loopback", "listen", l.Addr().String())
+			}
+			srv, err := server.New(cfg)
+			if err != nil {
+				_ = l.Close()
+				return err
+			}
+			ctx := cmd.Context()
+			if demo {
+				go srv.RunDemoPublisher(ctx, "demo", time.Second)
+			}
+			scheme := "http"
+			if tlsCert != "" {
+				scheme = "https"
+			}
+			base := scheme + "://" + l.Addr().String()
+			log.Info("darktime server listening", "url", base, "broker", srv.Stats().Broker, "node", srv.Stats().Node)
+			if demo {
+				fmt.Fprintf(os.Stderr, "\n  demo page:   %s/\n  subscribe:   curl -N %s/sub/demo\n  publish:     curl -d 'hello' '%s/pub?id=demo'\n  counters:    curl %s/stats\n\n", base, base, base, base)
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(l, tlsCert, tlsKey) }()
+			select {
+			case err := <-errc:
+				return err
+			case <-ctx.Done():
+			}
+			log.Info("shutting down: telling subscribers to reconnect", "deadline", shutdownWait)
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				return err
+			}
+			if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			st := srv.Stats()
+			log.Info("stopped", "published", st.Totals.Published, "written", st.Totals.Written, "dropped", st.Totals.Dropped, "balance", st.Balance)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&cfg.RedisURL, "redis", "", "Redis URL for the Redis broker (several nodes); empty: in-process broker")
+	f.StringVar(&cfg.RedisPrefix, "redis-prefix", "darktime:", "prefix of Redis keys and pub/sub channels")
+	f.BoolVar(&cfg.RedisSharded, "redis-sharded", false, "use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7)")
+	f.StringVar(&cfg.NodeID, "node-id", "", "node name in /stats (default hostname:pid)")
+	f.IntVar(&cfg.HistoryLength, "history-length", 100, "events kept per channel for resume")
+	f.DurationVar(&cfg.HistoryAge, "history-age", 5*time.Minute, "how long events are kept for resume")
+	f.DurationVar(&cfg.KeepAlive, "keepalive", 15*time.Second, "interval of keep-alive comments")
+	f.DurationVar(&cfg.RetryHint, "retry", 2*time.Second, "reconnection delay hinted to clients (retry:)")
+	f.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "give up on a subscriber whose socket stays full this long")
+	f.IntVar(&cfg.MaxQueueBytes, "max-queue", 256<<10, "bytes queued for one subscriber before it is cut off as a slow consumer")
+	f.Int64Var(&cfg.MaxBodyBytes, "max-body", 64<<10, "largest publish body in bytes (413 beyond)")
+	f.IntVar(&cfg.MaxChannels, "max-channels", 32, "channels per connection")
+	f.StringVar(&cfg.PublishToken, "publish-token", os.Getenv("DARKTIME_PUBLISH_TOKEN"), "bearer token required to publish (env DARKTIME_PUBLISH_TOKEN); without it only loopback may publish")
+	f.StringSliceVar(&cfg.CORSOrigins, "cors-origin", nil, "origins allowed by CORS (repeat, or * for any)")
+	f.BoolVar(&cfg.DisableDirectWrites, "no-direct-writes", false, "use a writer goroutine per subscriber instead of direct socket writes")
+	f.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (serves HTTPS with HTTP/2)")
+	f.StringVar(&tlsKey, "tls-key", "", "TLS key file")
+	f.BoolVar(&demo, "demo", false, "publish a tick event to channel \"demo\" every second")
+	f.DurationVar(&shutdownWait, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for subscribers to be told to reconnect")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected arguments: %v", args)
+	}
+	return nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,336 @@
+// Package server is darktime's reference realtime server: the DISQUS
+// realtime design in Go. Browsers subscribe to arbitrary channels over
+// Server-Sent Events (GET /sub/{channel}...), publishers POST events
+// (nginx push-stream / nchan style, POST /pub?id={channel}), nodes share
+// events and history through a broker (in-process, or Redis pub/sub and
+// streams), and clients resume with Last-Event-ID.
+//
+// Every delivery is counted as +1/-1 so that a load test can prove where
+// each event went: see Stats.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/darktime/darktime/internal/eventid"
+	"github.com/darktime/darktime/internal/sse"
+	"github.com/darktime/darktime/server/broker"
+)
+
+// Config configures a Server. The zero value is a single node with the
+// in-process broker and the defaults documented on each field.
+type Config struct {
+	// NodeID names the node in /stats (default hostname:pid).
+	NodeID string
+	// RedisURL selects the Redis broker (e.g. redis://127.0.0.1:6379/0);
+	// empty means the in-process broker.
+	RedisURL string
+	// RedisPrefix prefixes every Redis key (default "darktime:").
+	RedisPrefix string
+	// RedisSharded uses sharded pub/sub (SPUBLISH/SSUBSCRIBE).
+	RedisSharded bool
+	// NewBroker, if set, builds the broker instead (tests, custom brokers).
+	NewBroker func(broker.Handler) (broker.Broker, error)
+
+	// HistoryLength and HistoryAge bound each channel's history (100, 5m).
+	HistoryLength int
+	HistoryAge    time.Duration
+
+	// KeepAlive is the interval of keep-alive comments (15s).
+	KeepAlive time.Duration
+	// RetryHint is the reconnection delay sent to clients (2s).
+	RetryHint time.Duration
+	// WriteTimeout bounds a blocked write to one subscriber (10s).
+	WriteTimeout time.Duration
+	// MaxQueueBytes bounds what may wait for one subscriber; past it the
+	// subscriber is disconnected as a slow consumer (256 KiB).
+	MaxQueueBytes int
+	// MaxBodyBytes bounds a publish request body (64 KiB).
+	MaxBodyBytes int64
+	// MaxChannels bounds the channels of one connection (32).
+	MaxChannels int
+
+	// PublishToken, when set, is required as "Authorization: Bearer" on
+	// POST /pub. Without it publishing is only allowed from loopback.
+	PublishToken string
+	// CORSOrigins lists origins allowed to subscribe and publish from a
+	// browser; "*" allows any.
+	CORSOrigins []string
+
+	// DisableDirectWrites makes every subscriber use the portable writer
+	// goroutine path even on plain TCP (for comparison and tests).
+	DisableDirectWrites bool
+	// Shards is the number of fan-out goroutines (GOMAXPROCS).
+	Shards int
+	// ShardQueue is each shard's event queue length (8192).
+	ShardQueue int
+	// ChannelIdle is how long a channel without subscribers keeps its
+	// broker subscription and counters (10s).
+	ChannelIdle time.Duration
+
+	// Logger defaults to slog.Default(); Registerer, if set, receives the
+	// server's metrics (never the global registry by default).
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Gatherer serves /metrics; defaults to a registry holding only the
+	// server's metrics.
+	Gatherer prometheus.Gatherer
+}
+
+func (c Config) withDefaults() Config {
+	if c.NodeID == "" {
+		host, _ := os.Hostname()
+		c.NodeID = host + ":" + strconv.Itoa(os.Getpid())
+	}
+	if c.HistoryLength <= 0 {
+		c.HistoryLength = 100
+	}
+	if c.HistoryAge <= 0 {
+		c.HistoryAge = 5 * time.Minute
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = 15 * time.Second
+	}
+	if c.RetryHint <= 0 {
+		c.RetryHint = 2 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = 256 << 10
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 64 << 10
+	}
+	if c.MaxChannels <= 0 {
+		c.MaxChannels = 32
+	}
+	if c.Shards <= 0 {
+		c.Shards = runtime.GOMAXPROCS(0)
+	}
+	if c.ShardQueue <= 0 {
+		c.ShardQueue = 8192
+	}
+	if c.ChannelIdle <= 0 {
+		c.ChannelIdle = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Server is one node of the reference realtime server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	hub     *hub
+	broker  broker.Broker
+	mux     *http.ServeMux
+	metrics http.Handler
+
+	mu       sync.Mutex
+	servers  []*http.Server
+	shutdown bool
+	done     chan struct{}
+}
+
+// New builds a server and connects its broker. It fails when Redis cannot
+// be reached, naming the URL.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	s.hub = newHub(cfg, cfg.Logger)
+	bcfg := broker.Config{Handler: s.hub.dispatch, MaxLen: cfg.HistoryLength, MaxAge: cfg.HistoryAge}
+	var err error
+	switch {
+	case cfg.NewBroker != nil:
+		s.broker, err = cfg.NewBroker(s.hub.dispatch)
+		s.hub.brokerName = "custom"
+	case cfg.RedisURL != "":
+		s.broker, err = broker.NewRedis(broker.RedisConfig{
+			Config: bcfg, URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Sharded: cfg.RedisSharded,
+			Logger: cfg.Logger, OnError: func(error) { s.hub.stats.brokerErrors.Add(1) },
+		})
+		s.hub.brokerName = "redis"
+	default:
+		s.broker, err = broker.NewMemory(bcfg)
+		s.hub.brokerName = "memory"
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.hub.broker = s.broker
+	s.hub.start()
+
+	reg := cfg.Registerer
+	gatherer := cfg.Gatherer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, gatherer = r, r
+	}
+	if err := reg.Register(newCollector(s.hub)); err != nil {
+		_ = s.close(context.Background())
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	if gatherer == nil {
+		gatherer = prometheus.DefaultGatherer
+	}
+	s.metrics = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /sub/{channels...}", s.handleSubscribe)
+	s.mux.HandleFunc("GET /sub", s.handleSubscribe)
+	s.mux.HandleFunc("POST /pub", s.handlePublish)
+	s.mux.HandleFunc("OPTIONS /", s.handlePreflight)
+	s.mux.HandleFunc("GET /stats", s.handleStats)
+	s.mux.Handle("GET /metrics", s.metrics)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /{$}", s.handleDemoPage)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+" (see GET /, /sub/{channel}, POST /pub?id={channel}, /stats, /metrics)")
+	})
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Broker returns the server's broker (the job pipeline publishes through it).
+func (s *Server) Broker() broker.Broker { return s.broker }
+
+// Stats returns the node's counters now.
+func (s *Server) Stats() Stats { return s.hub.snapshot() }
+
+func (s *Server) newHTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// Serve accepts connections on l until Shutdown. With certFile and keyFile
+// it serves TLS with HTTP/2.
+func (s *Server) Serve(l net.Listener, certFile, keyFile string) error {
+	hs := s.newHTTPServer()
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.servers = append(s.servers, hs)
+	s.mu.Unlock()
+	var err error
+	if certFile != "" || keyFile != "" {
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		err = hs.ServeTLS(l, certFile, keyFile)
+	} else {
+		err = hs.Serve(l)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		<-s.done // Serve returns once Shutdown finished
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, tells every subscriber to
+// reconnect (a darktime.reconnect event and a jittered retry hint, so
+// clients come back spread out, to another node behind the balancer),
+// waits until those notices are written or ctx ends, and closes the broker.
+// It is safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		<-s.done
+		return nil
+	}
+	s.shutdown = true
+	servers := s.servers
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, hs := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = hs.Shutdown(ctx)
+		}()
+	}
+	err := s.close(ctx)
+	wg.Wait()
+	for _, hs := range servers {
+		_ = hs.Close()
+	}
+	close(s.done)
+	return err
+}
+
+func (s *Server) close(ctx context.Context) error {
+	jitter := time.Duration(time.Now().UnixNano()%1000) * time.Millisecond
+	notice := goodbyeNotice(s.cfg.RetryHint + jitter)
+	s.hub.shutdown(ctx, notice)
+	return s.broker.Close()
+}
+
+func goodbyeNotice(retry time.Duration) []byte {
+	b := sse.AppendRetry(nil, int(retry.Milliseconds()))
+	b = append(b, '\n')
+	b, _ = sse.AppendEvent(b, sse.Event{Event: "darktime.reconnect", Data: []byte(`{"reason":"shutdown"}`)})
+	return b
+}
+
+// PublishMessage is one event to publish through Publish.
+type PublishMessage struct {
+	Channel string
+	Event   string // default "message"
+	Data    []byte
+	Key     string // idempotency key (see broker.Message.Key)
+}
+
+// Publish publishes events through the broker, as POST /pub does.
+func (s *Server) Publish(ctx context.Context, msgs []PublishMessage) ([]eventid.ID, error) {
+	bm := make([]broker.Message, len(msgs))
+	for i, m := range msgs {
+		if err := validChannel(m.Channel); err != nil {
+			return nil, err
+		}
+		ev := m.Event
+		if ev == "" {
+			ev = "message"
+		}
+		if err := validEventName(ev); err != nil {
+			return nil, err
+		}
+		bm[i] = broker.Message{Channel: m.Channel, Body: sse.AppendBody(nil, ev, m.Data), Key: m.Key}
+	}
+	ids, err := s.broker.Publish(ctx, bm)
+	if err != nil {
+		s.hub.stats.publishErrors.Add(uint64(len(msgs)))
+		return nil, err
+	}
+	s.hub.stats.published.Add(uint64(len(ids)))
+	return ids, nil
+}

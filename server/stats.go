@@ -1,0 +1,276 @@
+package server
+
+import (
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// deliveryCounters are kept per channel and per node. They form the
+// server's +1/-1 ledger: every event a node receives for a channel is
+// fanned out once per subscriber (+1 each), and each fanned-out copy ends
+// as written or dropped, or is still queued:
+//
+//	fanned_out = written + dropped + queued
+type deliveryCounters struct {
+	received  atomic.Uint64 // events received from the broker
+	fannedOut atomic.Uint64 // +1 per subscriber an event was queued for
+	written   atomic.Uint64 // handed to the kernel
+	dropped   [numReasons]atomic.Uint64
+}
+
+func reasonIndex(reason string) int {
+	for i, r := range allReasons {
+		if r == reason {
+			return i
+		}
+	}
+	return 0
+}
+
+// nodeStats are the node's counters.
+type nodeStats struct {
+	deliveryCounters
+	published       atomic.Uint64 // events accepted by this node's publish API
+	publishErrors   atomic.Uint64 // publishes answered 5xx (broker unavailable)
+	rejected        atomic.Uint64 // requests answered 4xx
+	historyReplayed atomic.Uint64 // events written from history on resume
+	missedNotices   atomic.Uint64 // darktime.missed notices sent
+	brokerErrors    atomic.Uint64 // broker receive errors (Redis lost, ...)
+	connections     atomic.Uint64 // SSE connections accepted since start
+	disconnects     [numReasons]atomic.Uint64
+	subscribers     atomic.Int64 // open SSE connections
+}
+
+// wrote counts events handed to the kernel, per channel and for the node.
+func (n *nodeStats) wrote(chs []*channel) {
+	if len(chs) == 0 {
+		return
+	}
+	n.written.Add(uint64(len(chs)))
+	run, count := chs[0], uint64(0)
+	for _, ch := range chs {
+		if ch != run {
+			run.stats.written.Add(count)
+			run, count = ch, 0
+		}
+		count++
+	}
+	run.stats.written.Add(count)
+}
+
+// dropped counts events that will never be written.
+func (n *nodeStats) dropped(chs []*channel, reason string) {
+	if len(chs) == 0 {
+		return
+	}
+	i := reasonIndex(reason)
+	n.deliveryCounters.dropped[i].Add(uint64(len(chs)))
+	for _, ch := range chs {
+		ch.stats.dropped[i].Add(1)
+	}
+}
+
+// Stats is the JSON document served at GET /stats. Counters are totals
+// since the node started; gauges are values now. See README "Counters".
+type Stats struct {
+	Node          string                  `json:"node"`
+	Broker        string                  `json:"broker"`
+	StartedAt     time.Time               `json:"started_at"`
+	UptimeSeconds float64                 `json:"uptime_seconds"`
+	Totals        NodeTotals              `json:"totals"`
+	Channels      map[string]ChannelStats `json:"channels"`
+	// Balance is fanned_out - written - dropped - queued over the node: 0
+	// when every copy of every event is accounted for.
+	Balance int64 `json:"balance"`
+}
+
+// NodeTotals are the node's counters.
+type NodeTotals struct {
+	Published          uint64            `json:"published"`
+	PublishErrors      uint64            `json:"publish_errors"`
+	Rejected           uint64            `json:"rejected"`
+	Received           uint64            `json:"received"`
+	FannedOut          uint64            `json:"fanned_out"`
+	Written            uint64            `json:"written"`
+	Dropped            uint64            `json:"dropped"`
+	DroppedByReason    map[string]uint64 `json:"dropped_by_reason"`
+	Queued             uint64            `json:"queued"`
+	HistoryReplayed    uint64            `json:"history_replayed"`
+	MissedNotices      uint64            `json:"missed_notices"`
+	BrokerErrors       uint64            `json:"broker_errors"`
+	Subscribers        int64             `json:"subscribers"`
+	Connections        uint64            `json:"connections"`
+	DisconnectsByReason map[string]uint64 `json:"disconnects_by_reason"`
+	Channels           int               `json:"channels"`
+}
+
+// ChannelStats are one channel's counters on this node, kept while the
+// channel has subscribers here (and a short while after).
+type ChannelStats struct {
+	Subscribers int               `json:"subscribers"`
+	Received    uint64            `json:"received"`
+	FannedOut   uint64            `json:"fanned_out"`
+	Written     uint64            `json:"written"`
+	Dropped     uint64            `json:"dropped"`
+	DroppedBy   map[string]uint64 `json:"dropped_by_reason,omitempty"`
+	Queued      uint64            `json:"queued"`
+}
+
+func droppedMap(c *deliveryCounters) (uint64, map[string]uint64) {
+	var total uint64
+	m := map[string]uint64{}
+	for i, r := range allReasons {
+		v := c.dropped[i].Load()
+		total += v
+		if v > 0 {
+			m[r] = v
+		}
+	}
+	return total, m
+}
+
+// snapshot builds the Stats document.
+func (h *hub) snapshot() Stats {
+	st := &h.stats
+	subs := h.subscribers()
+	queuedBy := map[*channel]uint64{}
+	var queued uint64
+	for _, s := range subs {
+		s.mu.Lock()
+		for _, ch := range s.pendCh {
+			queuedBy[ch]++
+		}
+		queued += uint64(len(s.pendCh) + s.inflight)
+		s.mu.Unlock()
+	}
+	out := Stats{
+		Node:          h.cfg.NodeID,
+		Broker:        h.brokerName,
+		StartedAt:     h.started,
+		UptimeSeconds: time.Since(h.started).Seconds(),
+		Channels:      map[string]ChannelStats{},
+	}
+	t := &out.Totals
+	t.Published = st.published.Load()
+	t.PublishErrors = st.publishErrors.Load()
+	t.Rejected = st.rejected.Load()
+	t.Received = st.received.Load()
+	t.FannedOut = st.fannedOut.Load()
+	t.Written = st.written.Load()
+	t.Dropped, t.DroppedByReason = droppedMap(&st.deliveryCounters)
+	t.Queued = queued
+	t.HistoryReplayed = st.historyReplayed.Load()
+	t.MissedNotices = st.missedNotices.Load()
+	t.BrokerErrors = st.brokerErrors.Load()
+	t.Subscribers = st.subscribers.Load()
+	t.Connections = st.connections.Load()
+	t.DisconnectsByReason = map[string]uint64{}
+	for i, r := range allReasons {
+		if v := st.disconnects[i].Load(); v > 0 {
+			t.DisconnectsByReason[r] = v
+		}
+	}
+	for _, ch := range h.channelList() {
+		c := ChannelStats{
+			Subscribers: len(*ch.subs.Load()),
+			Received:    ch.stats.received.Load(),
+			FannedOut:   ch.stats.fannedOut.Load(),
+			Written:     ch.stats.written.Load(),
+			Queued:      queuedBy[ch],
+		}
+		c.Dropped, c.DroppedBy = droppedMap(&ch.stats)
+		if len(c.DroppedBy) == 0 {
+			c.DroppedBy = nil
+		}
+		out.Channels[ch.name] = c
+	}
+	t.Channels = len(out.Channels)
+	out.Balance = int64(t.FannedOut) - int64(t.Written) - int64(t.Dropped) - int64(t.Queued)
+	return out
+}
+
+// collector exposes the node counters to Prometheus at scrape time, so
+// the hot path pays for atomics only.
+type collector struct {
+	h     *hub
+	descs map[string]*prometheus.Desc
+}
+
+func newCollector(h *hub) *collector {
+	c := &collector{h: h, descs: map[string]*prometheus.Desc{}}
+	for name, help := range metricHelp {
+		var labels []string
+		if name == "dropped_total" || name == "disconnects_total" {
+			labels = []string{"reason"}
+		}
+		c.descs[name] = prometheus.NewDesc("darktime_server_"+name, help, labels, nil)
+	}
+	return c
+}
+
+var metricHelp = map[string]string{
+	"published_total":        "Events accepted by this node's publish API.",
+	"publish_errors_total":   "Publishes that failed because the broker was unavailable (answered 503).",
+	"rejected_total":         "Requests answered with a 4xx status.",
+	"received_total":         "Events received from the broker for channels with local subscribers.",
+	"fanned_out_total":       "Event copies queued for subscribers (+1 per subscriber per event).",
+	"written_total":          "Event copies written to subscriber sockets.",
+	"dropped_total":          "Event copies dropped, by reason.",
+	"queued":                 "Event copies queued and not yet written.",
+	"history_replayed_total": "Events written from history to resuming subscribers.",
+	"missed_notices_total":   "darktime.missed notices sent to resuming subscribers whose id was too old.",
+	"broker_errors_total":    "Errors receiving from the broker (for example Redis lost).",
+	"subscribers":            "Open SSE connections.",
+	"connections_total":      "SSE connections accepted since start.",
+	"disconnects_total":      "SSE connections ended, by reason.",
+	"channels":               "Channels with local state.",
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := &c.h.stats
+	counter := func(name string, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(name string, v float64) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v)
+	}
+	counter("published_total", st.published.Load())
+	counter("publish_errors_total", st.publishErrors.Load())
+	counter("rejected_total", st.rejected.Load())
+	counter("received_total", st.received.Load())
+	counter("fanned_out_total", st.fannedOut.Load())
+	counter("written_total", st.written.Load())
+	counter("history_replayed_total", st.historyReplayed.Load())
+	counter("missed_notices_total", st.missedNotices.Load())
+	counter("broker_errors_total", st.brokerErrors.Load())
+	counter("connections_total", st.connections.Load())
+	for i, r := range allReasons {
+		counter("dropped_total", st.deliveryCounters.dropped[i].Load(), r)
+		counter("disconnects_total", st.disconnects[i].Load(), r)
+	}
+	var queued int
+	for _, s := range c.h.subscribers() {
+		queued += s.queuedEvents()
+	}
+	gauge("queued", float64(queued))
+	gauge("subscribers", float64(st.subscribers.Load()))
+	gauge("channels", float64(len(c.h.channelList())))
+}
+
+func sortedNames(m map[string]ChannelStats) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,454 @@
+package server
+
+import (
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/darktime/darktime/internal/eventid"
+	"github.com/darktime/darktime/internal/sse"
+)
+
+// Reasons a subscriber's connection ends; they label the dropped and
+// disconnect counters.
+const (
+	reasonClientClosed = "client_closed"
+	reasonSlowConsumer = "slow_consumer"
+	reasonWriteError   = "write_error"
+	reasonWriteTimeout = "write_timeout"
+	reasonShutdown     = "shutdown"
+	reasonBrokerError  = "broker_error" // the stream could not start: broker unavailable
+)
+
+// allReasons indexes the per-reason counters.
+var allReasons = [numReasons]string{reasonClientClosed, reasonSlowConsumer, reasonWriteError, reasonWriteTimeout, reasonShutdown, reasonBrokerError}
+
+const numReasons = 6
+
+type subState uint8
+
+const (
+	stateResuming subState = iota // events are held until history is written
+	stateLive
+	stateClosing // a goodbye is queued; close once it is written
+	stateClosed
+)
+
+// chunkRoom is reserved in front of queued bytes for an HTTP/1.1 chunk
+// header (up to 8 hex digits and CRLF), so a whole batch goes out as one
+// chunk in one write.
+const chunkRoom = 10
+
+// frame is one event encoded once for every subscriber of its channel.
+type frame struct {
+	ch      *channel
+	id      eventid.ID
+	wire    []byte // "id: <id>\n" + body + "\n"
+	bodyOff int    // where the body starts in wire
+}
+
+// subscriber is one SSE connection. Events are copied into pending by the
+// fan-out; a flush writes everything pending in one write. On a plain TCP
+// connection (raw != nil) the flush writes directly from the fan-out
+// goroutine without blocking, and only a connection whose socket is full
+// gets a writer goroutine until it catches up. Otherwise (TLS, HTTP/2) the
+// handler goroutine writes.
+type subscriber struct {
+	hub     *hub
+	chans   []*channel // sorted by name
+	multi   bool
+	chunked bool
+
+	conn net.Conn        // raw mode: the hijacked connection
+	raw  syscall.RawConn // raw mode; nil in stream mode
+	wake chan struct{}   // stream mode: tells the handler goroutine to write
+	done chan struct{}   // closed when the subscriber is closed
+
+	mu        sync.Mutex
+	state     subState
+	scheduled bool // in some shard's flush list
+	writing   bool // a writer owns the connection
+	held      []*frame
+	pending   []byte
+	pendCh    []*channel // the channel of every event in pending
+	spare     []byte
+	spareCh   []*channel
+	inflight  int            // events a writer is writing now
+	cursor    eventid.Cursor // multi: last id written per channel
+	reason    string
+}
+
+func (s *subscriber) queuedLocked() int {
+	n := len(s.pending)
+	if s.chunked && n > 0 {
+		n -= chunkRoom
+	}
+	return n
+}
+
+// startLocked makes pending ready for appends.
+func (s *subscriber) startLocked() {
+	if s.chunked && len(s.pending) == 0 {
+		if cap(s.pending) < chunkRoom {
+			s.pending = make([]byte, chunkRoom, 512)
+		} else {
+			s.pending = s.pending[:chunkRoom]
+		}
+	}
+}
+
+// appendFrameLocked queues the frame's bytes.
+func (s *subscriber) appendFrameLocked(f *frame) {
+	s.startLocked()
+	if s.multi {
+		s.cursor[f.ch.name] = f.id
+		s.pending = append(s.pending, "id: "...)
+		s.pending = s.appendCursor(s.pending)
+		s.pending = append(s.pending, '\n')
+		s.pending = append(s.pending, f.wire[f.bodyOff:]...)
+	} else {
+		s.pending = append(s.pending, f.wire...)
+	}
+	s.pendCh = append(s.pendCh, f.ch)
+}
+
+// appendCursor appends the cursor in channel-name order (as
+// eventid.Cursor.String does) without allocating.
+func (s *subscriber) appendCursor(dst []byte) []byte {
+	first := true
+	for _, ch := range s.chans {
+		id, ok := s.cursor[ch.name]
+		if !ok {
+			continue
+		}
+		if !first {
+			dst = append(dst, ';')
+		}
+		first = false
+		dst = append(dst, ch.name...)
+		dst = append(dst, '=')
+		dst = id.Append(dst)
+	}
+	return dst
+}
+
+// enqueue is called by the fan-out for each event of a subscribed channel.
+// accepted says the event was queued for writing (it counts as fanned out);
+// schedule says the caller must flush this subscriber after its batch.
+func (s *subscriber) enqueue(f *frame) (accepted, schedule bool) {
+	s.mu.Lock()
+	switch s.state {
+	case stateResuming:
+		s.held = append(s.held, f)
+		if len(s.held)*len(f.wire) > s.hub.cfg.MaxQueueBytes {
+			detach := s.closeLocked(reasonSlowConsumer)
+			s.mu.Unlock()
+			s.finish(detach)
+			return false, false
+		}
+		s.mu.Unlock()
+		return false, false
+	case stateLive:
+	default:
+		s.mu.Unlock()
+		return false, false
+	}
+	s.appendFrameLocked(f)
+	if s.queuedLocked() > s.hub.cfg.MaxQueueBytes {
+		detach := s.closeLocked(reasonSlowConsumer)
+		s.mu.Unlock()
+		s.finish(detach)
+		return true, false
+	}
+	schedule = !s.scheduled
+	s.scheduled = true
+	s.mu.Unlock()
+	return true, schedule
+}
+
+// enqueueComment queues bytes that are not an event (keep-alive, notices)
+// and flushes.
+func (s *subscriber) enqueueComment(b []byte) {
+	s.mu.Lock()
+	if s.state != stateLive {
+		s.mu.Unlock()
+		return
+	}
+	s.startLocked()
+	s.pending = append(s.pending, b...)
+	s.mu.Unlock()
+	s.flush()
+}
+
+// sealLocked finishes the chunk around pending and returns the bytes to
+// write.
+func (s *subscriber) sealLocked() []byte {
+	if !s.chunked {
+		return s.pending
+	}
+	var hex [8]byte
+	h := strconv.AppendInt(hex[:0], int64(len(s.pending)-chunkRoom), 16)
+	start := chunkRoom - 2 - len(h)
+	copy(s.pending[start:], h)
+	s.pending[chunkRoom-2], s.pending[chunkRoom-1] = '\r', '\n'
+	s.pending = append(s.pending, '\r', '\n')
+	return s.pending[start:]
+}
+
+// takeLocked hands pending to a writer and starts a fresh pending buffer.
+func (s *subscriber) takeLocked() ([]byte, []*channel) {
+	buf, chs := s.sealLocked(), s.pendCh
+	s.inflight = len(chs)
+	s.pending, s.pendCh = s.spare[:0], s.spareCh[:0]
+	s.spare, s.spareCh = nil, nil
+	return buf, chs
+}
+
+// giveBackLocked returns written buffers for reuse (unless they grew big).
+func (s *subscriber) giveBackLocked(buf []byte, chs []*channel) {
+	if cap(buf) <= 16<<10 {
+		s.spare = buf[:0]
+	}
+	if cap(chs) <= 1024 {
+		clear(chs)
+		s.spareCh = chs[:0]
+	}
+}
+
+// flush writes what is pending. In raw mode it writes directly without
+// blocking; what the socket does not take goes to a writer goroutine.
+func (s *subscriber) flush() {
+	s.mu.Lock()
+	s.scheduled = false
+	if (s.state != stateLive && s.state != stateClosing) || s.writing || s.queuedLocked() == 0 {
+		s.mu.Unlock()
+		return
+	}
+	if s.conn == nil {
+		s.writing = true
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	buf := s.sealLocked()
+	n, err := 0, error(nil)
+	if s.raw != nil {
+		n, err = writeNonblock(s.raw, buf)
+	}
+	if err != nil {
+		s.pending = s.pending[:0]
+		detach := s.closeLocked(reasonWriteError)
+		s.mu.Unlock()
+		s.finish(detach)
+		return
+	}
+	if n == len(buf) {
+		s.hub.stats.wrote(s.pendCh)
+		clear(s.pendCh)
+		s.pendCh = s.pendCh[:0]
+		if cap(s.pending) > 16<<10 {
+			s.pending = nil
+		} else {
+			s.pending = s.pending[:0]
+		}
+		closing := s.state == stateClosing
+		var detach bool
+		if closing {
+			detach = s.closeLocked(reasonShutdown)
+		}
+		s.mu.Unlock()
+		s.finish(detach)
+		return
+	}
+	// The socket is full: a writer goroutine takes over the rest.
+	rest, chs := buf[n:], s.pendCh
+	s.inflight = len(chs)
+	s.pending, s.pendCh = nil, nil
+	s.writing = true
+	s.hub.wg.Add(1)
+	s.mu.Unlock()
+	go s.writeLoop(rest, chs)
+}
+
+// writeLoop is the raw-mode writer for a subscriber that fell behind: it
+// writes with a deadline until nothing is pending, then exits.
+func (s *subscriber) writeLoop(buf []byte, chs []*channel) {
+	defer s.hub.wg.Done()
+	for {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
+		_, err := s.conn.Write(buf)
+		s.mu.Lock()
+		if !s.afterWriteLocked(err, chs) {
+			return
+		}
+		buf, chs = s.takeLocked()
+		s.mu.Unlock()
+	}
+}
+
+// afterWriteLocked accounts a finished write. It returns true, with s.mu
+// still held, when there is more to write; otherwise it has released the
+// writer role and s.mu.
+func (s *subscriber) afterWriteLocked(err error, chs []*channel) bool {
+	s.inflight = 0
+	if err != nil {
+		reason := reasonWriteError
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			reason = reasonWriteTimeout
+		}
+		if s.state == stateClosed {
+			reason = s.reason
+		}
+		s.hub.stats.dropped(chs, reason)
+		s.writing = false
+		detach := s.closeLocked(reason)
+		s.mu.Unlock()
+		s.finish(detach)
+		return false
+	}
+	s.hub.stats.wrote(chs)
+	if s.state == stateClosed {
+		s.writing = false
+		s.mu.Unlock()
+		return false
+	}
+	if s.queuedLocked() == 0 {
+		s.writing = false
+		var detach bool
+		if s.state == stateClosing {
+			detach = s.closeLocked(reasonShutdown)
+		}
+		s.mu.Unlock()
+		s.finish(detach)
+		return false
+	}
+	return true
+}
+
+// closeLocked marks the subscriber closed and counts what it still held as
+// dropped. It returns true when the caller must call finish after
+// releasing s.mu (the first close).
+func (s *subscriber) closeLocked(reason string) bool {
+	if s.state == stateClosed {
+		return false
+	}
+	s.state = stateClosed
+	s.reason = reason
+	s.hub.stats.dropped(s.pendCh, reason)
+	clear(s.pendCh)
+	s.pendCh, s.pending, s.held, s.spare, s.spareCh = nil, nil, nil, nil, nil
+	return true
+}
+
+// close ends the subscriber for reason (a no-op when already closed).
+func (s *subscriber) close(reason string) {
+	s.mu.Lock()
+	detach := s.closeLocked(reason)
+	s.mu.Unlock()
+	s.finish(detach)
+}
+
+// finish releases the connection and unregisters the subscriber. Called
+// without s.mu held, once, after the closing closeLocked.
+func (s *subscriber) finish(detach bool) {
+	if !detach {
+		return
+	}
+	close(s.done)
+	if s.conn != nil {
+		_ = s.conn.Close()
+	}
+	s.hub.detach(s)
+}
+
+// goodbye queues a final notice, then closes once it is written.
+func (s *subscriber) goodbye(notice []byte) {
+	s.mu.Lock()
+	if s.state != stateLive {
+		detach := s.closeLocked(reasonShutdown)
+		s.mu.Unlock()
+		s.finish(detach)
+		return
+	}
+	s.startLocked()
+	s.pending = append(s.pending, notice...)
+	s.state = stateClosing
+	s.mu.Unlock()
+	s.flush()
+}
+
+// drainStream is the stream-mode writer, run on the handler goroutine
+// whenever it is woken: it writes and flushes until nothing is pending.
+func (s *subscriber) drainStream(write func([]byte) error) {
+	s.mu.Lock()
+	for s.state != stateClosed && s.queuedLocked() > 0 {
+		buf, chs := s.takeLocked()
+		s.mu.Unlock()
+		err := write(buf)
+		s.mu.Lock()
+		if !s.afterWriteLockedStream(err, buf, chs) {
+			return
+		}
+	}
+	s.writing = false
+	var detach bool
+	if s.state == stateClosing {
+		detach = s.closeLocked(reasonShutdown)
+	}
+	s.mu.Unlock()
+	s.finish(detach)
+}
+
+func (s *subscriber) afterWriteLockedStream(err error, buf []byte, chs []*channel) bool {
+	s.inflight = 0
+	if err != nil {
+		s.hub.stats.dropped(chs, reasonWriteError)
+		s.writing = false
+		detach := s.closeLocked(reasonWriteError)
+		s.mu.Unlock()
+		s.finish(detach)
+		return false
+	}
+	s.hub.stats.wrote(chs)
+	s.giveBackLocked(buf, chs)
+	return true
+}
+
+// goLive releases the events held while history was written, skipping
+// those the history already contained.
+func (s *subscriber) goLive(replayedUpTo map[*channel]eventid.ID) {
+	s.mu.Lock()
+	if s.state != stateResuming {
+		s.mu.Unlock()
+		return
+	}
+	s.state = stateLive
+	n := 0
+	for _, f := range s.held {
+		if upTo, ok := replayedUpTo[f.ch]; ok && !upTo.Less(f.id) {
+			continue
+		}
+		s.appendFrameLocked(f)
+		f.ch.stats.fannedOut.Add(1)
+		n++
+	}
+	s.hub.stats.fannedOut.Add(uint64(n))
+	s.held = nil
+	s.mu.Unlock()
+	s.flush()
+}
+
+// queuedEvents returns the number of events queued but not yet written.
+func (s *subscriber) queuedEvents() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pendCh) + s.inflight
+}
+
+// sseComment is a keep-alive comment.
+var sseComment = sse.AppendComment(nil, "")
