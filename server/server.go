@@ -296,9 +296,7 @@ func (s *Server) close(ctx context.Context) error {
 }
 
 func goodbyeNotice(retry time.Duration) []byte {
-	b := sse.AppendRetry(nil, int(retry.Milliseconds()))
-	b = append(b, '\n')
-	b, _ = sse.AppendEvent(b, sse.Event{Event: "darktime.reconnect", Data: []byte(`{"reason":"shutdown"}`)})
+	b, _ := sse.AppendEvent(nil, sse.Event{Event: "darktime.reconnect", Data: []byte(`{"reason":"shutdown"}`), Retry: int(retry.Milliseconds())})
 	return b
 }
 

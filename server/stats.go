@@ -89,22 +89,22 @@ type Stats struct {
 
 // NodeTotals are the node's counters.
 type NodeTotals struct {
-	Published          uint64            `json:"published"`
-	PublishErrors      uint64            `json:"publish_errors"`
-	Rejected           uint64            `json:"rejected"`
-	Received           uint64            `json:"received"`
-	FannedOut          uint64            `json:"fanned_out"`
-	Written            uint64            `json:"written"`
-	Dropped            uint64            `json:"dropped"`
-	DroppedByReason    map[string]uint64 `json:"dropped_by_reason"`
-	Queued             uint64            `json:"queued"`
-	HistoryReplayed    uint64            `json:"history_replayed"`
-	MissedNotices      uint64            `json:"missed_notices"`
-	BrokerErrors       uint64            `json:"broker_errors"`
-	Subscribers        int64             `json:"subscribers"`
-	Connections        uint64            `json:"connections"`
+	Published           uint64            `json:"published"`
+	PublishErrors       uint64            `json:"publish_errors"`
+	Rejected            uint64            `json:"rejected"`
+	Received            uint64            `json:"received"`
+	FannedOut           uint64            `json:"fanned_out"`
+	Written             uint64            `json:"written"`
+	Dropped             uint64            `json:"dropped"`
+	DroppedByReason     map[string]uint64 `json:"dropped_by_reason"`
+	Queued              uint64            `json:"queued"`
+	HistoryReplayed     uint64            `json:"history_replayed"`
+	MissedNotices       uint64            `json:"missed_notices"`
+	BrokerErrors        uint64            `json:"broker_errors"`
+	Subscribers         int64             `json:"subscribers"`
+	Connections         uint64            `json:"connections"`
 	DisconnectsByReason map[string]uint64 `json:"disconnects_by_reason"`
-	Channels           int               `json:"channels"`
+	Channels            int               `json:"channels"`
 }
 
 // ChannelStats are one channel's counters on this node, kept while the

@@ -407,9 +407,13 @@ func (s *subscriber) drainStream(write func([]byte) error) {
 func (s *subscriber) afterWriteLockedStream(err error, buf []byte, chs []*channel) bool {
 	s.inflight = 0
 	if err != nil {
-		s.hub.stats.dropped(chs, reasonWriteError)
+		reason := reasonWriteError
+		if s.state == stateClosed {
+			reason = s.reason
+		}
+		s.hub.stats.dropped(chs, reason)
 		s.writing = false
-		detach := s.closeLocked(reasonWriteError)
+		detach := s.closeLocked(reason)
 		s.mu.Unlock()
 		s.finish(detach)
 		return false
