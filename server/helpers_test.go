@@ -119,18 +119,6 @@ func (s *stream) next(timeout time.Duration) sse.Event {
 	return sse.Event{}
 }
 
-// nextData returns the next event of type "message" (skipping others).
-func (s *stream) nextOf(kind string, timeout time.Duration) sse.Event {
-	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ev := s.next(time.Until(deadline))
-		if ev.Event == kind {
-			return ev
-		}
-	}
-}
-
 // ended waits until the stream ends.
 func (s *stream) ended(timeout time.Duration) []sse.Event {
 	s.t.Helper()

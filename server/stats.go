@@ -1,7 +1,6 @@
 package server
 
 import (
-	"sort"
 	"sync/atomic"
 	"time"
 
@@ -264,13 +263,4 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge("queued", float64(queued))
 	gauge("subscribers", float64(st.subscribers.Load()))
 	gauge("channels", float64(len(c.h.channelList())))
-}
-
-func sortedNames(m map[string]ChannelStats) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }

@@ -26,7 +26,6 @@ type Reader struct {
 	event       string
 	retry       int
 	hasData     bool
-	sawID       bool
 	pendingID   string
 	pendingHave bool
 }

@@ -102,9 +102,9 @@ func runConformance(t *testing.T, newBroker factory) {
 			}
 			want = append(want, ids[0])
 		}
-		got := rec.waitFor(t, 50)
+		rec.waitFor(t, 50)
 		time.Sleep(50 * time.Millisecond)
-		got = rec.snapshot()
+		got := rec.snapshot()
 		if len(got) != 50 {
 			t.Fatalf("got %d deliveries, want 50 (unsubscribed channel leaked?)", len(got))
 		}
