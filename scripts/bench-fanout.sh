@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Fan-out load benchmark: SUBSCRIBERS SSE subscribers over CHANNELS channels,
+# the server pinned to core 0 and `darktime bench fanout` pinned to core 1.
+# For each server kind it runs REPEAT times at BASE_RATE (20 events/s over
+# 10,000 subscribers = 20,000 deliveries/s) and REPEAT times at SAT_RATE
+# (250 events/s = 250,000 deliveries/s offered, beyond saturation), restarting
+# the server before every run, and prints each run and the medians.
+#
+# Usage: scripts/bench-fanout.sh [darktime|nchan|all]     (default darktime)
+# Environment: REPEAT SUBSCRIBERS CHANNELS DURATION SIZE BASE_RATE SAT_RATE
+#              SAT_DRAIN SHARED_DIR (default ../shared beside the repo)
+# Results: results/bench/<UTC time>/<kind>-<phase>-<n>.json (git-ignored).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+kind=${1:-darktime}
+REPEAT=${REPEAT:-3}
+SUBSCRIBERS=${SUBSCRIBERS:-10000}
+CHANNELS=${CHANNELS:-10}
+DURATION=${DURATION:-20s}
+SIZE=${SIZE:-100}
+BASE_RATE=${BASE_RATE:-20}
+SAT_RATE=${SAT_RATE:-250}
+SAT_DRAIN=${SAT_DRAIN:-5s}
+SHARED_DIR=${SHARED_DIR:-$repo/../shared}
+
+case "$kind" in
+darktime | nchan) kinds=("$kind") ;;
+all)
+	kinds=(darktime)
+	if command -v nginx >/dev/null 2>&1; then
+		kinds+=(nchan)
+	else
+		echo "bench-fanout: nginx not installed, skipping nchan (apt-get install -y nginx-light libnginx-mod-nchan)" >&2
+	fi
+	;;
+*)
+	echo "usage: $0 [darktime|nchan|all]" >&2
+	exit 2
+	;;
+esac
+
+if [ "$(nproc)" -lt 2 ]; then
+	echo "bench-fanout: needs 2 cores (server on 0, load on 1)" >&2
+	exit 1
+fi
+ulimit -n "$(ulimit -Hn)"
+
+out=$repo/results/bench/$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$out"
+# A private build: bin/darktime may be rebuilt by someone else mid-run.
+bindir=$(mktemp -d)
+bin=$bindir/darktime
+go build -o "$bin" ./cmd/darktime
+failures=0
+
+server_pid=
+server_dir=
+target=
+
+wait_port() { # host port
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "bench-fanout: nothing listens on $1:$2" >&2
+	return 1
+}
+
+start_server() { # kind
+	case "$1" in
+	darktime)
+		taskset -c 0 "$bin" server --listen 127.0.0.1:8080 >"$out/darktime-server.log" 2>&1 &
+		server_pid=$!
+		target=http://127.0.0.1:8080
+		wait_port 127.0.0.1 8080
+		;;
+	nchan)
+		if ! command -v nginx >/dev/null 2>&1; then
+			echo "bench-fanout: nginx not installed (apt-get install -y nginx-light libnginx-mod-nchan)" >&2
+			exit 1
+		fi
+		server_dir=$(mktemp -d)
+		cp "$SHARED_DIR/peers/nchan-nginx.conf" "$server_dir/"
+		(cd "$server_dir" && taskset -c 0 nginx -c "$PWD/nchan-nginx.conf" -g "pid $PWD/nginx.pid; error_log $PWD/error.log warn;")
+		for _ in $(seq 50); do [ -s "$server_dir/nginx.pid" ] && break; sleep 0.1; done
+		server_pid=$(cat "$server_dir/nginx.pid") # the master; its worker is measured as its child
+		target=http://127.0.0.1:8090
+		wait_port 127.0.0.1 8090
+		;;
+	esac
+}
+
+alive() { # pid: running and not a zombie (nginx's master is nobody's child here)
+	local state
+	state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[[ $state != Z* ]]
+}
+
+stop_server() {
+	[ -n "$server_pid" ] || return 0
+	kill "$server_pid" 2>/dev/null || true
+	for _ in $(seq 100); do alive "$server_pid" || break; sleep 0.1; done
+	wait "$server_pid" 2>/dev/null || true # only our own child (darktime) is waitable
+	if [ -n "$server_dir" ]; then
+		cp "$server_dir/error.log" "$out/nchan-error.log" 2>/dev/null || true
+		rm -rf "$server_dir"
+	fi
+	server_pid= server_dir=
+}
+trap 'stop_server; rm -rf "$bindir"' EXIT
+
+# field KEY FILE: a number from the indented JSON darktime writes.
+field() {
+	sed -n "s/^ *\"$1\": \([-0-9.eE+]*\),\{0,1\}\$/\1/p" "$2" | head -n1
+}
+
+median() {
+	sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
+metrics=(server_cpu_us_per_delivery latency_p50_ms latency_p99_ms achieved_deliveries_per_s lost_deliveries server_rss_per_subscriber_kib client_cpu_us_per_event)
+
+summarise() { # label file...
+	local label=$1
+	shift
+	printf '%-22s median of %d:' "$label" "$#"
+	for m in "${metrics[@]}"; do
+		printf ' %s=%s' "$m" "$(for f in "$@"; do field "$m" "$f"; done | median)"
+	done
+	printf '\n'
+}
+
+run_phase() { # kind phase rate drain
+	local k=$1 phase=$2 rate=$3 drain=$4 files=()
+	for i in $(seq "$REPEAT"); do
+		local json=$out/$k-$phase-$i.json
+		start_server "$k"
+		taskset -c 1 "$bin" bench fanout --target "$target" --server-pid "$server_pid" \
+			--subscribers "$SUBSCRIBERS" --channels "$CHANNELS" --rate "$rate" \
+			--duration "$DURATION" --size "$SIZE" --drain "$drain" \
+			--json "$json" >"$out/$k-$phase-$i.txt" 2>"$out/$k-$phase-$i.log" || {
+			echo "bench-fanout: $k $phase run $i failed; see $out/$k-$phase-$i.log" >&2
+			tail -n 3 "$out/$k-$phase-$i.log" >&2
+			failures=$((failures + 1))
+		}
+		stop_server
+		[ -s "$json" ] || continue
+		files+=("$json")
+		local note=
+		if grep -q '"client_limited": true' "$json"; then note=" CLIENT-BOUND"; fi
+		printf '%-8s %-10s run %d: %7.2f µs/delivery  p50 %7.2f ms  p99 %8.2f ms  %8.0f deliveries/s  lost %s  pub-fail %s  %5.2f KiB/sub  client %5.2f µs/event%s\n' \
+			"$k" "$phase" "$i" "$(field server_cpu_us_per_delivery "$json")" \
+			"$(field latency_p50_ms "$json")" "$(field latency_p99_ms "$json")" \
+			"$(field achieved_deliveries_per_s "$json")" "$(field lost_deliveries "$json")" \
+			"$(field publishes_failed "$json")" \
+			"$(field server_rss_per_subscriber_kib "$json")" "$(field client_cpu_us_per_event "$json")" "$note"
+	done
+	if [ "${#files[@]}" -gt 0 ]; then
+		summarise "$k $phase" "${files[@]}" | tee -a "$out/summary.txt"
+	fi
+}
+
+echo "bench-fanout: $SUBSCRIBERS subscribers, $CHANNELS channels, $DURATION, $SIZE-byte events; results in $out"
+for k in "${kinds[@]}"; do
+	run_phase "$k" base "$BASE_RATE" 2s
+	run_phase "$k" saturation "$SAT_RATE" "$SAT_DRAIN"
+done
+if [ "$failures" -gt 0 ]; then
+	echo "bench-fanout: $failures run(s) failed" >&2
+	exit 1
+fi
