@@ -145,5 +145,5 @@ func (s *Server) authorizePublish(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.hub.snapshot())
+	writeJSON(w, http.StatusOK, s.Stats())
 }

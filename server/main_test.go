@@ -1,6 +1,7 @@
 package server
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -9,6 +10,10 @@ import (
 // TestMain fails the package's tests if any goroutine outlives them:
 // every goroutine the server starts has an owner that waits for it.
 func TestMain(m *testing.M) {
+	if os.Getenv(workerProcessEnv) != "" {
+		runWorkerProcess() // a child process of TestWorkerKilledMidJob
+		return
+	}
 	goleak.VerifyTestMain(m,
 		// net/http keeps idle client connections of the tests' default client.
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),

@@ -25,10 +25,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/darktime/darktime/internal/eventid"
 	"github.com/darktime/darktime/internal/sse"
 	"github.com/darktime/darktime/server/broker"
+	"github.com/darktime/darktime/server/pipeline"
+	"github.com/darktime/darktime/server/queue"
+	"github.com/darktime/darktime/server/worker"
 )
 
 // Config configures a Server. The zero value is a single node with the
@@ -45,6 +49,25 @@ type Config struct {
 	RedisSharded bool
 	// NewBroker, if set, builds the broker instead (tests, custom brokers).
 	NewBroker func(broker.Handler) (broker.Broker, error)
+
+	// Model hooks (POST /hooks) need the Redis job queue, which lives on
+	// RedisURL. QueueName names it (default "darktime:jobs"); QueueMaxLen
+	// bounds it (0: unbounded; full answers 503); QueueVisibility and
+	// QueueMaxAttempts are the redelivery timeout (30s) and the deliveries
+	// before a job is dead-lettered (5).
+	QueueName        string
+	QueueMaxLen      int64
+	QueueVisibility  time.Duration
+	QueueMaxAttempts int
+	// Workers runs that many in-process worker lanes on the queue (0:
+	// none; run `darktime worker` processes instead).
+	Workers int
+	// Pipelines configures the per-model pipelines (default
+	// pipeline.DefaultConfig()); the web tier uses it to refuse unknown
+	// models.
+	Pipelines *pipeline.Config
+	// MaxHookBytes bounds a /hooks request body (1 MiB).
+	MaxHookBytes int64
 
 	// HistoryLength and HistoryAge bound each channel's history (100, 5m).
 	HistoryLength int
@@ -132,6 +155,12 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Pipelines == nil {
+		c.Pipelines = pipeline.DefaultConfig()
+	}
+	if c.MaxHookBytes <= 0 {
+		c.MaxHookBytes = 1 << 20
+	}
 	return c
 }
 
@@ -143,6 +172,14 @@ type Server struct {
 	broker  broker.Broker
 	mux     *http.ServeMux
 	metrics http.Handler
+
+	pipelines   *pipeline.Config
+	queue       *queue.Queue
+	queueClient *redis.Client
+	workers     *worker.Pool
+	stopWorkers context.CancelFunc
+	workersDone chan struct{}
+	hooks       hookStats
 
 	mu       sync.Mutex
 	servers  []*http.Server
@@ -177,12 +214,31 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.hub.broker = s.broker
 	s.hub.start()
+	s.pipelines = cfg.Pipelines
+	if cfg.RedisURL != "" {
+		if err := s.startQueue(); err != nil {
+			_ = s.close(context.Background())
+			return nil, err
+		}
+	}
 
 	reg := cfg.Registerer
 	gatherer := cfg.Gatherer
 	if reg == nil {
 		r := prometheus.NewRegistry()
 		reg, gatherer = r, r
+	}
+	if s.queue != nil {
+		if err := reg.Register(s.queue.Collector()); err != nil {
+			_ = s.close(context.Background())
+			return nil, fmt.Errorf("register queue metrics: %w", err)
+		}
+	}
+	if s.workers != nil {
+		if err := reg.Register(s.workers.Collector()); err != nil {
+			_ = s.close(context.Background())
+			return nil, fmt.Errorf("register worker metrics: %w", err)
+		}
 	}
 	if err := reg.Register(newCollector(s.hub)); err != nil {
 		_ = s.close(context.Background())
@@ -202,6 +258,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /sub", s.handleSubscribe)
 	s.mux.HandleFunc("POST /pub", s.handlePublish)
 	s.mux.HandleFunc("OPTIONS /", s.handlePreflight)
+	s.mux.HandleFunc("POST /hooks", s.handleHooks)
+	s.mux.HandleFunc("GET /queue/stats", s.handleQueueStats)
+	s.mux.HandleFunc("GET /queue/dead", s.handleDeadLetters)
+	s.mux.HandleFunc("POST /queue/dead/replay", s.handleReplay)
 	s.mux.HandleFunc("GET /stats", s.handleStats)
 	s.mux.Handle("GET /metrics", s.metrics)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -220,7 +280,21 @@ func (s *Server) Handler() http.Handler { return s.mux }
 func (s *Server) Broker() broker.Broker { return s.broker }
 
 // Stats returns the node's counters now.
-func (s *Server) Stats() Stats { return s.hub.snapshot() }
+func (s *Server) Stats() Stats {
+	st := s.hub.snapshot()
+	if s.queue != nil {
+		st.Hooks = &HookStats{
+			Accepted:    s.hooks.accepted.Load(),
+			Rejected:    s.hooks.rejected.Load(),
+			Unavailable: s.hooks.unavailable.Load(),
+		}
+		if s.workers != nil {
+			ws := s.workers.Stats()
+			st.Hooks.Workers = &ws
+		}
+	}
+	return st
+}
 
 func (s *Server) newHTTPServer() *http.Server {
 	return &http.Server{
@@ -288,7 +362,53 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// startQueue connects the job queue and starts in-process workers.
+func (s *Server) startQueue() error {
+	opt, err := redis.ParseURL(s.cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("job queue: bad Redis URL: %w", err)
+	}
+	s.queueClient = redis.NewClient(opt)
+	s.queue, err = queue.New(queue.Config{
+		Client: s.queueClient, Name: s.cfg.QueueName, MaxLen: s.cfg.QueueMaxLen,
+		VisibilityTimeout: s.cfg.QueueVisibility, MaxAttempts: s.cfg.QueueMaxAttempts, Logger: s.log,
+	})
+	if err != nil {
+		_ = s.queueClient.Close()
+		s.queueClient = nil
+		return fmt.Errorf("job queue: %w", err)
+	}
+	if s.cfg.Workers <= 0 {
+		return nil
+	}
+	s.workers, err = worker.New(worker.Config{
+		Queue: s.queue, Publisher: s.broker, Pipelines: s.pipelines, Lanes: s.cfg.Workers,
+		Consumer: s.cfg.NodeID, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopWorkers = cancel
+	s.workersDone = make(chan struct{})
+	go func() {
+		defer close(s.workersDone)
+		_ = s.workers.Run(ctx)
+	}()
+	return nil
+}
+
 func (s *Server) close(ctx context.Context) error {
+	if s.stopWorkers != nil {
+		// Workers finish the jobs they claimed (publishing through the
+		// broker) before the broker closes.
+		s.stopWorkers()
+		<-s.workersDone
+	}
+	if s.queue != nil {
+		_ = s.queue.Close()
+		_ = s.queueClient.Close()
+	}
 	jitter := time.Duration(time.Now().UnixNano()%1000) * time.Millisecond
 	notice := goodbyeNotice(s.cfg.RetryHint + jitter)
 	s.hub.shutdown(ctx, notice)

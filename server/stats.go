@@ -84,6 +84,9 @@ type Stats struct {
 	// Balance is fanned_out - written - dropped - queued over the node: 0
 	// when every copy of every event is accounted for.
 	Balance int64 `json:"balance"`
+	// Hooks is the web tier's and the in-process workers' side of the job
+	// ledger (absent without a job queue).
+	Hooks *HookStats `json:"hooks,omitempty"`
 }
 
 // NodeTotals are the node's counters.
