@@ -25,6 +25,7 @@ func newServerCmd() *cobra.Command {
 		listen          string
 		tlsCert, tlsKey string
 		demo            bool
+		pipelinesFile   string
 		shutdownWait    time.Duration
 		logLevel        string
 	)
@@ -48,6 +49,12 @@ func newServerCmd() *cobra.Command {
 				return err
 			}
 			cfg.Logger = log
+			if cfg.Pipelines, err = loadPipelines(pipelinesFile); err != nil {
+				return err
+			}
+			if cfg.Workers > 0 && cfg.RedisURL == "" {
+				return usagef("--workers needs --redis: hooks go through the Redis job queue")
+			}
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			cfg.Registerer, cfg.Gatherer = reg, reg
@@ -114,6 +121,13 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxChannels, "max-channels", 32, "channels per connection")
 	f.StringVar(&cfg.PublishToken, "publish-token", os.Getenv("DARKTIME_PUBLISH_TOKEN"), "bearer token required to publish (env DARKTIME_PUBLISH_TOKEN); without it only loopback may publish")
 	f.StringSliceVar(&cfg.CORSOrigins, "cors-origin", nil, "origins allowed by CORS (repeat, or * for any)")
+	f.IntVar(&cfg.Workers, "workers", 0, "in-process hook worker lanes (needs --redis; 0: run `darktime worker` processes instead)")
+	f.StringVar(&pipelinesFile, "pipelines", "", "pipeline config YAML for hooks (default: the built-in post and thread models)")
+	f.StringVar(&cfg.QueueName, "queue", "darktime:jobs", "job queue name")
+	f.Int64Var(&cfg.QueueMaxLen, "queue-max-len", 0, "jobs the queue may hold before /hooks answers 503 (0: unbounded)")
+	f.DurationVar(&cfg.QueueVisibility, "visibility-timeout", 30*time.Second, "a claimed job not acked within this is redelivered")
+	f.IntVar(&cfg.QueueMaxAttempts, "max-attempts", 5, "deliveries before a job is dead-lettered")
+	f.Int64Var(&cfg.MaxHookBytes, "max-hook-body", 1<<20, "largest /hooks body in bytes (413 beyond)")
 	f.BoolVar(&cfg.DisableDirectWrites, "no-direct-writes", false, "use a writer goroutine per subscriber instead of direct socket writes")
 	f.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (serves HTTPS with HTTP/2)")
 	f.StringVar(&tlsKey, "tls-key", "", "TLS key file")
