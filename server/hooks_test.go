@@ -284,3 +284,56 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		t.Fatalf("queue %+v", qs.Stats)
 	}
 }
+
+// TestHooksSurviveRedisRestart: hooks answered 202 are in Redis with AOF;
+// Redis is killed and restarted; the web tier's subscribers reconnect and a
+// worker that starts afterwards delivers every one of them.
+func TestHooksSurviveRedisRestart(t *testing.T) {
+	t.Parallel()
+	rds := redistest.Start(t, redistest.Options{AppendOnly: true})
+	web, base := startServer(t, Config{RedisURL: rds.URL, NodeID: "web"})
+	s := subscribe(t, base+"/sub/thread:77", nil)
+	var batch []string
+	for i := 0; i < 20; i++ {
+		batch = append(batch, postHook(i, 77, fmt.Sprint(i)))
+	}
+	if code, body := do(t, "POST", base+"/hooks", nil, "["+strings.Join(batch, ",")+"]"); code != http.StatusAccepted {
+		t.Fatalf("hooks: %d %v", code, body)
+	}
+	rds.Restart() // SIGKILL, then start again on the same AOF
+	waitFor(t, 15*time.Second, "the queue to answer again", func() bool {
+		resp, err := http.Get(base + "/queue/stats")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	// The web tier's pub/sub connection comes back by itself: probe until a
+	// publish reaches the subscriber again, then start a worker node.
+	waitFor(t, 15*time.Second, "the web tier to resubscribe", func() bool {
+		if code, _ := do(t, "POST", base+"/pub?id=thread:77", nil, "probe"); code != http.StatusCreated {
+			return false
+		}
+		select {
+		case ev := <-s.events:
+			return string(ev.Data) == "probe"
+		case <-time.After(200 * time.Millisecond):
+			return false
+		}
+	})
+	startServer(t, Config{RedisURL: rds.URL, NodeID: "worker", Workers: 1})
+	got := map[string]bool{}
+	for len(got) < 20 {
+		if ev := s.next(15 * time.Second); string(ev.Data) != "probe" {
+			got[string(ev.Data)] = true
+		}
+	}
+	if web.Stats().Totals.BrokerErrors == 0 {
+		t.Fatal("the outage was not counted")
+	}
+	waitFor(t, 5*time.Second, "20 acked", func() bool { return queueStats(t, base).Acked == 20 })
+	if qs := queueStats(t, base); qs.Enqueued != 20 || qs.Imbalance != 0 {
+		t.Fatalf("queue after restart %+v", qs.Stats)
+	}
+}
