@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"syscall"
+	"unsafe"
 )
 
 // rawConnOf returns the syscall.RawConn of a plain TCP connection, which
@@ -24,12 +25,18 @@ func rawConnOf(c net.Conn) syscall.RawConn {
 
 // writeNonblock writes as much of p as the socket takes now, without
 // parking the goroutine: the fan-out never waits for one slow client.
+//
+// The socket is non-blocking, so write(2) returns at once (EAGAIN when it is
+// full). That is why it is issued with RawSyscall, without telling the Go
+// scheduler: a scheduler that sees the goroutine in a syscall hands its P
+// to another thread, and at one write per delivery that handoff (futex
+// wake-ups, a spinning thread) cost more CPU than the writes themselves.
 func writeNonblock(rc syscall.RawConn, p []byte) (int, error) {
 	var n int
 	var werr error
 	err := rc.Write(func(fd uintptr) bool {
 		for {
-			n, werr = syscall.Write(int(fd), p)
+			n, werr = rawWrite(fd, p)
 			if werr != syscall.EINTR {
 				return true
 			}
@@ -45,4 +52,15 @@ func writeNonblock(rc syscall.RawConn, p []byte) (int, error) {
 		return n, nil
 	}
 	return n, werr
+}
+
+func rawWrite(fd uintptr, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(r), nil
 }
