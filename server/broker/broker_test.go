@@ -211,6 +211,29 @@ func runConformance(t *testing.T, newBroker factory) {
 		}
 	})
 
+	t.Run("events older than max age are trimmed and reported", func(t *testing.T) {
+		b := newBroker(t, Config{Handler: func(Delivery) {}, MaxAge: 300 * time.Millisecond})
+		first, err := b.Publish(ctx, []Message{{Channel: "age", Body: body("old")}, {Channel: "age", Body: body("old2")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(400 * time.Millisecond)
+		last, err := b.Publish(ctx, []Message{{Channel: "age", Body: body("new")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := b.History(ctx, "age", first[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !h.Missed || len(h.Events) != 1 || h.Events[0].ID != last[0] {
+			t.Fatalf("history after an aged-out id = %+v, want only the new event and missed", h)
+		}
+		if h.Reason != MissTrimmed {
+			t.Fatalf("reason %q, want %q: events after the id were trimmed by age", h.Reason, MissTrimmed)
+		}
+	})
+
 	t.Run("publish with a key is idempotent", func(t *testing.T) {
 		rec := &recorder{}
 		b := newBroker(t, Config{Handler: rec.handle})

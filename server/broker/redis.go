@@ -51,11 +51,18 @@ if len >= maxlen then
   trimmed = gone[#gone][1]
 end
 local id = redis.call('XADD', key, 'MAXLEN', maxlen, '*', 'b', ARGV[1])
-local cutoff = string.format('%d', now - tonumber(ARGV[3]))
-local old = redis.call('XREVRANGE', key, '(' .. cutoff .. '-0', '-', 'COUNT', 1)
-if #old > 0 then
-  trimmed = old[1][1]
-  redis.call('XTRIM', key, 'MINID', cutoff)
+-- Trim by age only when the oldest entry is older than the cutoff: a
+-- forward read of one entry is cheap, a backward range over a stream full
+-- of deleted entries is not.
+local cutoff = now - tonumber(ARGV[3])
+local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
+if #first > 0 and tonumber(string.match(first[1][1], '^(%d+)')) < cutoff then
+  local c = string.format('%d', cutoff)
+  local old = redis.call('XREVRANGE', key, '(' .. c .. '-0', '-', 'COUNT', 1)
+  if #old > 0 then
+    trimmed = old[1][1]
+    redis.call('XTRIM', key, 'MINID', c)
+  end
 end
 if trimmed then redis.call('XSETID', key, id, 'MAXDELETEDID', trimmed) end
 redis.call('PEXPIRE', key, ARGV[3])
