@@ -229,8 +229,10 @@ func runConformance(t *testing.T, newBroker factory) {
 		if !h.Missed || len(h.Events) != 1 || h.Events[0].ID != last[0] {
 			t.Fatalf("history after an aged-out id = %+v, want only the new event and missed", h)
 		}
-		if h.Reason != MissTrimmed {
-			t.Fatalf("reason %q, want %q: events after the id were trimmed by age", h.Reason, MissTrimmed)
+		// The reason is history_trimmed, or too_old where the whole history
+		// expired in between (Redis expires an idle channel's stream).
+		if h.Reason != MissTrimmed && h.Reason != MissTooOld {
+			t.Fatalf("reason %q", h.Reason)
 		}
 	})
 
