@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build run test check bench bench-go bench-fanout fmt deps
+.PHONY: help build run test check bench bench-go bench-fanout bench-hooks fmt deps
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,13 +30,16 @@ check: deps ## gofmt, go vet, staticcheck, go test -race
 	PATH="$(GOBIN):$$PATH" staticcheck ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-bench: bench-go bench-fanout ## Go micro-benchmarks and the pinned fan-out load benchmark
+bench: bench-go bench-fanout bench-hooks ## Go micro-benchmarks and the fan-out and hook pipeline load benchmarks
 
 bench-go: ## Go micro-benchmarks (encoding, fan-out) with -count 6 for benchstat
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench-go.txt
 
 bench-fanout: build ## 10,000 SSE subscribers, server on core 0, load on core 1 (see BENCHMARKS.md)
 	./scripts/bench-fanout.sh
+
+bench-hooks: ## hooks → Redis queue → 2 workers → SSE: jobs/s and p99 at 5,000 jobs/s (private Redis)
+	./scripts/bench-hooks.sh
 
 fmt: ## gofmt the tree
 	gofmt -w .

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/darktime/darktime/internal/fanoutbench"
+	"github.com/darktime/darktime/internal/hookbench"
 )
 
 func init() { subcommands = append(subcommands, newBenchCmd) }
@@ -22,7 +23,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Benchmarks of SSE servers",
 	}
-	bench.AddCommand(newBenchFanoutCmd())
+	bench.AddCommand(newBenchFanoutCmd(), newBenchHooksCmd())
 	return bench
 }
 
@@ -102,6 +103,99 @@ func validateFanoutFlags(cfg fanoutbench.Config) error {
 		return usagef("--drain must be positive")
 	case cfg.Duration > 24*time.Hour:
 		return usagef("--duration must be at most 24h")
+	}
+	return nil
+}
+
+func newBenchHooksCmd() *cobra.Command {
+	var (
+		cfg            hookbench.Config
+		jsonPath, pids string
+		phase          string
+	)
+	cmd := &cobra.Command{
+		Use:   "hooks",
+		Short: "Post model hooks, measure jobs/s through the queue and workers and hook→event latency",
+		Long: `Holds --subscribers SSE connections to {target}/sub/thread:<prefix>_<i>, one
+per thread, then:
+
+  throughput  posts --jobs hooks to {target}/hooks in batches of --batch from
+              --posters clients as fast as the server takes them, and reports
+              jobs/s from the first post to the last ack in /queue/stats;
+  latency     posts --rate hooks/s for --duration in batches of
+              --latency-batch at a constant pace, and reports the time from
+              each hook's intended send time to its event at a subscriber.
+
+Every accepted hook must arrive exactly once (on its thread); lost and
+duplicated events are counted. With --pids, the CPU time of those processes
+(server, workers, redis) is reported per job. The target needs Redis
+(--redis) and workers (--workers N, or darktime worker processes).`,
+		Example: `  darktime bench hooks --target http://127.0.0.1:8080 --pids "server=$(pgrep -f 'darktime server'),redis=$(pgrep redis-server)" --json results/bench/hooks.json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			procs, err := hookbench.ParseProcesses(pids)
+			if err != nil {
+				return usagef("--pids: %v", err)
+			}
+			cfg.Processes = procs
+			cfg.Phase = hookbench.Phase(phase)
+			if err := validateHooksFlags(cfg); err != nil {
+				return err
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			res, err := hookbench.Run(cmd.Context(), cfg)
+			if errors.Is(err, hookbench.ErrConfig) {
+				return usageError{err}
+			}
+			if res != nil {
+				fmt.Fprint(cmd.OutOrStdout(), res)
+				if jsonPath != "" {
+					if werr := writeJSON(jsonPath, res); werr != nil {
+						return errors.Join(err, werr)
+					}
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Target, "target", hookbench.DefaultTarget, "server base URL (http only)")
+	f.StringVar(&phase, "phase", string(hookbench.PhaseBoth), "throughput, latency or both")
+	f.IntVar(&cfg.Subscribers, "subscribers", hookbench.DefaultSubscribers, "SSE subscribers, one per thread; hooks spread over the threads")
+	f.IntVar(&cfg.Jobs, "jobs", hookbench.DefaultJobs, "throughput phase: hooks to post")
+	f.IntVar(&cfg.Batch, "batch", hookbench.DefaultBatch, "throughput phase: hooks per request (at most 1000)")
+	f.IntVar(&cfg.Posters, "posters", hookbench.DefaultPosters, "throughput phase: requests in flight")
+	f.Float64Var(&cfg.Rate, "rate", hookbench.DefaultRate, "latency phase: hooks/s")
+	f.DurationVar(&cfg.Duration, "duration", hookbench.DefaultDuration, "latency phase: how long to post")
+	f.IntVar(&cfg.LatencyBatch, "latency-batch", hookbench.DefaultLatencyBatch, "latency phase: hooks per request")
+	f.DurationVar(&cfg.Drain, "drain", hookbench.DefaultDrain, "wait this long for events after the last ack")
+	f.StringVar(&pids, "pids", "", "processes to measure, `name=pid,...` (e.g. server=123,worker1=456,redis=789)")
+	f.StringVar(&jsonPath, "json", "", "write the result as JSON to `FILE`")
+	return cmd
+}
+
+// validateHooksFlags rejects values the zero-means-default Config would
+// silently replace.
+func validateHooksFlags(cfg hookbench.Config) error {
+	switch {
+	case cfg.Phase != hookbench.PhaseThroughput && cfg.Phase != hookbench.PhaseLatency && cfg.Phase != hookbench.PhaseBoth:
+		return usagef("--phase must be throughput, latency or both, not %q", cfg.Phase)
+	case cfg.Subscribers <= 0:
+		return usagef("--subscribers must be at least 1")
+	case cfg.Jobs <= 0:
+		return usagef("--jobs must be at least 1")
+	case cfg.Batch <= 0 || cfg.Batch > hookbench.MaxBatch:
+		return usagef("--batch must be between 1 and %d", hookbench.MaxBatch)
+	case cfg.Posters <= 0:
+		return usagef("--posters must be at least 1")
+	case cfg.Rate <= 0:
+		return usagef("--rate must be positive")
+	case cfg.Duration <= 0 || cfg.Duration > 24*time.Hour:
+		return usagef("--duration must be positive and at most 24h")
+	case cfg.LatencyBatch <= 0 || cfg.LatencyBatch > hookbench.MaxBatch:
+		return usagef("--latency-batch must be between 1 and %d", hookbench.MaxBatch)
+	case cfg.Drain <= 0:
+		return usagef("--drain must be positive")
 	}
 	return nil
 }

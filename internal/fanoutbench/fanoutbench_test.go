@@ -268,9 +268,9 @@ func TestSubscriberDuplicates(t *testing.T) {
 	t.Parallel()
 	s := newTestSubscriber(200)
 	for _, seq := range []int64{0, 1, 1, 3, 2, 2, 150, 100, 40, 199, 250} {
-		s.event(appendPayload(nil, seq, time.Now().UnixNano(), 0))
+		s.event(nil, appendPayload(nil, seq, time.Now().UnixNano(), 0))
 	}
-	s.event([]byte("not ours"))
+	s.event(nil, []byte("not ours"))
 	sh := s.shard
 	if sh.events != 12 || sh.duplicated != 2 || sh.reordered != 3 || sh.foreign != 2 {
 		t.Errorf("events %d, duplicated %d, reordered %d, foreign %d; want 12, 2, 3, 2",

@@ -195,7 +195,7 @@ func (s *subscriber) close() {
 }
 
 // event implements eventSink: it accounts one delivered event.
-func (s *subscriber) event(data []byte) {
+func (s *subscriber) event(_, data []byte) {
 	r := s.r
 	seq, ts, ok := parsePayload(data)
 	channels := int64(len(r.channels))

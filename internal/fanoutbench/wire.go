@@ -29,20 +29,26 @@ var (
 	errBodyEnd = errors.New("server ended the event stream")
 )
 
-// eventSink receives the data of each complete event. The slice is only
-// valid during the call.
+// eventSink receives the type ("" for the default "message") and data of
+// each complete event. The slices are only valid during the call.
 type eventSink interface {
-	event(data []byte)
+	event(typ, data []byte)
 }
 
 // eventParser splits a text/event-stream into events following the HTML
 // Living Standard's interpretation rules: lines end in CRLF, LF or CR; a blank
-// line dispatches the event; data lines are joined with "\n"; comments and
-// other fields are ignored. An event without data lines is not dispatched.
+// line dispatches the event; data lines are joined with "\n"; the id and
+// retry fields are kept for a reconnect (Last-Event-ID, the retry hint);
+// comments and other fields are ignored. An event without data lines is
+// not dispatched.
 type eventParser struct {
 	sink    eventSink
 	line    []byte // a line split across feed calls
 	data    []byte // data buffer of the event being assembled
+	typ     []byte // event type buffer of the event being assembled
+	idBuf   []byte // last event ID buffer (id field of the event being assembled)
+	lastID  []byte // last event ID string: idBuf as of the last dispatch
+	retryMs int    // last retry field; 0 when none came
 	hasData bool
 	skipLF  bool // the previous feed ended in '\r': a leading '\n' is part of that line ending
 }
@@ -103,10 +109,14 @@ func lineEnd(b []byte) int {
 
 func (p *eventParser) processLine(line []byte) error {
 	if len(line) == 0 {
+		// The spec sets the last event ID on every dispatch, even one
+		// without data.
+		p.lastID = append(p.lastID[:0], p.idBuf...)
 		if p.hasData {
-			p.sink.event(p.data[:len(p.data)-1]) // drop the last data line's "\n"
+			p.sink.event(p.typ, p.data[:len(p.data)-1]) // drop the last data line's "\n"
 		}
 		p.data = p.data[:0]
+		p.typ = p.typ[:0]
 		p.hasData = false
 		return nil
 	}
@@ -120,8 +130,25 @@ func (p *eventParser) processLine(line []byte) error {
 			value = value[1:]
 		}
 	}
-	if string(field) != "data" {
-		return nil // id, event, retry and unknown fields do not matter here
+	switch string(field) {
+	case "data":
+	case "event":
+		if len(value) <= maxLineBytes {
+			p.typ = append(p.typ[:0], value...)
+		}
+		return nil
+	case "id":
+		if bytes.IndexByte(value, 0) < 0 { // the spec ignores ids holding NUL
+			p.idBuf = append(p.idBuf[:0], value...)
+		}
+		return nil
+	case "retry":
+		if ms, ok := parseRetry(value); ok {
+			p.retryMs = ms
+		}
+		return nil
+	default:
+		return nil // unknown fields are ignored
 	}
 	if len(p.data)+len(value)+1 > maxEventBytes {
 		return errEventTooLong
@@ -130,6 +157,22 @@ func (p *eventParser) processLine(line []byte) error {
 	p.data = append(p.data, '\n')
 	p.hasData = true
 	return nil
+}
+
+// parseRetry reads a retry field: ASCII digits only, as the spec says;
+// values beyond a day are clamped.
+func parseRetry(b []byte) (int, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	ms := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		ms = min(ms*10+int(c-'0'), 86_400_000)
+	}
+	return ms, true
 }
 
 // bodyMode is how the response delimits its body.

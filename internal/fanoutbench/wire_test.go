@@ -12,7 +12,7 @@ import (
 // collector is an eventSink that keeps copies of the events.
 type collector struct{ events []string }
 
-func (c *collector) event(data []byte) { c.events = append(c.events, string(data)) }
+func (c *collector) event(_, data []byte) { c.events = append(c.events, string(data)) }
 
 // parseAll feeds input to a fresh eventParser in pieces of at most step
 // bytes (step <= 0: all at once).
