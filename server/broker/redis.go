@@ -29,46 +29,66 @@ import (
 // one slot, so the publish script is valid in a cluster and, with Sharded,
 // the event goes out by SPUBLISH on that slot's shard only.
 
-// publishScript appends to the history, trims it, and publishes, atomically,
-// so pub/sub order is id order.
-var publishScript = redis.NewScript(`
-local dedupe = ARGV[5] ~= '0'
-if dedupe then
-  local prev = redis.call('GET', KEYS[2])
-  if prev then return prev end
+// publishLua appends one event to its channel's history, trims it, and
+// publishes it, atomically, so pub/sub order is id order. Trimming does not
+// move max-deleted-entry-id, so the script records the newest trimmed id
+// there itself (XSETID): a resume can then tell exactly whether it lost
+// events.
+const publishLua = `
+local function publish(key, dkey, body, maxlen, maxage, pubch, ttl, pubcmd, now)
+  if ttl ~= '0' then
+    local prev = redis.call('GET', dkey)
+    if prev then return prev end
+  end
+  local trimmed = nil
+  local len = redis.call('XLEN', key)
+  if len >= maxlen then
+    local gone = redis.call('XRANGE', key, '-', '+', 'COUNT', len - maxlen + 1)
+    trimmed = gone[#gone][1]
+  end
+  local id = redis.call('XADD', key, 'MAXLEN', maxlen, '*', 'b', body)
+  -- Trim by age only when the oldest entry is older than the cutoff: a
+  -- forward read of one entry is cheap, a backward range over a stream
+  -- full of deleted entries is not.
+  local cutoff = now - maxage
+  local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
+  if #first > 0 and tonumber(string.match(first[1][1], '^(%d+)')) < cutoff then
+    local c = string.format('%d', cutoff)
+    local old = redis.call('XREVRANGE', key, '(' .. c .. '-0', '-', 'COUNT', 1)
+    if #old > 0 then
+      trimmed = old[1][1]
+      redis.call('XTRIM', key, 'MINID', c)
+    end
+  end
+  if trimmed then redis.call('XSETID', key, id, 'MAXDELETEDID', trimmed) end
+  redis.call('PEXPIRE', key, maxage)
+  if ttl ~= '0' then redis.call('SET', dkey, id, 'PX', ttl) end
+  redis.call(pubcmd, pubch, id .. '\n' .. body)
+  return id
 end
-local key = KEYS[1]
-local maxlen = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- Trimming does not move max-deleted-entry-id, so the script records the
--- newest trimmed id there itself (XSETID): a resume can then tell exactly
--- whether it lost events.
-local trimmed = nil
-local len = redis.call('XLEN', key)
-if len >= maxlen then
-  local gone = redis.call('XRANGE', key, '-', '+', 'COUNT', len - maxlen + 1)
-  trimmed = gone[#gone][1]
+`
+
+// publishScript publishes one event: KEYS = history, dedupe key; ARGV =
+// body, maxlen, maxage ms, pub/sub channel, dedupe ttl ms ("0": none),
+// PUBLISH or SPUBLISH.
+var publishScript = redis.NewScript(publishLua + `
+return publish(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6], now)
+`)
+
+// publishBatchScript publishes many events in one call: KEYS = history and
+// dedupe key of each event; ARGV = maxlen, maxage ms, PUBLISH, then body,
+// pub/sub channel and dedupe ttl of each event. Its keys span slots, so it
+// is used only on a single Redis, not a cluster.
+var publishBatchScript = redis.NewScript(publishLua + `
+local maxlen, maxage, pubcmd = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local ids = {}
+for i = 1, #KEYS / 2 do
+  local a = 3 + (i - 1) * 3
+  ids[i] = publish(KEYS[2 * i - 1], KEYS[2 * i], ARGV[a + 1], maxlen, maxage, ARGV[a + 2], ARGV[a + 3], pubcmd, now)
 end
-local id = redis.call('XADD', key, 'MAXLEN', maxlen, '*', 'b', ARGV[1])
--- Trim by age only when the oldest entry is older than the cutoff: a
--- forward read of one entry is cheap, a backward range over a stream full
--- of deleted entries is not.
-local cutoff = now - tonumber(ARGV[3])
-local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
-if #first > 0 and tonumber(string.match(first[1][1], '^(%d+)')) < cutoff then
-  local c = string.format('%d', cutoff)
-  local old = redis.call('XREVRANGE', key, '(' .. c .. '-0', '-', 'COUNT', 1)
-  if #old > 0 then
-    trimmed = old[1][1]
-    redis.call('XTRIM', key, 'MINID', c)
-  end
-end
-if trimmed then redis.call('XSETID', key, id, 'MAXDELETEDID', trimmed) end
-redis.call('PEXPIRE', key, ARGV[3])
-if dedupe then redis.call('SET', KEYS[2], id, 'PX', ARGV[5]) end
-redis.call(ARGV[6], ARGV[4], id .. '\n' .. ARGV[1])
-return id
+return ids
 `)
 
 // historyScript trims by age, then returns {exists, max-deleted-entry-id,
@@ -241,6 +261,9 @@ func (r *Redis) Publish(ctx context.Context, msgs []Message) ([]eventid.ID, erro
 		ids[0] = id
 		return ids, nil
 	}
+	if _, cluster := r.client.(*redis.ClusterClient); !cluster && !r.cfg.Sharded {
+		return r.publishBatch(ctx, msgs, keysOf, maxLen, maxAge)
+	}
 	cmds := make([]*redis.Cmd, len(msgs))
 	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, m := range msgs {
@@ -263,6 +286,45 @@ func (r *Redis) Publish(ctx context.Context, msgs []Message) ([]eventid.ID, erro
 		}
 		if ids[i], err = eventid.Parse(res); err != nil {
 			return nil, fmt.Errorf("redis broker: publish script returned %q: %w", res, err)
+		}
+	}
+	return ids, nil
+}
+
+// maxBatchScript bounds the events of one batch script call, so one call
+// does not hold Redis for long.
+const maxBatchScript = 256
+
+// publishBatch publishes msgs with one script call per maxBatchScript
+// events (single Redis only: the keys span slots).
+func (r *Redis) publishBatch(ctx context.Context, msgs []Message, keysOf func(Message) []string, maxLen, maxAge string) ([]eventid.ID, error) {
+	ids := make([]eventid.ID, 0, len(msgs))
+	for start := 0; start < len(msgs); start += maxBatchScript {
+		part := msgs[start:min(start+maxBatchScript, len(msgs))]
+		keys := make([]string, 0, 2*len(part))
+		args := make([]any, 0, 3+3*len(part))
+		args = append(args, maxLen, maxAge, r.pubCmd)
+		for _, m := range part {
+			keys = append(keys, keysOf(m)...)
+			ttl := "0"
+			if m.Key != "" {
+				ttl = strconv.FormatInt(r.cfg.DedupeWindow.Milliseconds(), 10)
+			}
+			args = append(args, m.Body, r.pubsubChannel(m.Channel), ttl)
+		}
+		res, err := publishBatchScript.Run(ctx, r.client, keys, args...).StringSlice()
+		if err != nil {
+			return nil, fmt.Errorf("%w: publish batch to redis: %w", ErrUnavailable, err)
+		}
+		if len(res) != len(part) {
+			return nil, fmt.Errorf("redis broker: batch script returned %d ids for %d events", len(res), len(part))
+		}
+		for _, text := range res {
+			id, err := eventid.Parse(text)
+			if err != nil {
+				return nil, fmt.Errorf("redis broker: publish script returned %q: %w", text, err)
+			}
+			ids = append(ids, id)
 		}
 	}
 	return ids, nil
