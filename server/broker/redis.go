@@ -41,18 +41,19 @@ local function publish(key, dkey, body, maxlen, maxage, pubch, ttl, pubcmd, now)
     if prev then return prev end
   end
   local trimmed = nil
+  -- One forward read gives both the entries the length limit will trim and
+  -- the oldest entry that stays (for the age check below).
   local len = redis.call('XLEN', key)
-  if len >= maxlen then
-    local gone = redis.call('XRANGE', key, '-', '+', 'COUNT', len - maxlen + 1)
-    trimmed = gone[#gone][1]
-  end
+  local drop = math.max(len - maxlen + 1, 0)
+  local head = redis.call('XRANGE', key, '-', '+', 'COUNT', drop + 1)
+  if drop > 0 then trimmed = head[drop][1] end
   local id = redis.call('XADD', key, 'MAXLEN', maxlen, '*', 'b', body)
-  -- Trim by age only when the oldest entry is older than the cutoff: a
-  -- forward read of one entry is cheap, a backward range over a stream
-  -- full of deleted entries is not.
+  local oldest = id
+  if #head > drop then oldest = head[drop + 1][1] end
+  -- Trim by age only when the oldest entry left is older than the cutoff:
+  -- a backward range over a stream full of deleted entries is costly.
   local cutoff = now - maxage
-  local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
-  if #first > 0 and tonumber(string.match(first[1][1], '^(%d+)')) < cutoff then
+  if tonumber(string.match(oldest, '^(%d+)')) < cutoff then
     local c = string.format('%d', cutoff)
     local old = redis.call('XREVRANGE', key, '(' .. c .. '-0', '-', 'COUNT', 1)
     if #old > 0 then
