@@ -1,0 +1,91 @@
+package shadow
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// AdminHandler serves the admin API; mount it on a private listener:
+//
+//	GET  /_darktime/ledger                 the reconciliation ledger (LEDGER.md)
+//	GET  /_darktime/config                 the configuration in use, as JSON
+//	PUT  /_darktime/config                 replace it with a YAML config (the file's format)
+//	POST /_darktime/percent?percent=P[&route=/path/]   change a share of users live
+//	GET  /metrics                          Prometheus metrics (when Config.Gatherer is set)
+//	GET  /_darktime/healthz                {"status":"ok"}
+//
+// Errors are a status and {"error": "...", "status": N}. A refused config
+// answers 400 and the old one stays in force.
+func (p *Proxy) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_darktime/ledger", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, p.Report())
+	})
+	mux.HandleFunc("GET /_darktime/config", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, p.Config())
+	})
+	mux.HandleFunc("PUT /_darktime/config", func(w http.ResponseWriter, r *http.Request) {
+		data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		cfg, err := LoadConfig(data)
+		if err == nil {
+			err = p.Reload(cfg)
+		}
+		if err != nil {
+			writeError(w, statusOf(err), err)
+			return
+		}
+		writeJSON(w, http.StatusOK, p.Config())
+	})
+	mux.HandleFunc("POST /_darktime/percent", func(w http.ResponseWriter, r *http.Request) {
+		pc, err := ParsePercent(r.FormValue("percent"))
+		if err == nil {
+			err = p.SetPercent(r.FormValue("route"), pc)
+		}
+		if err != nil {
+			writeError(w, statusOf(err), err)
+			return
+		}
+		writeJSON(w, http.StatusOK, p.Config())
+	})
+	mux.HandleFunc("GET /_darktime/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	if p.gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(p.gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, errors.New("no admin endpoint "+r.Method+" "+r.URL.Path))
+	})
+	return mux
+}
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrInvalidConfig):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrClosed):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, map[string]any{"error": strings.TrimSpace(err.Error()), "status": status})
+}

@@ -1,0 +1,200 @@
+package shadow
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/darktime/darktime/internal/ledger"
+)
+
+// Schema names the version of the ledger's JSON form (LEDGER.md).
+const Schema = "darktime.shadow/v1"
+
+// book is the reconciliation ledger of one mirror target (the candidate
+// or the baseline): the shared +1/-1 ledgers by channel and by user
+// bucket, and beside them what internal/ledger has no field for.
+type book struct {
+	name, role, url string
+	channels        *ledger.Ledger
+	buckets         *ledger.Ledger
+
+	mu           sync.Mutex
+	aux          map[string]*auxCounts // "c:"+channel, "b:"+bucket
+	mirrored     int64                 // streams mirrored
+	active       int64                 // open now
+	unreconciled int64                 // streams that overflowed MaxPending
+	failed       int64                 // streams whose mirror failed or ended early
+}
+
+type auxCounts struct {
+	matched, extra     int64
+	delaySum, delayMax time.Duration
+}
+
+func newBook(name, role, url string) *book {
+	return &book{name: name, role: role, url: url, channels: ledger.New(0), buckets: ledger.New(0), aux: map[string]*auxCounts{}}
+}
+
+// apply adds one stream's findings to the channel's and bucket's accounts.
+func (b *book) apply(channel string, bucket int, t tally) {
+	c := ledger.Counts{Credit: t.Primary, Debit: t.Candidate, Lost: t.Missing, Duplicated: t.Duplicated, Late: t.Late, Reordered: t.Reordered}
+	bk := "nokey"
+	if bucket != noBucket {
+		bk = strconv.Itoa(bucket)
+	}
+	b.channels.Apply(channel, time.Time{}, c)
+	b.buckets.Apply(bk, time.Time{}, c)
+	if t.Matched == 0 && t.Extra == 0 {
+		return
+	}
+	b.mu.Lock()
+	for _, k := range [2]string{"c:" + channel, "b:" + bk} {
+		a := b.aux[k]
+		if a == nil {
+			a = &auxCounts{}
+			b.aux[k] = a
+		}
+		a.matched += t.Matched
+		a.extra += t.Extra
+		a.delaySum += t.DelaySum
+		a.delayMax = max(a.delayMax, t.DelayMax)
+	}
+	b.mu.Unlock()
+}
+
+func (b *book) streamEvent(mirrored, active, unreconciled, failed int64) {
+	b.mu.Lock()
+	b.mirrored += mirrored
+	b.active += active
+	b.unreconciled += unreconciled
+	b.failed += failed
+	b.mu.Unlock()
+}
+
+// Report is the ledger's JSON form, version Schema (see LEDGER.md).
+type Report struct {
+	Schema      string         `json:"schema"`
+	StartedAt   time.Time      `json:"started_at"`
+	GeneratedAt time.Time      `json:"generated_at"`
+	Final       bool           `json:"final"`
+	SettleMS    int64          `json:"settle_ms"`
+	LateMS      int64          `json:"late_ms"`
+	Identity    string         `json:"identity"`
+	Targets     []TargetReport `json:"targets"`
+}
+
+// TargetReport is the ledger of one mirror target.
+type TargetReport struct {
+	Name     string            `json:"name"`
+	Role     string            `json:"role"` // candidate or baseline
+	URL      string            `json:"url"`
+	Streams  StreamCounts      `json:"streams"`
+	Totals   Counts            `json:"totals"`
+	Channels map[string]Counts `json:"channels"`
+	Buckets  map[string]Counts `json:"buckets"`
+}
+
+// StreamCounts counts the mirrored streams of a target.
+type StreamCounts struct {
+	Mirrored     int64 `json:"mirrored"`
+	Active       int64 `json:"active"`
+	Unreconciled int64 `json:"unreconciled"`
+	Failed       int64 `json:"failed"`
+}
+
+// Counts is one account of the report.
+type Counts struct {
+	Primary          int64   `json:"primary"`
+	Candidate        int64   `json:"candidate"`
+	Balance          int64   `json:"balance"`
+	Matched          int64   `json:"matched"`
+	Missing          int64   `json:"missing"`
+	Extra            int64   `json:"extra"`
+	Duplicated       int64   `json:"duplicated"`
+	Late             int64   `json:"late"`
+	Reordered        int64   `json:"reordered"`
+	PendingPrimary   int64   `json:"pending_primary"`
+	PendingCandidate int64   `json:"pending_candidate"`
+	DelayMeanMS      float64 `json:"delay_mean_ms"`
+	DelayMaxMS       float64 `json:"delay_max_ms"`
+}
+
+func makeCounts(c ledger.Counts, a auxCounts) Counts {
+	out := Counts{
+		Primary: c.Credit, Candidate: c.Debit, Balance: c.Balance(), Matched: a.matched,
+		Missing: c.Lost, Extra: a.extra, Duplicated: c.Duplicated, Late: c.Late, Reordered: c.Reordered,
+		DelayMaxMS: ms(a.delayMax),
+	}
+	out.PendingPrimary = out.Primary - out.Matched - out.Missing
+	out.PendingCandidate = out.Candidate - out.Matched - out.Extra - out.Duplicated
+	if a.matched > 0 {
+		out.DelayMeanMS = ms(a.delaySum / time.Duration(a.matched))
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (b *book) report() TargetReport {
+	b.mu.Lock()
+	aux := make(map[string]auxCounts, len(b.aux))
+	for k, v := range b.aux {
+		aux[k] = *v
+	}
+	tr := TargetReport{Name: b.name, Role: b.role, URL: b.url,
+		Streams: StreamCounts{Mirrored: b.mirrored, Active: b.active, Unreconciled: b.unreconciled, Failed: b.failed}}
+	b.mu.Unlock()
+	var total ledger.Counts
+	var totalAux auxCounts
+	tr.Channels = map[string]Counts{}
+	for scope, c := range b.channels.ByScope() {
+		a := aux["c:"+scope]
+		tr.Channels[scope] = makeCounts(c, a)
+		total = total.Add(c)
+		totalAux.matched += a.matched
+		totalAux.extra += a.extra
+		totalAux.delaySum += a.delaySum
+		totalAux.delayMax = max(totalAux.delayMax, a.delayMax)
+	}
+	tr.Totals = makeCounts(total, totalAux)
+	tr.Buckets = map[string]Counts{}
+	for scope, c := range b.buckets.ByScope() {
+		tr.Buckets[scope] = makeCounts(c, aux["b:"+scope])
+	}
+	return tr
+}
+
+// writeReportFile writes the report atomically (a temporary file renamed).
+func writeReportFile(name string, r Report) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(name), filepath.Base(name)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
+}
+
+func sortedTargets(books map[string]*book) []*book {
+	out := make([]*book, 0, len(books))
+	for _, b := range books {
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}

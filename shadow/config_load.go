@@ -1,0 +1,153 @@
+package shadow
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// ConfigError is an error in a config file, with its position when known.
+// It wraps ErrInvalidConfig.
+type ConfigError struct {
+	File         string // "" when the config did not come from a file
+	Line, Column int    // from 1; 0 when unknown
+	Msg          string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString("shadow config")
+	if e.File != "" {
+		b.WriteString(" " + e.File)
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ": line %d, column %d", e.Line, e.Column)
+	}
+	return b.String() + ": " + e.Msg
+}
+
+// Is makes errors.Is(err, ErrInvalidConfig) true.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// LoadConfig parses and validates a YAML config. Unknown keys, values of
+// the wrong type, bad URLs and bad percentages are *ConfigError values
+// that give the line.
+func LoadConfig(data []byte) (Config, error) {
+	var c Config
+	if len(bytes.TrimSpace(data)) == 0 {
+		return c, &ConfigError{Msg: "empty config: at least primary: <URL> is needed"}
+	}
+	if err := decodeYAML(data, &c); err != nil {
+		ce := yamlError(err)
+		if ce.Line == 0 {
+			ce.Line, ce.Column = findQuoted(data, ce.Msg)
+		}
+		return Config{}, ce
+	}
+	if err := c.Validate(); err != nil {
+		ce := &ConfigError{Msg: err.Error()}
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			ce.Line, ce.Column = position(data, fe.path)
+			if ce.Line == 0 && fe.path == "$.candidate" {
+				ce.Line, ce.Column = position(data, "$.mode") // what needs the candidate
+			}
+		}
+		return Config{}, ce
+	}
+	return c, nil
+}
+
+// LoadConfigFile reads and parses a config file.
+func LoadConfigFile(name string) (Config, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	c, err := LoadConfig(data)
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		ce.File = name
+	}
+	return c, err
+}
+
+func yamlError(err error) *ConfigError {
+	e := &ConfigError{Msg: err.Error()}
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		e.Msg = ye.GetMessage()
+		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+			e.Line, e.Column = tk.Position.Line, tk.Position.Column
+		}
+	}
+	return e
+}
+
+// position finds the line and column of the value at a YAML path, or of
+// the nearest parent that exists (a missing key points at its mapping).
+func position(data []byte, path string) (line, col int) {
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return 0, 0
+	}
+	for p := path; p != "" && p != "$"; p = parentPath(p) {
+		yp, err := yaml.PathString(p)
+		if err != nil {
+			continue
+		}
+		node, err := yp.FilterFile(file)
+		if err != nil || node == nil {
+			continue
+		}
+		if tk := node.GetToken(); tk != nil && tk.Position != nil {
+			return tk.Position.Line, tk.Position.Column
+		}
+	}
+	return 0, 0
+}
+
+func parentPath(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i <= 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+// findQuoted locates the value quoted in an error without a position
+// (time: invalid duration "fast"): the first line that has it as a value.
+func findQuoted(data []byte, msg string) (line, col int) {
+	i := strings.IndexByte(msg, '"')
+	j := strings.LastIndexByte(msg, '"')
+	if i < 0 || j <= i+1 {
+		return 0, 0
+	}
+	val := msg[i+1 : j]
+	for n, l := range strings.Split(string(data), "\n") {
+		if k := strings.Index(l, ": "+val); k >= 0 {
+			return n + 1, k + 3
+		}
+		if k := strings.Index(l, ":"+val); k >= 0 {
+			return n + 1, k + 2
+		}
+	}
+	return 0, 0
+}
+
+// decodeYAML decodes strictly, and turns a panic of the YAML library (it
+// has some on malformed tagged input, found by FuzzLoadConfig) into an
+// error.
+func decodeYAML(data []byte, c *Config) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cannot parse the YAML (%v)", r)
+		}
+	}()
+	return yaml.UnmarshalWithOptions(data, c, yaml.DisallowUnknownField())
+}

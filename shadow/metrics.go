@@ -1,0 +1,62 @@
+package shadow
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the proxy's Prometheus metrics, darktime_shadow_*.
+type metrics struct {
+	requests        *prometheus.CounterVec // route, decision
+	mirroredReqs    *prometheus.CounterVec // target
+	mirrorSkipped   *prometheus.CounterVec // target, reason
+	mirroredStreams *prometheus.CounterVec // target
+	activeStreams   *prometheus.GaugeVec   // target
+	candidateErrors *prometheus.CounterVec // target, kind
+	circuitOpen     *prometheus.CounterVec // target
+	circuitState    *prometheus.GaugeVec   // target
+	ledger          *prometheus.CounterVec // target, account
+	divertFallbacks prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	const ns, sub = "darktime", "shadow"
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "requests_total",
+			Help: "Requests proxied, by route and decision: primary (not selected), nokey (no user key), divert, mirror."}, []string{"route", "decision"}),
+		mirroredReqs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "mirrored_requests_total",
+			Help: "Ordinary requests mirrored to a target and read to the end."}, []string{"target"}),
+		mirrorSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "mirror_skipped_total",
+			Help: "Selected requests not mirrored, by reason: unsafe_method, body_too_large, inflight_full, streams_full, circuit_open."}, []string{"target", "reason"}),
+		mirroredStreams: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "mirrored_streams_total",
+			Help: "Event streams mirrored to a target."}, []string{"target"}),
+		activeStreams: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "mirrored_streams_active",
+			Help: "Mirrored event streams open now."}, []string{"target"}),
+		candidateErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "candidate_errors_total",
+			Help: "Failures of a target, by kind: connect, timeout, status, read, stream_ended."}, []string{"target", "kind"}),
+		circuitOpen: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "circuit_open_total",
+			Help: "Requests not sent to a target because its circuit breaker was open."}, []string{"target"}),
+		circuitState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "circuit_open",
+			Help: "1 while a target's circuit breaker is open."}, []string{"target"}),
+		ledger: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "ledger_events_total",
+			Help: "Reconciled events by account: primary (+1), candidate (-1), matched, missing, extra, duplicated, late, reordered."}, []string{"target", "account"}),
+		divertFallbacks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "divert_fallbacks_total",
+			Help: "Diverted requests served by the primary because the candidate failed before answering."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.mirroredReqs, m.mirrorSkipped, m.mirroredStreams, m.activeStreams,
+			m.candidateErrors, m.circuitOpen, m.circuitState, m.ledger, m.divertFallbacks)
+	}
+	return m
+}
+
+func (m *metrics) addLedger(target string, t tally) {
+	for _, a := range [...]struct {
+		name string
+		n    int64
+	}{
+		{"primary", t.Primary}, {"candidate", t.Candidate}, {"matched", t.Matched}, {"missing", t.Missing},
+		{"extra", t.Extra}, {"duplicated", t.Duplicated}, {"late", t.Late}, {"reordered", t.Reordered},
+	} {
+		if a.n != 0 {
+			m.ledger.WithLabelValues(target, a.name).Add(float64(a.n))
+		}
+	}
+}

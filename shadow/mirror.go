@@ -1,0 +1,474 @@
+package shadow
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// hopHeaders are the hop-by-hop headers net/http/httputil strips.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// mirrorHeader copies the client's end-to-end headers for a mirror
+// request, marks it, and lets the transport negotiate its own encoding
+// (so a mirrored stream is read decoded, as the primary's is sent).
+func mirrorHeader(in http.Header, mark, targetName, clientIP string) http.Header {
+	h := in.Clone()
+	for _, f := range h["Connection"] {
+		for _, name := range strings.Split(f, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+	h.Del("Accept-Encoding")
+	h.Set(mark, targetName)
+	if clientIP != "" {
+		if prior := h.Get("X-Forwarded-For"); prior != "" {
+			clientIP = prior + ", " + clientIP
+		}
+		h.Set("X-Forwarded-For", clientIP)
+	}
+	return h
+}
+
+// newMirrorRequest builds the request a target gets for the client's.
+func newMirrorRequest(ctx context.Context, d *decision, t *target, body []byte) (*http.Request, error) {
+	in := d.in
+	u := *t.url
+	u.Path, u.RawPath = joinPath(t.url, candidatePath(d.rt, in.URL.Path)), ""
+	u.RawQuery = in.URL.RawQuery
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, in.Method, u.String(), rd)
+	if err != nil {
+		return nil, err
+	}
+	ip, _ := clientIP(in.RemoteAddr)
+	req.Header = mirrorHeader(in.Header, d.st.cfg.Mirror.Header, t.name, ip)
+	return req, nil
+}
+
+// mirrorJob is one ordinary request waiting for a mirror lane.
+type mirrorJob struct {
+	t       *target
+	method  string
+	url     string
+	header  http.Header
+	body    []byte
+	timeout time.Duration
+}
+
+// mirrorLanes sends a target's mirrored requests: a few worker lanes with
+// bounded queues. Requests with the same path and query (publishes to one
+// channel) share a lane, so the candidate gets them in the order the
+// primary did; a full lane drops the mirror, never delays the primary.
+type mirrorLanes struct {
+	lanes []chan mirrorJob
+}
+
+const laneCount = 8
+
+func (p *Proxy) startLanes(queue int) *mirrorLanes {
+	ml := &mirrorLanes{}
+	for range laneCount {
+		ch := make(chan mirrorJob, max(queue/laneCount, 1))
+		ml.lanes = append(ml.lanes, ch)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for {
+				select {
+				case <-p.base.Done():
+					return
+				case job := <-ch:
+					p.runMirror(job)
+				}
+			}
+		}()
+	}
+	return ml
+}
+
+// mirrorRequest queues a copy of an ordinary request for t; a lane sends
+// it, reads the answer to the end and throws it away.
+func (p *Proxy) mirrorRequest(d *decision, t *target, body []byte) {
+	if !t.breaker.allow() {
+		p.m.circuitOpen.WithLabelValues(t.name).Inc()
+		p.m.mirrorSkipped.WithLabelValues(t.name, "circuit_open").Inc()
+		return
+	}
+	in := d.in
+	u := *t.url
+	u.Path, u.RawPath = joinPath(t.url, candidatePath(d.rt, in.URL.Path)), ""
+	u.RawQuery = in.URL.RawQuery
+	ip, _ := clientIP(in.RemoteAddr)
+	job := mirrorJob{t: t, method: in.Method, url: u.String(), body: body, timeout: d.st.cfg.Mirror.Timeout,
+		header: mirrorHeader(in.Header, d.st.cfg.Mirror.Header, t.name, ip)}
+	lane := t.lanes.lanes[hashBytes(fnvOffset, []byte(in.URL.RequestURI()))%laneCount]
+	select {
+	case lane <- job:
+	default:
+		t.breaker.release()
+		p.m.mirrorSkipped.WithLabelValues(t.name, "inflight_full").Inc()
+	}
+}
+
+func (p *Proxy) runMirror(job mirrorJob) {
+	t := job.t
+	ctx, cancel := context.WithTimeout(p.base, job.timeout)
+	defer cancel()
+	var body io.Reader
+	if job.body != nil {
+		body = bytes.NewReader(job.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, job.method, job.url, body)
+	if err != nil {
+		t.breaker.release()
+		p.log.Debug("cannot build a mirror request", "target", t.name, "err", err)
+		return
+	}
+	req.Header = job.header
+	resp, err := p.mirrorTransport.RoundTrip(req)
+	if err != nil {
+		p.candidateFailed(t, errorKind(err), err)
+		return
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	switch {
+	case err != nil:
+		kind := "read"
+		if errors.Is(err, context.DeadlineExceeded) {
+			kind = "timeout"
+		}
+		p.candidateFailed(t, kind, err)
+	case resp.StatusCode >= 500:
+		p.candidateFailed(t, "status", nil)
+	default:
+		t.breaker.success()
+		p.m.mirroredReqs.WithLabelValues(t.name).Inc()
+	}
+}
+
+// spawn runs f on a goroutine the Proxy waits for, unless it is shutting
+// down.
+func (p *Proxy) spawn(f func()) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing {
+		return false
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (p *Proxy) candidateFailed(t *target, kind string, err error) {
+	if p.base.Err() != nil {
+		return // shutting down: not the candidate's fault
+	}
+	t.breaker.failure()
+	p.m.candidateErrors.WithLabelValues(t.name, kind).Inc()
+	if t.breaker.open() {
+		p.m.circuitState.WithLabelValues(t.name).Set(1)
+	}
+	p.log.Debug("mirror failed", "target", t.name, "kind", kind, "err", err)
+}
+
+// streamMirror is one mirrored event stream: the user's primary stream,
+// teed through a scanner into a reconciler per target, and a leg per
+// target that reads the same stream from it.
+type streamMirror struct {
+	p       *Proxy
+	channel string
+	bucket  int
+	ignore  []string
+	legs    []*leg
+	ended   atomic.Int64 // unix ns when the primary stream ended; 0 while open
+	pending atomic.Int32 // legs still running
+}
+
+// leg is the mirror of one stream on one target.
+type leg struct {
+	t            *target
+	rec          *reconciler
+	live         atomic.Bool // counting: the target answered and is still streaming
+	overflowSeen atomic.Bool
+	cancel       context.CancelFunc
+}
+
+// mirrorStream starts mirroring the primary stream resp of a selected
+// user to every target; resp.Body is replaced by a tee that feeds the
+// reconcilers as the bytes pass through to the user.
+func (p *Proxy) mirrorStream(d *decision, resp *http.Response) {
+	cfg := d.st.cfg
+	if resp.Header.Get("Content-Encoding") != "" {
+		p.skip(d.st, "encoded_stream") // the bytes we see are not the events
+		return
+	}
+	s := &streamMirror{p: p, channel: channelLabel(d.rt, d.in), bucket: d.bucket, ignore: cfg.Mirror.IgnoreEvents}
+	for _, t := range d.st.targets {
+		if !t.breaker.allow() {
+			p.m.circuitOpen.WithLabelValues(t.name).Inc()
+			p.m.mirrorSkipped.WithLabelValues(t.name, "circuit_open").Inc()
+			continue
+		}
+		if p.nstreams.Add(1) > int64(cfg.Mirror.MaxStreams) {
+			t.breaker.release()
+			p.nstreams.Add(-1)
+			p.m.mirrorSkipped.WithLabelValues(t.name, "streams_full").Inc()
+			continue
+		}
+		ctx, cancel := context.WithCancel(p.base)
+		req, err := newMirrorRequest(ctx, d, t, nil)
+		if err != nil {
+			cancel()
+			t.breaker.release()
+			p.nstreams.Add(-1)
+			continue
+		}
+		l := &leg{t: t, rec: newReconciler(cfg.Ledger.Settle, cfg.Ledger.Late, cfg.Mirror.MaxPending), cancel: cancel}
+		s.legs = append(s.legs, l)
+		t.book.streamEvent(1, 1, 0, 0)
+		p.m.mirroredStreams.WithLabelValues(t.name).Inc()
+		p.m.activeStreams.WithLabelValues(t.name).Inc()
+		defer func() {
+			if !p.spawn(func() { s.run(l, req, cfg) }) {
+				s.legDone(l)
+			}
+		}()
+	}
+	if len(s.legs) == 0 {
+		return
+	}
+	s.pending.Store(int32(len(s.legs)))
+	p.mu.Lock()
+	p.streams[s] = struct{}{}
+	p.mu.Unlock()
+	byID := cfg.Mirror.Identity == IdentityID
+	resp.Body = &teeBody{ReadCloser: resp.Body, s: s, sc: newScanner(byID, s.primaryEvent)}
+}
+
+// channelLabel names a stream's channels in the ledger: the path below
+// the route's prefix (/sub/a/b under /sub/: "a/b"), else the channel or
+// id query parameter, else the path.
+func channelLabel(rt *route, r *http.Request) string {
+	if rest := strings.TrimPrefix(r.URL.Path, rt.Path); rest != "" && rt.Path != "/" {
+		return rest
+	}
+	for _, name := range [...]string{"channel", "id"} {
+		if v, ok := queryValue(r.URL.RawQuery, name); ok {
+			return v
+		}
+	}
+	return r.URL.Path
+}
+
+func (s *streamMirror) ignored(typ []byte) bool {
+	for _, pat := range s.ignore {
+		if prefix, ok := strings.CutSuffix(pat, "*"); ok {
+			if bytes.HasPrefix(typ, []byte(prefix)) {
+				return true
+			}
+		} else if string(typ) == pat {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *streamMirror) primaryEvent(typ []byte, id uint64) {
+	if s.ignored(typ) {
+		return
+	}
+	now := s.p.now().UnixNano()
+	for _, l := range s.legs {
+		if l.live.Load() {
+			l.rec.primary(id, now)
+		}
+	}
+}
+
+// teeBody is the primary's stream on its way to the user.
+type teeBody struct {
+	io.ReadCloser
+	s    *streamMirror
+	sc   *scanner
+	once sync.Once
+}
+
+func (b *teeBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		_, _ = b.sc.Write(p[:n])
+	}
+	return n, err
+}
+
+func (b *teeBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(func() { b.s.ended.Store(b.s.p.now().UnixNano()) })
+	return err
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// run reads the target's copy of the stream until the user's stream ended
+// and nothing is owed, the target fails, or the proxy shuts down.
+func (s *streamMirror) run(l *leg, req *http.Request, cfg Config) {
+	p, t := s.p, l.t
+	defer s.legDone(l)
+	resp, err := headerTimeout{p.mirrorTransport, p}.RoundTrip(req)
+	if err != nil {
+		if req.Context().Err() == nil || errors.Is(err, errTimeout) {
+			p.candidateFailed(t, errorKind(err), err)
+			t.book.streamEvent(0, 0, 0, 1)
+		}
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !isEventStream(resp.Header.Get("Content-Type")) {
+		p.candidateFailed(t, "status", nil)
+		t.book.streamEvent(0, 0, 0, 1)
+		return
+	}
+	t.breaker.success()
+	l.live.Store(true)
+	sc := newScanner(cfg.Mirror.Identity == IdentityID, func(typ []byte, id uint64) {
+		if !s.ignored(typ) {
+			l.rec.candidate(id, p.now().UnixNano())
+		}
+	})
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	for {
+		n, err := resp.Body.Read(*bp)
+		if n > 0 {
+			_, _ = sc.Write((*bp)[:n])
+		}
+		if err == nil {
+			continue
+		}
+		l.live.Store(false)
+		if req.Context().Err() == nil { // the target ended or broke the stream, not us
+			kind := "read"
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				kind = "stream_ended"
+			}
+			p.candidateFailed(t, kind, err)
+			t.book.streamEvent(0, 0, 0, 1)
+		}
+		return
+	}
+}
+
+// legDone settles a finished leg; the last one unregisters the stream.
+func (s *streamMirror) legDone(l *leg) {
+	l.live.Store(false)
+	l.cancel()
+	s.flushLeg(l, 1<<62)
+	l.t.book.streamEvent(0, -1, 0, 0)
+	s.p.m.activeStreams.WithLabelValues(l.t.name).Dec()
+	s.p.nstreams.Add(-1)
+	if s.pending.Add(-1) == 0 {
+		s.p.mu.Lock()
+		delete(s.p.streams, s)
+		s.p.mu.Unlock()
+	}
+}
+
+// flush settles what is older than cutoff on every leg and moves the
+// findings into the targets' ledgers.
+func (s *streamMirror) flush(cutoff int64) {
+	for _, l := range s.legs {
+		s.flushLeg(l, cutoff)
+	}
+}
+
+func (s *streamMirror) flushLeg(l *leg, cutoff int64) {
+	l.rec.settleUntil(cutoff)
+	t, overflow := l.rec.take()
+	if overflow && l.overflowSeen.CompareAndSwap(false, true) {
+		l.t.book.streamEvent(0, 0, 1, 0)
+	}
+	if t == (tally{}) {
+		return
+	}
+	l.t.book.apply(s.channel, s.bucket, t)
+	s.p.m.addLedger(l.t.name, t)
+}
+
+// sweep is the Proxy's one background loop: it settles every open stream
+// and closes the mirrors of streams whose user left once nothing is owed
+// (or the settle window passed).
+func (p *Proxy) sweep() {
+	defer p.wg.Done()
+	for {
+		settle := p.Config().Ledger.Settle
+		every := min(max(settle/4, 20*time.Millisecond), 250*time.Millisecond)
+		select {
+		case <-p.base.Done():
+			return
+		case <-time.After(every):
+		}
+		now := p.now().UnixNano()
+		p.mu.Lock()
+		open := make([]*streamMirror, 0, len(p.streams))
+		for s := range p.streams {
+			open = append(open, s)
+		}
+		p.mu.Unlock()
+		for _, s := range open {
+			s.flush(now - int64(settle))
+			if ended := s.ended.Load(); ended != 0 {
+				for _, l := range s.legs {
+					if now-ended > int64(settle) || !l.rec.owed() {
+						l.cancel()
+					}
+				}
+			}
+		}
+		for _, b := range p.allBooks() {
+			p.m.circuitState.WithLabelValues(b.name).Set(boolFloat(p.breakerOpen(b.name)))
+		}
+	}
+}
+
+func (p *Proxy) allBooks() []*book {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return sortedTargets(p.books)
+}
+
+func (p *Proxy) breakerOpen(name string) bool {
+	p.mu.Lock()
+	b := p.breakers[name]
+	p.mu.Unlock()
+	return b != nil && b.open()
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

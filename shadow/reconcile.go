@@ -1,0 +1,201 @@
+package shadow
+
+import (
+	"sync"
+	"time"
+)
+
+// tally is what one stream (or one scope) found, in the ledger's terms.
+type tally struct {
+	Primary    int64 // +1: events the primary delivered
+	Candidate  int64 // -1: events the candidate delivered
+	Matched    int64 // candidate events with a primary counterpart
+	Missing    int64 // primary events the candidate never delivered within the settle window
+	Extra      int64 // candidate events the primary never delivered within the settle window
+	Duplicated int64 // candidate events delivered more often than the primary delivered them
+	Late       int64 // matched events the candidate delivered more than Late after the primary
+	Reordered  int64 // matched events the candidate delivered out of the primary's order
+	DelaySum   time.Duration
+	DelayMax   time.Duration
+}
+
+// pendingEvent is one identity waiting for its counterpart.
+type pendingEvent struct {
+	p, c       int32 // deliveries by the primary and the candidate
+	pAt, cAt   int64 // first delivery on each side, unix ns
+	pSeq, cSeq uint32
+	born       int64 // when the entry was created: it settles Settle later
+}
+
+// reconciler keeps the +1/-1 ledger of one mirrored stream: the primary's
+// events against one candidate's (or baseline's). The proxy's copy loop
+// calls primary, the mirror's reader calls candidate, and the sweeper
+// calls settle and take; each call holds the lock for a map operation.
+type reconciler struct {
+	mu         sync.Mutex
+	settle     int64 // ns
+	late       time.Duration
+	maxPending int
+	events     map[uint64]pendingEvent
+	order      []orderEntry // entries in creation order, for settling
+	head       int
+	pSeq, cSeq uint32
+	// Out-of-order detection, streaming: a new match (p, c) is reordered
+	// when it crosses an earlier one — the match with the highest primary
+	// sequence had a lower candidate sequence, or the reverse.
+	maxP, cAtMaxP, maxC, pAtMaxC uint32
+	matchedAny                   bool
+	overflow                     bool
+	delta                        tally // not yet taken into the ledgers
+}
+
+type orderEntry struct {
+	id   uint64
+	born int64
+}
+
+func newReconciler(settle, late time.Duration, maxPending int) *reconciler {
+	return &reconciler{
+		settle: int64(settle), late: late, maxPending: maxPending,
+		events: make(map[uint64]pendingEvent),
+	}
+}
+
+// primary records that the primary delivered an event at now (unix ns).
+func (r *reconciler) primary(id uint64, now int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.overflow {
+		return
+	}
+	r.pSeq++
+	r.delta.Primary++
+	e, ok := r.events[id]
+	if !ok {
+		e.born = now
+		if !r.track(id, now) {
+			return
+		}
+	}
+	e.p++
+	if e.p == 1 {
+		e.pAt, e.pSeq = now, r.pSeq
+	}
+	if e.p <= e.c { // the candidate delivered it first
+		r.match(e.pSeq, e.cSeq, time.Duration(e.cAt-now))
+	}
+	r.events[id] = e
+}
+
+// candidate records that the candidate delivered an event at now.
+func (r *reconciler) candidate(id uint64, now int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.overflow {
+		return
+	}
+	r.cSeq++
+	r.delta.Candidate++
+	e, ok := r.events[id]
+	if !ok {
+		e.born = now
+		if !r.track(id, now) {
+			return
+		}
+	}
+	e.c++
+	if e.c == 1 {
+		e.cAt, e.cSeq = now, r.cSeq
+	}
+	if e.c <= e.p {
+		r.match(e.pSeq, e.cSeq, time.Duration(now-e.pAt))
+	}
+	r.events[id] = e
+}
+
+// track queues a new entry for settling; false when the stream has too
+// many pending events and stops being reconciled.
+func (r *reconciler) track(id uint64, now int64) bool {
+	if len(r.events) >= r.maxPending {
+		r.overflow = true
+		return false
+	}
+	if r.head > 1024 && r.head*2 > len(r.order) {
+		r.order = append(r.order[:0], r.order[r.head:]...)
+		r.head = 0
+	}
+	r.order = append(r.order, orderEntry{id: id, born: now})
+	return true
+}
+
+func (r *reconciler) match(pSeq, cSeq uint32, delay time.Duration) {
+	d := &r.delta
+	d.Matched++
+	d.DelaySum += delay
+	d.DelayMax = max(d.DelayMax, delay)
+	if delay > r.late {
+		d.Late++
+	}
+	if r.matchedAny && ((pSeq < r.maxP && cSeq > r.cAtMaxP) || (cSeq < r.maxC && pSeq > r.pAtMaxC)) {
+		d.Reordered++
+	}
+	r.matchedAny = true
+	if pSeq > r.maxP {
+		r.maxP, r.cAtMaxP = pSeq, cSeq
+	}
+	if cSeq > r.maxC {
+		r.maxC, r.pAtMaxC = cSeq, pSeq
+	}
+}
+
+// settleUntil closes every entry born at or before cutoff (unix ns): what
+// one side still owes is missing or extra. settleUntil(math.MaxInt64)
+// closes everything, at the end of a stream.
+func (r *reconciler) settleUntil(cutoff int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.head < len(r.order) && r.order[r.head].born <= cutoff {
+		o := r.order[r.head]
+		r.head++
+		e, ok := r.events[o.id]
+		if !ok || e.born != o.born { // gone, or a newer entry of the same identity
+			continue
+		}
+		id := o.id
+		delete(r.events, id)
+		// Surplus candidate deliveries of an event the primary delivered
+		// are duplicates, of one it never delivered extras.
+		switch n := e.p - e.c; {
+		case n > 0:
+			r.delta.Missing += int64(n)
+		case n < 0 && e.p > 0:
+			r.delta.Duplicated += int64(-n)
+		case n < 0:
+			r.delta.Extra += int64(-n)
+		}
+	}
+	if r.head == len(r.order) {
+		r.order, r.head = r.order[:0], 0
+	}
+}
+
+// owed reports whether the primary delivered events the candidate has not
+// (yet): a finished stream keeps its mirror open while it owes some.
+func (r *reconciler) owed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.events {
+		if e.p > e.c {
+			return true
+		}
+	}
+	return false
+}
+
+// take returns what changed since the last take.
+func (r *reconciler) take() (t tally, overflow bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, r.delta = r.delta, tally{}
+	return t, r.overflow
+}
