@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/darktime/darktime/swarm"
+)
+
+func init() { subcommands = append(subcommands, newSwarmCmd) }
+
+func newSwarmCmd() *cobra.Command {
+	var (
+		cfg                                swarm.Config
+		profile, profileFile               string
+		distribution, pacing, churn, part  string
+		storms                             []time.Duration
+		procs                              int
+		out, hdrLog                        string
+		quiet                              bool
+		subURL, pubMethod, pubURL, pubBody string
+		pubHeaders                         []string
+		extractSeq, extractTS, extractChan string
+	)
+	cmd := &cobra.Command{
+		Use:   "swarm",
+		Short: "Drive an SSE server with simulated EventSource clients and publishers; measure every delivery",
+		Long: `Holds --clients browser-like EventSource clients over --channels channels and
+publishes --rate events/s (vegeta pacing) for --duration, then writes one JSON
+result (swarm/RESULTS.md) with latency histograms, a per-second series and a
+per-channel +1/-1 ledger of what was owed, received, lost and duplicated.
+--profile darktime|nchan picks the target's URLs; the --subscribe/--publish-*
+flags override them (templates with {target} {channel} {channels} {seq} {ts}
+{payload}). Every run stops by itself; Ctrl-C stops early and still writes
+results.`,
+		Example: `  darktime swarm --profile darktime --target http://127.0.0.1:8080 --clients 1000 --channels 10 \
+    --distribution zipf --rate 100 --duration 30s --out results/run.json --hdr-log results/run.hlog`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if cfg.Profile, err = swarmProfile(profile, profileFile); err != nil {
+				return err
+			}
+			p := &cfg.Profile
+			setIf := func(dst *string, v string) {
+				if v != "" {
+					*dst = v
+				}
+			}
+			setIf(&p.Subscribe, subURL)
+			setIf(&p.Publish.Method, pubMethod)
+			setIf(&p.Publish.URL, pubURL)
+			setIf(&p.Publish.Body, pubBody)
+			setIf(&p.Extract.Seq, extractSeq)
+			setIf(&p.Extract.TS, extractTS)
+			setIf(&p.Extract.Channel, extractChan)
+			if len(pubHeaders) > 0 {
+				p.Publish.Headers = pubHeaders
+			}
+			if cfg.Distribution, err = swarm.ParseDistribution(distribution); err != nil {
+				return usageError{err}
+			}
+			if cfg.Pacing, err = swarm.ParsePacing(pacing); err != nil {
+				return usageError{err}
+			}
+			if cfg.Churn, err = swarm.ParseLifetime(churn); err != nil {
+				return usageError{err}
+			}
+			if part != "" {
+				if cfg.Part, err = parsePart(part); err != nil {
+					return err
+				}
+			}
+			cfg.Storms = storms
+			if procs < 1 || procs > 64 {
+				return usagef("--procs must be between 1 and 64")
+			}
+			if out == "" {
+				return usagef("--out FILE is required: the run's result goes there")
+			}
+			raiseFileLimit()
+			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			if !quiet {
+				cfg.Progress = cmd.ErrOrStderr()
+			}
+			if cfg.RunID == "" {
+				cfg.RunID = strconv.FormatInt(time.Now().UnixNano(), 36)
+			}
+			var res *swarm.Result
+			if procs > 1 {
+				res, err = runSwarmProcs(cmd.Context(), cfg, procs, cmd.ErrOrStderr())
+			} else {
+				res, err = swarm.Run(cmd.Context(), cfg)
+			}
+			if errors.Is(err, swarm.ErrConfig) || errors.Is(err, swarm.ErrTemplate) {
+				return usageError{err}
+			}
+			if res != nil {
+				if werr := writeSwarmResult(res, out, hdrLog); werr != nil {
+					return errors.Join(err, werr)
+				}
+				printSwarmSummary(cmd.OutOrStdout(), res)
+			}
+			if errors.Is(err, context.Canceled) {
+				return nil // Ctrl-C: results written
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Target, "target", swarm.DefaultTarget, "server base URL, {target} in the templates")
+	f.StringVar(&profile, "profile", "darktime", "target profile: "+strings.Join(swarm.ProfileNames(), ", "))
+	f.StringVar(&profileFile, "profile-file", "", "read the profile from a JSON `FILE` (fields as in swarm.Profile)")
+	f.StringVar(&subURL, "subscribe", "", "subscribe URL template (overrides the profile)")
+	f.StringVar(&pubMethod, "publish-method", "", "publish method (overrides the profile)")
+	f.StringVar(&pubURL, "publish-url", "", "publish URL template (overrides the profile)")
+	f.StringArrayVar(&pubHeaders, "publish-header", nil, "publish header template \"Name: value\" (repeatable; replaces the profile's)")
+	f.StringVar(&pubBody, "publish-body", "", "publish body template (overrides the profile)")
+	f.StringVar(&extractSeq, "extract-seq", "", "text before the seq in received data (overrides the profile)")
+	f.StringVar(&extractTS, "extract-ts", "", "text before the timestamp in received data (overrides the profile)")
+	f.StringVar(&extractChan, "extract-channel", "", "text before the channel name in received data (overrides the profile)")
+	f.IntVar(&cfg.Clients, "clients", swarm.DefaultClients, "EventSource clients")
+	f.IntVar(&cfg.Channels, "channels", swarm.DefaultChannels, "channels")
+	f.StringVar(&distribution, "distribution", "uniform", "channel assignment: uniform, zipf[:S], one, several[:N]")
+	f.StringVar(&cfg.ChannelPrefix, "channel-prefix", "", "channel name prefix (default random)")
+	f.Float64Var(&cfg.Ramp, "ramp", swarm.DefaultRamp, "clients connected per second")
+	f.IntVar(&cfg.Sources, "sources", 0, "loopback source addresses 127.0.0.2.. (default one per 20,000 clients)")
+	f.Float64Var(&cfg.Rate, "rate", swarm.DefaultRate, "publish rate, events/s over all channels")
+	f.StringVar(&pacing, "pacing", "constant", "constant, linear:SLOPE (events/s per s) or sine:PERIOD:AMPLITUDE")
+	f.IntVar(&cfg.Size, "size", swarm.DefaultSize, "event body size in bytes")
+	f.DurationVar(&cfg.Duration, "duration", swarm.DefaultDuration, "how long to publish")
+	f.DurationVar(&cfg.Settle, "settle", swarm.DefaultSettle, "pause between connecting and publishing")
+	f.DurationVar(&cfg.Drain, "drain", swarm.DefaultDrain, "wait for deliveries after the last publish")
+	f.StringVar(&churn, "churn", "none", "connection lifetime: none, fixed:D, exp:MEAN, uniform:MIN-MAX")
+	f.DurationSliceVar(&storms, "storm", nil, "cut every connection at this offset into publishing (repeatable)")
+	f.DurationVar(&cfg.DefaultRetry, "retry", swarm.DefaultRetry, "reconnect delay until the server sends a retry hint")
+	f.DurationVar(&cfg.LedgerWindow, "ledger-window", swarm.DefaultLedgerWindow, "ledger time window (0: one account per channel)")
+	f.Uint64Var(&cfg.Seed, "seed", 0, "seed for channel assignment (default random)")
+	f.IntVar(&procs, "procs", 1, "worker processes, each with a slice of the channels and clients; results merged")
+	f.StringVar(&part, "part", "", "run only part INDEX/COUNT of the run (set by --procs)")
+	f.StringVar(&cfg.RunID, "run-id", "", "run id shared by the parts of one run (default generated)")
+	f.StringVar(&out, "out", "", "write the JSON result to `FILE` (required)")
+	f.StringVar(&hdrLog, "hdr-log", "", "write per-second histograms in HdrHistogram interval-log format to `FILE`")
+	f.BoolVar(&quiet, "quiet", false, "no progress lines")
+	_ = f.MarkHidden("part")
+	return cmd
+}
+
+func swarmProfile(name, file string) (swarm.Profile, error) {
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return swarm.Profile{}, usagef("--profile-file: %v", err)
+		}
+		var p swarm.Profile
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			return p, usagef("--profile-file %s: %v", file, err)
+		}
+		return p, nil
+	}
+	p, ok := swarm.LookupProfile(name)
+	if !ok {
+		return p, usagef("unknown --profile %q: want one of %s", name, strings.Join(swarm.ProfileNames(), ", "))
+	}
+	return p, nil
+}
+
+func parsePart(s string) (swarm.Part, error) {
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return swarm.Part{}, usagef("--part %q: want INDEX/COUNT", s)
+	}
+	return swarm.Part{Index: i, Count: n}, nil
+}
+
+// runSwarmProcs re-executes this binary once per part with the same flags.
+func runSwarmProcs(ctx context.Context, cfg swarm.Config, procs int, stderr io.Writer) (*swarm.Result, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = uint64(time.Now().UnixNano()) | 1
+	}
+	if cfg.ChannelPrefix == "" {
+		cfg.ChannelPrefix = "swarm" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	}
+	var base []string
+	skip := map[string]bool{"--procs": true, "--out": true, "--hdr-log": true, "--part": true, "--run-id": true, "--seed": true, "--channel-prefix": true}
+	args := os.Args[1:]
+	for i := 0; i < len(args); i++ {
+		name, _, hasValue := strings.Cut(args[i], "=")
+		if skip[name] {
+			if !hasValue && i+1 < len(args) {
+				i++
+			}
+			continue
+		}
+		base = append(base, args[i])
+	}
+	return swarm.RunProcs(ctx, procs, func(ctx context.Context, part swarm.Part, out string) *exec.Cmd {
+		a := append(append([]string{}, base...),
+			"--part", fmt.Sprintf("%d/%d", part.Index, part.Count), "--run-id", cfg.RunID,
+			"--seed", strconv.FormatUint(cfg.Seed, 10), "--channel-prefix", cfg.ChannelPrefix, "--out", out)
+		if part.Index != 0 {
+			a = append(a, "--quiet")
+		}
+		cmd := exec.CommandContext(ctx, self, a...)
+		cmd.Stdout = io.Discard
+		cmd.Stderr = stderr
+		return cmd
+	})
+}
+
+func writeSwarmResult(res *swarm.Result, out, hdrLog string) error {
+	write := func(path string, fill func(io.Writer) error) error {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		tmp := path + ".tmp"
+		f, err := os.Create(tmp)
+		if err != nil {
+			return err
+		}
+		if err := fill(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return os.Rename(tmp, path)
+	}
+	if err := write(out, res.Write); err != nil {
+		return fmt.Errorf("write result: %w", err)
+	}
+	if hdrLog != "" {
+		if err := write(hdrLog, func(w io.Writer) error { return swarm.WriteHdrLog(w, res) }); err != nil {
+			return fmt.Errorf("write hdr log: %w", err)
+		}
+	}
+	return nil
+}
+
+func printSwarmSummary(w io.Writer, res *swarm.Result) {
+	t := res.Ledger.Totals()
+	d := res.Summary[swarm.HistDelivery]
+	fmt.Fprintf(w, "run %s (%s, %s)  parts %d\n", res.RunID, res.Profile, res.Target, len(res.Parts))
+	fmt.Fprintf(w, "clients   planned %d  connected %d  connects %d  reconnects %d  drops %d  storm cuts %d  churned %d  failed %d\n",
+		res.Clients.Planned, res.Clients.Connected, res.Clients.Connects, res.Clients.Reconnects, res.Clients.Drops, res.Clients.StormCuts, res.Clients.Churned, res.Clients.Failed)
+	fmt.Fprintf(w, "publishes attempted %d  ok %d  failed %d\n", res.Publish.Attempted, res.Publish.OK, res.Publish.Failed)
+	fmt.Fprintf(w, "ledger    owed %d  received %d  lost %d  duplicated %d  reordered %d  late %d  balance %d\n",
+		t.Credit, t.Debit, t.Lost, t.Duplicated, t.Reordered, t.Late, t.Balance())
+	fmt.Fprintf(w, "delivery  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  (%d events)\n", d.P50, d.P90, d.P99, d.P999, d.Max, d.Count)
+	for _, r := range res.Resources {
+		fmt.Fprintf(w, "part %d    client CPU %.2f µs/event  RSS %.1f KiB per idle connection\n", r.Part, r.CPUMicrosPerEvt, r.RSSPerConnKiB)
+	}
+	if len(res.Errors) > 0 {
+		fmt.Fprintf(w, "errors    %v\n", res.Errors)
+	}
+}

@@ -1,0 +1,474 @@
+package swarm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/darktime/darktime/internal/fanoutbench"
+	"github.com/darktime/darktime/internal/ledger"
+)
+
+// The client keeps fanoutbench's lean wire code (raw TCP, in-place chunked
+// decoding and event splitting, no allocation per event) rather than
+// r3labs/sse/v2's EventStreamReader: that reader needs an io.Reader body
+// (net/http's per-connection goroutines and buffers, or a second copy),
+// scans the whole buffer five times per event for the blank line, and
+// leaves the field parsing (with an allocated Event per event) to its
+// client — well past the 10 µs and 16 KiB per connection this swarm is
+// held to. See README "swarm" for the measured figures.
+
+// readBufferSize is each client's one read buffer; also holds the request
+// and the response head.
+const readBufferSize = 2 << 10
+
+// Why the run cut a client's connection.
+const (
+	cutNone uint32 = iota
+	cutStorm
+)
+
+// errLifetimeOver ends a connection whose churn lifetime ran out.
+var errLifetimeOver = errors.New("lifetime over")
+
+// connectError is a failed connect, with the kind it is counted under and
+// whether a browser would give up (a non-SSE answer) rather than retry.
+type connectError struct {
+	kind      string
+	permanent bool
+	err       error
+}
+
+func (e *connectError) Error() string { return e.kind + ": " + e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// chanState tracks one channel of a client's session: the range of
+// sequence numbers it is owed [first, end) and a 64-event window for
+// duplicate and reorder detection below the highest seq seen.
+type chanState struct {
+	ch    int
+	first int64
+	end   int64
+	high  int64
+	win   uint64 // bit i: seq high-i arrived
+}
+
+// client is one simulated EventSource: one goroutine, one TCP connection
+// at a time, one read buffer.
+type client struct {
+	r      *run
+	idx    int
+	chans  []chanState
+	source *net.TCPAddr
+	path   string // request target of the subscribe URL
+	seed   uint64
+
+	conn    atomic.Pointer[net.TCPConn]
+	cut     atomic.Uint32
+	stream  *fanoutbench.EventStream
+	lastID  []byte
+	retry   time.Duration
+	recvNs  int64
+	started time.Time // first connect of the session
+	waiting bool      // the session has not received its first event
+	feedErr error     // a stream error found while connecting
+	shard   *recShard
+
+	buf [readBufferSize]byte
+}
+
+// run is the client's life: sessions of connections until the run stops.
+func (c *client) run() {
+	r := c.r
+	defer r.clientWG.Done()
+	first := true
+	for session := 0; !r.stopping.Load(); session++ {
+		if session > 0 {
+			r.count(func(t *totals) { t.Churned++ })
+		}
+		if !c.session(&first) {
+			return
+		}
+	}
+}
+
+// session runs one client session; it reports whether a fresh client
+// should take the place of this one (churn).
+func (c *client) session(first *bool) bool {
+	r := c.r
+	c.lastID = c.lastID[:0]
+	c.retry = r.cfg.DefaultRetry
+	inSession := false
+	var lifeEnd time.Time
+	for {
+		err := c.connect(inSession)
+		if *first {
+			*first = false
+			r.firstAttempt(err == nil)
+		}
+		if r.stopping.Load() {
+			if err == nil {
+				r.open.Add(-1)
+			}
+			c.close()
+			c.endSession(inSession, r.finalSeq)
+			return false
+		}
+		if err != nil {
+			var ce *connectError
+			if errors.As(err, &ce) && ce.permanent {
+				r.countError(ce.kind, err)
+				r.count(func(t *totals) { t.Failed++ })
+				c.endSession(inSession, nil)
+				return false
+			}
+			r.countError(errKind(err), err)
+			c.close()
+			if !r.sleep(c.retry) {
+				c.endSession(inSession, r.finalSeq)
+				return false
+			}
+			continue
+		}
+		if !inSession {
+			inSession = true
+			c.beginSession()
+			if r.cfg.Churn.enabled() {
+				rng := rand.New(rand.NewPCG(c.seed, uint64(time.Now().UnixNano())))
+				lifeEnd = time.Now().Add(r.cfg.Churn.draw(rng.Float64()))
+			}
+		}
+		err = c.readLoop(lifeEnd)
+		if id := c.stream.LastEventID(); len(id) > 0 {
+			c.lastID = append(c.lastID[:0], id...)
+		}
+		if ms := c.stream.RetryMs(); ms > 0 {
+			c.retry = time.Duration(ms) * time.Millisecond
+		}
+		r.open.Add(-1)
+		switch {
+		case r.stopping.Load():
+			c.close()
+			c.endSession(true, r.finalSeq)
+			return false
+		case errors.Is(err, errLifetimeOver):
+			c.close()
+			c.endSession(true, nil) // ends were set when the lifetime ran out
+			return true
+		case c.cut.Swap(cutNone) == cutStorm:
+			r.count(func(t *totals) { t.StormCuts++ })
+		default:
+			r.count(func(t *totals) { t.Drops++ })
+			r.countError("drop_"+errKind(err), err)
+		}
+		c.close()
+		if !r.sleep(c.retry) {
+			c.endSession(true, r.finalSeq)
+			return false
+		}
+		r.count(func(t *totals) { t.Reconnects++ })
+	}
+}
+
+// beginSession owes the client every event its channels get from now on:
+// a publish whose seq is assigned after this point is sent after the
+// server subscribed us.
+func (c *client) beginSession() {
+	r := c.r
+	for i := range c.chans {
+		st := &c.chans[i]
+		st.first = r.nextSeq[st.ch].Load()
+		st.end = math.MaxInt64
+		st.high = st.first - 1
+		st.win = 0
+	}
+	c.waiting = true
+}
+
+// endSession records the session's ranges for the ledger. ends gives the
+// last seq (exclusive) per channel; nil means "up to now".
+func (c *client) endSession(inSession bool, ends []int64) {
+	if !inSession {
+		return
+	}
+	r := c.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range c.chans {
+		st := &c.chans[i]
+		end := st.end
+		if end == math.MaxInt64 {
+			if ends != nil {
+				end = ends[st.ch]
+			} else {
+				end = r.nextSeq[st.ch].Load()
+			}
+		}
+		if end > st.first {
+			r.sessions = append(r.sessions, session{ch: st.ch, first: st.first, end: end})
+		}
+	}
+}
+
+// connect dials, subscribes (resuming with Last-Event-ID when resume) and
+// reads the response head.
+func (c *client) connect(resume bool) error {
+	r := c.r
+	start := time.Now()
+	d := net.Dialer{Timeout: r.cfg.ConnectTimeout}
+	if c.source != nil {
+		d.LocalAddr = c.source
+	}
+	nc, err := d.DialContext(r.stopCtx, "tcp", r.addr)
+	if err != nil {
+		return err
+	}
+	conn := nc.(*net.TCPConn)
+	c.conn.Store(conn)
+	if r.stopping.Load() {
+		return errStopped
+	}
+	if err := conn.SetDeadline(start.Add(r.cfg.ConnectTimeout)); err != nil {
+		return err
+	}
+	req := append(c.buf[:0], "GET "...)
+	req = append(req, c.path...)
+	req = append(req, " HTTP/1.1\r\nHost: "...)
+	req = append(req, r.host...)
+	req = append(req, "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: darktime-swarm\r\n"...)
+	if resume && len(c.lastID) > 0 {
+		req = append(req, "Last-Event-ID: "...)
+		req = append(req, c.lastID...)
+		req = append(req, "\r\n"...)
+	}
+	req = append(req, "\r\n"...)
+	if _, err := conn.Write(req); err != nil {
+		return fmt.Errorf("write subscribe request: %w", err)
+	}
+	n, headEnd := 0, -1
+	for headEnd < 0 {
+		if n == len(c.buf) {
+			return &connectError{kind: "bad_response", permanent: true, err: fmt.Errorf("response head larger than %d bytes", len(c.buf))}
+		}
+		m, err := conn.Read(c.buf[n:])
+		n += m
+		if i := bytes.Index(c.buf[:n], []byte("\r\n\r\n")); i >= 0 {
+			headEnd = i + 4
+		} else if err != nil {
+			return fmt.Errorf("read response head: %w", err)
+		}
+	}
+	head := c.buf[:headEnd]
+	if err := checkStatus(head); err != nil {
+		return err
+	}
+	stream, err := fanoutbench.NewTypedEventStream(head, c.event)
+	if err != nil {
+		return &connectError{kind: "not_sse", permanent: true, err: err}
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		return err
+	}
+	c.stream = stream
+	c.started = start
+	took := time.Since(start)
+	r.open.Add(1)
+	r.connected(c.shard, took)
+	if rest := c.buf[headEnd:n]; len(rest) > 0 {
+		c.recvNs = time.Now().UnixNano()
+		c.feedErr = stream.Feed(rest) // the read loop reports it
+	}
+	return nil
+}
+
+// checkStatus classifies a response status as a browser does: anything but
+// 200 fails the EventSource for good.
+func checkStatus(head []byte) error {
+	if len(head) < 12 || !bytes.HasPrefix(head, []byte("HTTP/1.")) {
+		return &connectError{kind: "bad_response", permanent: true, err: fmt.Errorf("bad status line %q", firstLine(head))}
+	}
+	code, err := strconv.Atoi(string(head[9:12]))
+	if err != nil {
+		return &connectError{kind: "bad_response", permanent: true, err: fmt.Errorf("bad status line %q", firstLine(head))}
+	}
+	if code == 200 {
+		return nil
+	}
+	kind := "status_" + strconv.Itoa(code/100) + "xx"
+	return &connectError{kind: kind, permanent: true, err: fmt.Errorf("subscribe answered %q, want 200", firstLine(head)[9:])}
+}
+
+func firstLine(b []byte) []byte {
+	if i := bytes.IndexByte(b, '\r'); i >= 0 {
+		return b[:i]
+	}
+	return b
+}
+
+// readLoop reads events until the connection ends. When lifeEnd is set,
+// the client decides to leave then, keeps reading what was published
+// before for ChurnGrace, and returns errLifetimeOver.
+func (c *client) readLoop(lifeEnd time.Time) error {
+	conn := c.conn.Load()
+	if err := c.feedErr; err != nil {
+		c.feedErr = nil
+		return err
+	}
+	leaving := false
+	if !lifeEnd.IsZero() {
+		if err := conn.SetReadDeadline(lifeEnd); err != nil {
+			return err
+		}
+	}
+	for {
+		n, err := conn.Read(c.buf[:])
+		if n > 0 {
+			c.recvNs = time.Now().UnixNano()
+			if ferr := c.stream.Feed(c.buf[:n]); ferr != nil {
+				return ferr
+			}
+		}
+		if err == nil {
+			continue
+		}
+		if !lifeEnd.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) && !c.r.stopping.Load() {
+			if leaving {
+				return errLifetimeOver
+			}
+			leaving = true
+			for i := range c.chans {
+				c.chans[i].end = c.r.nextSeq[c.chans[i].ch].Load()
+			}
+			if err := conn.SetReadDeadline(time.Now().Add(c.r.cfg.ChurnGrace)); err != nil {
+				return err
+			}
+			continue
+		}
+		return err
+	}
+}
+
+// close drops the connection with a reset, not a FIN, so that source
+// ports do not pile up in TIME_WAIT.
+func (c *client) close() {
+	if conn := c.conn.Swap(nil); conn != nil {
+		_ = conn.SetLinger(0)
+		_ = conn.Close()
+	}
+}
+
+// event accounts one received event.
+func (c *client) event(typ, data []byte) {
+	r := c.r
+	sh := c.shard
+	if r.eventType != "" && string(typ) != r.eventType && !(len(typ) == 0 && r.eventType == "message") {
+		sh.add(func(s *recShard) { s.c.OtherType++ })
+		return
+	}
+	seq, ts, name, ok := r.prof.extract(data)
+	if !ok {
+		sh.add(func(s *recShard) { s.c.Malformed++ })
+		return
+	}
+	st := &c.chans[0]
+	if len(c.chans) > 1 {
+		st = nil
+		if ch, known := r.chanIndex[string(name)]; known {
+			for i := range c.chans {
+				if c.chans[i].ch == ch {
+					st = &c.chans[i]
+				}
+			}
+		}
+		if st == nil {
+			sh.add(func(s *recShard) { s.c.Foreign++ })
+			return
+		}
+	}
+	if seq < st.first || seq >= st.end {
+		sh.add(func(s *recShard) { s.c.Outside++ })
+		return
+	}
+	var dup, reordered bool
+	switch {
+	case seq > st.high:
+		if d := seq - st.high; d >= 64 {
+			st.win = 1
+		} else {
+			st.win = st.win<<d | 1
+		}
+		st.high = seq
+	case st.high-seq >= 64:
+		reordered = true // too far back to tell a duplicate; counted as reordered
+	default:
+		bit := uint64(1) << (st.high - seq)
+		dup = st.win&bit != 0
+		reordered = !dup
+		st.win |= bit
+	}
+	lat := time.Duration(c.recvNs - ts)
+	late := lat > r.cfg.LateAfter
+	first := c.waiting && !dup
+	c.waiting = c.waiting && dup
+	sh.mu.Lock()
+	sh.c.Events++
+	switch {
+	case dup:
+		sh.c.Duplicated++
+	default:
+		if reordered {
+			sh.c.Reordered++
+		}
+		if late {
+			sh.c.Late++
+		}
+		recordMicros(sh.delivery, lat)
+		if first {
+			recordMicros(sh.firstEvent, time.Duration(c.recvNs-c.started.UnixNano()))
+		}
+	}
+	sh.mu.Unlock()
+	cnt := ledger.Counts{Debit: 1}
+	if dup {
+		cnt.Duplicated = 1
+	}
+	if reordered {
+		cnt.Reordered = 1
+	}
+	if late && !dup {
+		cnt.Late = 1
+	}
+	r.ledger.Apply(r.asg.names[st.ch], time.Unix(0, ts), cnt)
+}
+
+// errKind names a connection error for the error counters.
+func errKind(err error) string {
+	var ce *connectError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		return ce.kind
+	case errors.Is(err, fanoutbench.ErrStreamEnded):
+		return "stream_ended"
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return "dial"
+	}
+	if errors.As(err, &op) && op.Op == "read" {
+		return "read"
+	}
+	if errors.Is(err, errStopped) {
+		return "stopped"
+	}
+	return "stream"
+}

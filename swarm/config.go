@@ -1,0 +1,464 @@
+package swarm
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrConfig marks an invalid Config; the CLI reports it as a usage error.
+var ErrConfig = errors.New("invalid swarm config")
+
+// Config describes one swarm run. The zero value is a valid small run
+// against darktime on 127.0.0.1:8080; each field documents its default.
+type Config struct {
+	// Target is the server's base URL, {target} in the templates
+	// (default http://127.0.0.1:8080).
+	Target string
+	// Profile says how to subscribe and publish (default the "darktime"
+	// profile).
+	Profile Profile
+
+	// Clients is how many EventSource clients to hold (1,000).
+	Clients int
+	// Channels is how many channels they spread over (10); ignored by the
+	// "one" distribution, which gives every client its own.
+	Channels int
+	// Distribution assigns channels to clients (uniform).
+	Distribution Distribution
+	// ChannelPrefix names channels <prefix>_<i> (default a random prefix,
+	// so servers that keep history never replay an old run's events).
+	ChannelPrefix string
+	// Ramp is how many clients connect per second (1,000).
+	Ramp float64
+	// Sources spreads clients over 127.0.0.2.. when the target is on IPv4
+	// loopback (one address per 20,000 clients).
+	Sources int
+
+	// Rate is the publish rate in events/s over all channels (10), paced
+	// by Pacing (constant).
+	Rate   float64
+	Pacing Pacing
+	// Size is the published body size in bytes (100); never shorter than
+	// the template without padding.
+	Size int
+
+	// Settle is the pause between the last first connect and the first
+	// publish (1 s); Duration is how long to publish (30 s); Drain is how
+	// long to wait for deliveries afterwards (2 s). A run takes about
+	// ramp + Settle + Duration + Drain and stops by itself.
+	Settle, Duration, Drain time.Duration
+
+	// Churn draws each connection's lifetime; when it ends the client
+	// leaves and a fresh one (no Last-Event-ID) takes its place. The zero
+	// value keeps every client for the whole run.
+	Churn Lifetime
+	// ChurnGrace is how long a leaving client keeps reading events
+	// published before it decided to leave (1 s).
+	ChurnGrace time.Duration
+	// Storms are offsets from the first publish at which every connection
+	// is cut at once; clients come back after their retry delay, resuming
+	// with Last-Event-ID as browsers do.
+	Storms []time.Duration
+	// DefaultRetry is the reconnection delay before a server sends a retry
+	// hint (3 s, as browsers).
+	DefaultRetry time.Duration
+	// ConnectTimeout bounds a dial plus the response head (10 s).
+	ConnectTimeout time.Duration
+	// LateAfter counts a delivery slower than this as late (5 s).
+	LateAfter time.Duration
+	// LedgerWindow is the ledger's time window (1 s).
+	LedgerWindow time.Duration
+
+	// Part selects this process's slice of a run split over processes or
+	// machines: the channels c with c mod Count == Index, their clients
+	// and their share of the publish rate. Zero value: the whole run.
+	Part Part
+	// RunID names the run; every part of one run shares it (default
+	// random).
+	RunID string
+	// Seed makes channel assignment and lifetimes reproducible (default
+	// random).
+	Seed uint64
+
+	// Logger receives lifecycle messages (default discards them);
+	// Progress, when set, receives one status line per second.
+	Logger   *slog.Logger
+	Progress io.Writer
+}
+
+// Part is one slice of a run.
+type Part struct {
+	Index int `json:"index"`
+	Count int `json:"count"`
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultTarget         = "http://127.0.0.1:8080"
+	DefaultClients        = 1000
+	DefaultChannels       = 10
+	DefaultRamp           = 1000
+	DefaultRate           = 10
+	DefaultSize           = 100
+	DefaultSettle         = time.Second
+	DefaultDuration       = 30 * time.Second
+	DefaultDrain          = 2 * time.Second
+	DefaultChurnGrace     = time.Second
+	DefaultRetry          = 3 * time.Second
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultLateAfter      = 5 * time.Second
+	DefaultLedgerWindow   = time.Second
+	// MaxConnsPerSource keeps each source address inside its ~28,000
+	// ephemeral ports.
+	MaxConnsPerSource = 20_000
+	maxSources        = 253
+	// Bounds that keep every run finite and its accounting small.
+	MaxDuration  = 24 * time.Hour
+	maxPublishes = 50_000_000
+	maxClients   = 1_000_000
+)
+
+func (c Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.Target == "" {
+		c.Target = DefaultTarget
+	}
+	c.Target = strings.TrimSuffix(c.Target, "/")
+	if c.Profile.Name == "" && c.Profile.Subscribe == "" {
+		c.Profile = builtinProfiles["darktime"]
+	}
+	if c.Clients == 0 {
+		c.Clients = DefaultClients
+	}
+	if c.Distribution.Kind == "" {
+		c.Distribution.Kind = DistUniform
+	}
+	if c.Distribution.Kind == DistOne {
+		c.Channels = c.Clients
+	}
+	if c.Channels == 0 {
+		c.Channels = DefaultChannels
+	}
+	if c.Distribution.Kind == DistZipf && c.Distribution.S == 0 {
+		c.Distribution.S = 1.1
+	}
+	if c.Distribution.Kind == DistSeveral && c.Distribution.PerClient == 0 {
+		c.Distribution.PerClient = 3
+	}
+	if c.Ramp == 0 {
+		c.Ramp = DefaultRamp
+	}
+	if c.Sources == 0 {
+		c.Sources = (c.Clients + MaxConnsPerSource - 1) / MaxConnsPerSource
+	}
+	if c.Rate == 0 {
+		c.Rate = DefaultRate
+	}
+	if c.Pacing.Kind == "" {
+		c.Pacing.Kind = PaceConstant
+	}
+	if c.Size == 0 {
+		c.Size = DefaultSize
+	}
+	def(&c.Settle, DefaultSettle)
+	def(&c.Duration, DefaultDuration)
+	def(&c.Drain, DefaultDrain)
+	def(&c.ChurnGrace, DefaultChurnGrace)
+	def(&c.DefaultRetry, DefaultRetry)
+	def(&c.ConnectTimeout, DefaultConnectTimeout)
+	def(&c.LateAfter, DefaultLateAfter)
+	def(&c.LedgerWindow, DefaultLedgerWindow)
+	if c.Part.Count == 0 {
+		c.Part = Part{Index: 0, Count: 1}
+	}
+	if c.RunID == "" {
+		c.RunID = randomHex(8)
+	}
+	if c.ChannelPrefix == "" {
+		c.ChannelPrefix = "swarm" + randomHex(4)
+	}
+	if c.Seed == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		for _, x := range b {
+			c.Seed = c.Seed<<8 | uint64(x)
+		}
+		c.Seed |= 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails
+	return hex.EncodeToString(b)
+}
+
+func (c Config) validate() error {
+	var problems []string
+	check := func(bad bool, msg string) {
+		if bad {
+			problems = append(problems, msg)
+		}
+	}
+	check(c.Clients < 0 || c.Clients > maxClients, fmt.Sprintf("clients must be between 1 and %d", maxClients))
+	check(c.Channels < 1, "channels must be positive")
+	check(c.Ramp < 0, "ramp must be positive")
+	check(c.Sources < 0 || c.Sources > maxSources, fmt.Sprintf("sources must be between 1 and %d", maxSources))
+	check(c.Rate < 0 || c.Rate > 1e6, "rate must be between 0 and 1,000,000 events/s")
+	check(c.Size < 0 || c.Size > 1<<20, "size must be between 0 and 1 MiB")
+	check(c.Duration < 0 || c.Duration > MaxDuration, "duration must be between 0 and 24h")
+	check(c.Settle < 0 || c.Drain < 0 || c.ChurnGrace < 0 || c.DefaultRetry < 0 || c.ConnectTimeout < 0 || c.LateAfter < 0 || c.LedgerWindow < 0,
+		"durations must be positive")
+	check(c.Drain > time.Hour || c.Settle > time.Hour, "settle and drain must be at most 1h")
+	check(c.Part.Count < 1 || c.Part.Index < 0 || c.Part.Index >= c.Part.Count, fmt.Sprintf("part %d/%d: want 0 <= index < count", c.Part.Index, c.Part.Count))
+	check(c.Part.Count > c.Channels, fmt.Sprintf("%d parts need at least as many channels (got %d): each part owns whole channels", c.Part.Count, c.Channels))
+	check(strings.ContainsAny(c.RunID, " \t\r\n/"), "run id may not hold spaces or slashes")
+	check(strings.IndexFunc(c.ChannelPrefix, notWordRune) >= 0, "channel prefix may only hold letters, digits and '_'")
+	for _, s := range c.Storms {
+		check(s < 0 || s > c.Duration, fmt.Sprintf("storm at %v is outside the publish window (0 to %v)", s, c.Duration))
+	}
+	if err := c.Distribution.validate(); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.Distribution.Kind == DistSeveral {
+		check(c.Distribution.PerClient > c.Channels/c.Part.Count, fmt.Sprintf("several:%d needs at least %d channels per part", c.Distribution.PerClient, c.Distribution.PerClient))
+	}
+	if err := c.Pacing.validate(c.Rate); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if err := c.Churn.validate(); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if planned := c.Pacing.upperBound(c.Rate, c.Duration); planned > maxPublishes {
+		problems = append(problems, fmt.Sprintf("about %.0f publishes planned, at most %d: publish for less time or at a lower rate", planned, maxPublishes))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrConfig, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func notWordRune(r rune) bool {
+	return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_')
+}
+
+// Distribution kinds.
+const (
+	DistUniform = "uniform" // each client on one channel drawn uniformly
+	DistZipf    = "zipf"    // one channel drawn from a Zipf law: channel 0 is hot
+	DistOne     = "one"     // every client on a channel of its own
+	DistSeveral = "several" // PerClient distinct channels each, drawn uniformly
+)
+
+// Distribution assigns channels to clients.
+type Distribution struct {
+	Kind      string  `json:"kind"`
+	S         float64 `json:"s,omitempty"`          // zipf exponent (> 1; default 1.1)
+	PerClient int     `json:"per_client,omitempty"` // several: channels per client (3)
+}
+
+// ParseDistribution reads "uniform", "zipf[:S]", "one" or "several[:N]".
+func ParseDistribution(s string) (Distribution, error) {
+	kind, arg, hasArg := strings.Cut(s, ":")
+	d := Distribution{Kind: kind}
+	var err error
+	switch {
+	case kind == DistZipf && hasArg:
+		d.S, err = strconv.ParseFloat(arg, 64)
+	case kind == DistSeveral && hasArg:
+		d.PerClient, err = strconv.Atoi(arg)
+	case hasArg:
+		err = errors.New("takes no argument")
+	}
+	if err != nil {
+		return d, fmt.Errorf("%w: distribution %q: %v", ErrConfig, s, err)
+	}
+	return d, d.validate()
+}
+
+func (d Distribution) validate() error {
+	switch d.Kind {
+	case "", DistUniform, DistOne:
+	case DistZipf:
+		if d.S != 0 && (d.S <= 1 || math.IsInf(d.S, 0) || math.IsNaN(d.S)) {
+			return fmt.Errorf("%w: zipf exponent must be > 1, got %v", ErrConfig, d.S)
+		}
+	case DistSeveral:
+		if d.PerClient < 0 || d.PerClient > 32 {
+			return fmt.Errorf("%w: several: between 1 and 32 channels per client, got %d", ErrConfig, d.PerClient)
+		}
+	default:
+		return fmt.Errorf("%w: distribution %q: want uniform, zipf[:S], one or several[:N]", ErrConfig, d.Kind)
+	}
+	return nil
+}
+
+// Pacing kinds (vegeta's pacers).
+const (
+	PaceConstant = "constant"
+	PaceLinear   = "linear"
+	PaceSine     = "sine"
+)
+
+// Pacing shapes the publish rate over time around Config.Rate.
+type Pacing struct {
+	Kind string `json:"kind"`
+	// Slope (linear) is the change of rate in events/s per second,
+	// starting at Rate.
+	Slope float64 `json:"slope,omitempty"`
+	// Period and Amplitude (sine): the rate swings Rate ± Amplitude.
+	Period    time.Duration `json:"period,omitempty"`
+	Amplitude float64       `json:"amplitude,omitempty"`
+}
+
+// ParsePacing reads "constant", "linear:SLOPE" or "sine:PERIOD:AMPLITUDE".
+func ParsePacing(s string) (Pacing, error) {
+	parts := strings.Split(s, ":")
+	p := Pacing{Kind: parts[0]}
+	var err error
+	switch {
+	case p.Kind == PaceConstant && len(parts) == 1:
+	case p.Kind == PaceLinear && len(parts) == 2:
+		p.Slope, err = strconv.ParseFloat(parts[1], 64)
+	case p.Kind == PaceSine && len(parts) == 3:
+		if p.Period, err = time.ParseDuration(parts[1]); err == nil {
+			p.Amplitude, err = strconv.ParseFloat(parts[2], 64)
+		}
+	default:
+		err = errors.New("want constant, linear:SLOPE or sine:PERIOD:AMPLITUDE")
+	}
+	if err != nil {
+		return p, fmt.Errorf("%w: pacing %q: %v", ErrConfig, s, err)
+	}
+	return p, nil
+}
+
+func (p Pacing) validate(rate float64) error {
+	switch p.Kind {
+	case "", PaceConstant:
+	case PaceLinear:
+		if math.IsNaN(p.Slope) || math.IsInf(p.Slope, 0) {
+			return fmt.Errorf("%w: linear slope must be a number", ErrConfig)
+		}
+	case PaceSine:
+		if p.Period <= 0 || p.Amplitude < 0 || p.Amplitude >= rate {
+			return fmt.Errorf("%w: sine needs a positive period and 0 <= amplitude < rate", ErrConfig)
+		}
+	default:
+		return fmt.Errorf("%w: pacing %q: want constant, linear or sine", ErrConfig, p.Kind)
+	}
+	return nil
+}
+
+// upperBound is a generous bound on the publishes of a run.
+func (p Pacing) upperBound(rate float64, d time.Duration) float64 {
+	s := d.Seconds()
+	switch p.Kind {
+	case PaceLinear:
+		return rate*s + max(0, p.Slope)*s*s/2 + 2
+	case PaceSine:
+		return (rate+p.Amplitude)*s + 2
+	}
+	return rate*s + 2
+}
+
+// Lifetime kinds for churn.
+const (
+	LifeNone    = "none"
+	LifeFixed   = "fixed"
+	LifeExp     = "exp"
+	LifeUniform = "uniform"
+)
+
+// Lifetime is a distribution of connection lifetimes.
+type Lifetime struct {
+	Kind string        `json:"kind"`
+	Mean time.Duration `json:"mean,omitempty"` // fixed and exp
+	Min  time.Duration `json:"min,omitempty"`  // uniform
+	Max  time.Duration `json:"max,omitempty"`  // uniform
+}
+
+// ParseLifetime reads "none", "fixed:D", "exp:MEAN" or "uniform:MIN-MAX".
+func ParseLifetime(s string) (Lifetime, error) {
+	kind, arg, _ := strings.Cut(s, ":")
+	l := Lifetime{Kind: kind}
+	var err error
+	switch kind {
+	case LifeNone, "":
+		l.Kind = ""
+		if arg != "" {
+			err = errors.New("takes no argument")
+		}
+	case LifeFixed, LifeExp:
+		l.Mean, err = time.ParseDuration(arg)
+	case LifeUniform:
+		lo, hi, ok := strings.Cut(arg, "-")
+		if !ok {
+			err = errors.New("want uniform:MIN-MAX")
+			break
+		}
+		if l.Min, err = time.ParseDuration(lo); err == nil {
+			l.Max, err = time.ParseDuration(hi)
+		}
+	default:
+		err = errors.New("want none, fixed:D, exp:MEAN or uniform:MIN-MAX")
+	}
+	if err == nil {
+		err = l.validate()
+	}
+	if err != nil {
+		return l, fmt.Errorf("%w: churn %q: %v", ErrConfig, s, err)
+	}
+	return l, nil
+}
+
+// minLifetime keeps churn from turning into a connect flood.
+const minLifetime = 100 * time.Millisecond
+
+func (l Lifetime) validate() error {
+	switch l.Kind {
+	case "", LifeNone:
+	case LifeFixed, LifeExp:
+		if l.Mean < minLifetime {
+			return fmt.Errorf("%w: lifetime must be at least %v", ErrConfig, minLifetime)
+		}
+	case LifeUniform:
+		if l.Min < minLifetime || l.Max < l.Min {
+			return fmt.Errorf("%w: uniform lifetime needs %v <= min <= max", ErrConfig, minLifetime)
+		}
+	default:
+		return fmt.Errorf("%w: lifetime %q", ErrConfig, l.Kind)
+	}
+	return nil
+}
+
+func (l Lifetime) enabled() bool { return l.Kind != "" && l.Kind != LifeNone }
+
+// draw returns a lifetime; u is uniform in [0,1).
+func (l Lifetime) draw(u float64) time.Duration {
+	switch l.Kind {
+	case LifeFixed:
+		return l.Mean
+	case LifeExp:
+		return max(minLifetime, time.Duration(-math.Log(1-u)*float64(l.Mean)))
+	case LifeUniform:
+		return l.Min + time.Duration(u*float64(l.Max-l.Min))
+	}
+	return 0
+}

@@ -1,0 +1,25 @@
+// Package swarm drives one realtime server — darktime's own or any other
+// Server-Sent Events server — with a swarm of simulated EventSource
+// clients and publishers, and measures what every client actually
+// received.
+//
+// Clients are lean HTTP/1.1 connections (one goroutine, one read buffer,
+// no allocation per event) that behave like browsers: they honour the
+// retry hint, resume with Last-Event-ID after a drop, give up on a non-SSE
+// answer, and can churn (leave after a drawn lifetime and be replaced by a
+// fresh client) or be cut all at once in a reconnect storm. Publishers are
+// vegeta attacks (constant, linear or sine pacing) that stamp every event
+// with its channel's sequence number and its intended send time, so each
+// client detects loss, duplicates and reordering and measures
+// publish-to-receive latency without coordinated omission.
+//
+// A Target (a Profile: subscribe URL template, publish request template,
+// where seq and timestamp sit in the received data) makes the same swarm
+// measure darktime, nginx + nchan or another SSE server.
+//
+// Every run produces one Result: HDR histograms, a per-second series, and
+// a per-channel, per-second +1/-1 ledger (internal/ledger) — +1 for every
+// delivery a successful publish owed a client subscribed at that moment,
+// -1 for every event received. Results of the processes of one run merge
+// exactly (Merge); the file format is documented in RESULTS.md.
+package swarm

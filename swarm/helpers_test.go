@@ -1,0 +1,88 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/darktime/darktime/server"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"),
+	)
+}
+
+// startServer runs darktime's reference server on a free loopback port
+// and returns its base URL.
+func startServer(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RetryHint == 0 {
+		cfg.RetryHint = 100 * time.Millisecond // storms reconnect within a short test run
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln, "", "") }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// quickConfig is a small, fast run against target.
+func quickConfig(t *testing.T, target string) Config {
+	t.Helper()
+	cfg := Config{
+		Target:       target,
+		Clients:      40,
+		Channels:     4,
+		Ramp:         2000,
+		Rate:         40,
+		Duration:     1500 * time.Millisecond,
+		Settle:       200 * time.Millisecond,
+		Drain:        700 * time.Millisecond,
+		DefaultRetry: 100 * time.Millisecond,
+		Seed:         42,
+	}
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return cfg
+}
+
+// checkBalanced fails unless every owed delivery arrived exactly once.
+func checkBalanced(t *testing.T, res *Result) {
+	t.Helper()
+	tot := res.Ledger.Totals()
+	if tot.Credit == 0 || tot.Credit != tot.Debit || tot.Lost != 0 || tot.Duplicated != 0 {
+		t.Errorf("ledger totals %+v: want credit = debit > 0, nothing lost or duplicated; unbalanced: %+v", tot, res.Ledger.Unbalanced())
+	}
+	if res.Publish.OK != res.Publish.Attempted || res.Publish.Failed != 0 {
+		t.Errorf("publishes %+v: want all ok", res.Publish)
+	}
+}

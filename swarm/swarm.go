@@ -1,0 +1,530 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/darktime/darktime/internal/fanoutbench"
+	"github.com/darktime/darktime/internal/ledger"
+)
+
+// errStopped ends a connect that raced with the end of the run.
+var errStopped = errors.New("swarm stopping")
+
+// session is one client session's claim on a channel: every event with
+// first <= seq < end that was published successfully is owed to it.
+type session struct {
+	ch         int
+	first, end int64
+}
+
+// run is the state shared by the clients and the phases of one Run.
+type run struct {
+	cfg       Config
+	log       *slog.Logger
+	prof      *compiledProfile
+	eventType string
+	addr      string // host:port to dial
+	host      string // Host header
+	asg       assignment
+	chanIndex map[string]int
+
+	nextSeq  []atomic.Int64 // per channel: seq of the next publish
+	finalSeq []int64        // per channel: nextSeq when publishing ended
+
+	stopCtx  context.Context
+	stop     context.CancelFunc
+	stopping atomic.Bool
+	clients  []*client
+	clientWG sync.WaitGroup
+	firstWG  sync.WaitGroup
+	open     atomic.Int64
+	errCount atomic.Int64
+
+	rec    *recorder
+	ledger *ledger.Ledger
+	pubs   *publishLog
+
+	mu       sync.Mutex // guards the fields below
+	sessions []session
+	totals   Totals
+	errs     map[string]int64
+	samples  map[string]string
+}
+
+// totals is an alias used by count's callback for brevity.
+type totals = Totals
+
+func (r *run) count(f func(*totals)) {
+	r.mu.Lock()
+	f(&r.totals)
+	r.mu.Unlock()
+}
+
+func (r *run) countError(kind string, err error) {
+	if errors.Is(err, errStopped) || r.stopping.Load() {
+		return
+	}
+	r.errCount.Add(1)
+	r.mu.Lock()
+	r.errs[kind]++
+	if _, ok := r.samples[kind]; !ok {
+		r.samples[kind] = err.Error()
+	}
+	r.mu.Unlock()
+}
+
+func (r *run) connected(sh *recShard, took time.Duration) {
+	sh.mu.Lock()
+	sh.connects++
+	recordMicros(sh.connect, took)
+	sh.mu.Unlock()
+}
+
+func (r *run) firstAttempt(ok bool) {
+	if ok {
+		r.count(func(t *totals) { t.Connected++ })
+	}
+	r.firstWG.Done()
+}
+
+// sleep waits d or until the run stops; it reports whether it slept.
+func (r *run) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.stopCtx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// cutAll closes every open connection at once (a reconnect storm).
+func (r *run) cutAll() {
+	for _, c := range r.clients {
+		if conn := c.conn.Load(); conn != nil {
+			c.cut.Store(cutStorm)
+			_ = conn.SetLinger(0)
+			_ = conn.Close()
+		}
+	}
+}
+
+// shutdown stops every client and waits for them. Safe to call twice.
+func (r *run) shutdown() {
+	if r.stopping.Swap(true) {
+		return
+	}
+	if r.finalSeq == nil {
+		r.snapshotFinal()
+	}
+	r.stop()
+	for _, c := range r.clients {
+		c.close()
+	}
+	r.clientWG.Wait()
+}
+
+func (r *run) snapshotFinal() {
+	r.finalSeq = make([]int64, len(r.nextSeq))
+	for i := range r.nextSeq {
+		r.finalSeq[i] = r.nextSeq[i].Load()
+	}
+}
+
+func newRun(cfg Config) (*run, error) {
+	u, err := url.Parse(cfg.Target)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: target %q: want http://host:port", ErrConfig, cfg.Target)
+	}
+	asg := assign(cfg)
+	prof, err := cfg.Profile.compile(cfg.Distribution.Kind == DistSeveral && cfg.Distribution.PerClient > 1)
+	if err != nil {
+		return nil, err
+	}
+	if prof.channelRE != nil && !prof.channelRE.MatchString(asg.names[0]) {
+		return nil, fmt.Errorf("%w: channel %q does not match profile %q's channel pattern %s", ErrConfig, asg.names[0], prof.Name, prof.ChannelPattern)
+	}
+	r := &run{
+		cfg: cfg, log: cfg.Logger, prof: prof, eventType: prof.EventType, asg: asg,
+		chanIndex: make(map[string]int, len(asg.names)),
+		nextSeq:   make([]atomic.Int64, cfg.Channels),
+		ledger:    ledger.New(cfg.LedgerWindow),
+		pubs:      &publishLog{ts: map[int][]int64{}, status: map[int][]pubState{}, info: PublishInfo{Errors: map[string]int64{}}},
+		errs:      map[string]int64{},
+		samples:   map[string]string{},
+	}
+	for i, n := range asg.names {
+		r.chanIndex[n] = i
+	}
+	// Every client dials the subscribe URL's host; all clients of a run
+	// share it, so take it from the first.
+	var sources []*net.TCPAddr
+	for i, chans := range asg.clients {
+		names := make([]string, len(chans))
+		for j, ch := range chans {
+			names[j] = asg.names[ch]
+		}
+		v := values{target: cfg.Target, channel: names[0], channels: joinStrings(names, prof.ChannelSeparator)}
+		su, err := url.Parse(prof.subscribe.expand(&v))
+		if err != nil || su.Scheme != "http" {
+			return nil, fmt.Errorf("%w: subscribe URL %q: the swarm's clients speak plain http only", ErrTemplate, prof.subscribe.expand(&v))
+		}
+		if i == 0 {
+			hostport := su.Host
+			if su.Port() == "" {
+				hostport = net.JoinHostPort(su.Hostname(), "80")
+			}
+			addr, err := net.ResolveTCPAddr("tcp", hostport)
+			if err != nil {
+				return nil, fmt.Errorf("resolve %s: %w", su.Host, err)
+			}
+			r.addr, r.host = addr.String(), su.Host
+			if ip4 := addr.IP.To4(); ip4 != nil && ip4.IsLoopback() {
+				for k := range cfg.Sources {
+					sources = append(sources, &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+k))})
+				}
+			}
+		}
+		c := &client{r: r, idx: i, path: su.RequestURI(), seed: cfg.Seed + uint64(i)*0x9e3779b97f4a7c15, shard: nil}
+		c.chans = make([]chanState, len(chans))
+		for j, ch := range chans {
+			c.chans[j].ch = ch
+		}
+		if len(sources) > 0 {
+			c.source = sources[i%len(sources)]
+		}
+		r.clients = append(r.clients, c)
+	}
+	r.stopCtx, r.stop = context.WithCancel(context.Background())
+	return r, nil
+}
+
+func joinStrings(s []string, sep string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += sep
+		}
+		out += x
+	}
+	return out
+}
+
+// Run executes one swarm run (or this process's part of one): connect the
+// clients at the ramp rate, settle, publish for Duration (with churn and
+// storms as configured), drain, and account. It always stops by itself;
+// when ctx is cancelled it stops early and still returns what it measured,
+// with Interrupted set. An error without a result means nothing ran.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	r, err := newRun(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFileLimit(len(r.clients)); err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	r.rec = newRecorder(began)
+	rssBefore, _ := fanoutbench.ResidentKiB(os.Getpid())
+	for i, c := range r.clients {
+		c.shard = &r.rec.shards[i%recShards]
+	}
+	defer r.shutdown()
+
+	// The ticker: one Second per second, progress, until the run ends.
+	tickDone := make(chan struct{})
+	tickStop := make(chan struct{})
+	go r.ticker(began, tickStop, tickDone)
+
+	res, runErr := r.phases(ctx, began, rssBefore)
+	r.shutdown()
+	close(tickStop)
+	<-tickDone
+	r.finish(res, began)
+	return res, runErr
+}
+
+// phases runs the run's phases and returns the partial result.
+func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Result, error) {
+	cfg := r.cfg
+	res := r.newResult(began)
+	interrupted := func() (*Result, error) {
+		res.Interrupted = true
+		return res, ctx.Err()
+	}
+
+	// Phase 1: ramp.
+	r.log.Info("connecting clients", "clients", len(r.clients), "channels", len(r.asg.mine), "ramp_per_s", cfg.Ramp, "target", cfg.Target, "profile", r.prof.Name)
+	gap := time.Duration(float64(time.Second) / cfg.Ramp)
+	r.firstWG.Add(len(r.clients))
+	r.clientWG.Add(len(r.clients))
+	started := 0
+	rampStart := time.Now()
+	for i, c := range r.clients {
+		if wait := time.Until(rampStart.Add(time.Duration(i) * gap)); wait > time.Millisecond {
+			if !sleepCtx(ctx, wait) {
+				break
+			}
+		}
+		go c.run()
+		started++
+	}
+	for range len(r.clients) - started {
+		r.firstWG.Done()
+		r.clientWG.Done()
+	}
+	if !waitCtx(ctx, &r.firstWG) {
+		return interrupted()
+	}
+	r.mu.Lock()
+	connected := r.totals.Connected
+	r.mu.Unlock()
+	r.log.Info("clients connected", "connected", connected, "of", len(r.clients), "seconds", time.Since(rampStart).Seconds())
+	if connected == 0 && len(r.clients) > 0 {
+		r.mu.Lock()
+		sample := ""
+		for _, s := range r.samples {
+			sample = s
+		}
+		r.mu.Unlock()
+		return res, fmt.Errorf("no client could subscribe to %s: %s", cfg.Target, sample)
+	}
+
+	// Phase 2: settle, then the idle memory per connection.
+	if !sleepCtx(ctx, cfg.Settle) {
+		return interrupted()
+	}
+	rssIdle, _ := fanoutbench.ResidentKiB(os.Getpid())
+	idle := r.open.Load()
+	resources := Resources{Part: cfg.Part.Index, RSSIdleKiB: rssIdle, IdleConnections: idle}
+	if idle > 0 {
+		resources.RSSPerConnKiB = float64(rssIdle-rssBefore) / float64(idle)
+	}
+
+	// Phase 3: publish, with storms on schedule.
+	cpuStart := fanoutbench.SelfCPU()
+	eventsStart := r.eventsSoFar()
+	var timers []*time.Timer
+	for _, at := range cfg.Storms {
+		timers = append(timers, time.AfterFunc(at, func() {
+			r.log.Info("reconnect storm: cutting every connection", "open", r.open.Load())
+			r.cutAll()
+		}))
+	}
+	share := float64(len(r.asg.mine)) / float64(cfg.Channels)
+	r.log.Info("publishing", "rate", cfg.Rate*share, "pacing", cfg.Pacing.Kind, "duration", cfg.Duration)
+	r.publish(ctx, share)
+	for _, t := range timers {
+		t.Stop()
+	}
+	r.snapshotFinal()
+
+	// Phase 4: drain; cut short (but not skipped) when interrupted.
+	if ctx.Err() != nil {
+		time.Sleep(min(cfg.Drain, 500*time.Millisecond))
+	} else {
+		sleepCtx(ctx, cfg.Drain)
+	}
+	cpu := fanoutbench.SelfCPU() - cpuStart
+	resources.CPUSeconds = cpu.Seconds()
+	resources.EventsDuringLoad = r.eventsSoFar() - eventsStart
+	if resources.EventsDuringLoad > 0 {
+		resources.CPUMicrosPerEvt = cpu.Seconds() * 1e6 / float64(resources.EventsDuringLoad)
+	}
+	res.Resources = []Resources{resources}
+	if ctx.Err() != nil {
+		return interrupted()
+	}
+	return res, nil
+}
+
+// eventsSoFar counts measured events, including the current interval.
+func (r *run) eventsSoFar() int64 {
+	var n int64
+	for i := range r.rec.shards {
+		s := &r.rec.shards[i]
+		s.mu.Lock()
+		n += s.c.Events
+		s.mu.Unlock()
+	}
+	r.mu.Lock()
+	n += r.rec.counts.Events
+	r.mu.Unlock()
+	return n
+}
+
+func (r *run) ticker(began time.Time, stop, done chan struct{}) {
+	defer close(done)
+	// Ticks on whole wall-clock seconds, so that parts of one run line up.
+	next := time.Now().Truncate(time.Second).Add(time.Second)
+	t := time.NewTimer(time.Until(next))
+	defer t.Stop()
+	var p99 float64
+	for {
+		select {
+		case <-stop:
+			r.tick(time.Now(), began, &p99)
+			return
+		case <-t.C:
+		}
+		r.tick(next, began, &p99)
+		next = next.Add(time.Second)
+		t.Reset(time.Until(next))
+	}
+}
+
+func (r *run) tick(now, began time.Time, p99 *float64) {
+	errs := r.errCount.Swap(0)
+	r.mu.Lock()
+	sec := r.rec.tick(now, r.open.Load(), errs)
+	total := r.rec.total[HistDelivery]
+	*p99 = float64(total.ValueAtQuantile(99)) / 1e3
+	r.mu.Unlock()
+	if r.cfg.Progress != nil {
+		progressLine(r.cfg.Progress, now.Sub(began), sec, *p99, errs)
+	}
+}
+
+func (r *run) newResult(began time.Time) *Result {
+	cfg := r.cfg
+	host, _ := os.Hostname()
+	res := &Result{
+		Schema: Schema, RunID: cfg.RunID, Profile: r.prof.Name, Target: cfg.Target, Started: began,
+		Parts: []PartInfo{{Part: cfg.Part, Host: host, PID: os.Getpid()}},
+		Config: ConfigEcho{
+			Clients: cfg.Clients, Channels: cfg.Channels, Distribution: cfg.Distribution, ChannelPrefix: cfg.ChannelPrefix,
+			RampPerS: cfg.Ramp, RateEventsPerS: cfg.Rate, Pacing: cfg.Pacing, SizeBytes: cfg.Size,
+			DurationSeconds: cfg.Duration.Seconds(), SettleSeconds: cfg.Settle.Seconds(), DrainSeconds: cfg.Drain.Seconds(),
+			Churn: cfg.Churn, LedgerWindowS: cfg.LedgerWindow.Seconds(), Seed: cfg.Seed, ProfileDetail: cfg.Profile,
+			RetrySeconds: cfg.DefaultRetry.Seconds(), LateAfter: cfg.LateAfter,
+		},
+	}
+	for _, s := range cfg.Storms {
+		res.Config.StormsSeconds = append(res.Config.StormsSeconds, s.Seconds())
+	}
+	return res
+}
+
+// finish credits the ledger and fills the result from the recorder.
+func (r *run) finish(res *Result, began time.Time) {
+	r.creditLedger()
+	res.Ended = time.Now()
+	res.Ledger = withLost(r.ledger)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res.Clients = r.totals
+	res.Clients.Planned = int64(len(r.clients))
+	res.Clients.Connects = r.rec.connects
+	res.Events = r.rec.counts
+	res.Errors = r.errs
+	if len(r.samples) > 0 {
+		res.ErrorSamples = r.samples
+	}
+	r.pubs.mu.Lock()
+	res.Publish = r.pubs.info
+	r.pubs.mu.Unlock()
+	if len(res.Publish.Errors) == 0 {
+		res.Publish.Errors = nil
+	}
+	res.Histograms = map[string]string{}
+	res.Summary = map[string]Percentiles{}
+	for name, h := range r.rec.total {
+		res.Histograms[name] = encodeHistogram(h)
+		res.Summary[name] = percentiles(h)
+	}
+	res.Series = r.rec.series
+	if res.Resources == nil {
+		res.Resources = []Resources{{Part: r.cfg.Part.Index}}
+	}
+}
+
+// creditLedger credits, for every successful publish, one delivery per
+// client session that was subscribed to its channel when its seq was
+// assigned (and had not yet decided to leave), in the window of its
+// intended send time.
+func (r *run) creditLedger() {
+	r.mu.Lock()
+	sessions := r.sessions
+	r.mu.Unlock()
+	byChan := map[int][]session{}
+	for _, s := range sessions {
+		byChan[s.ch] = append(byChan[s.ch], s)
+	}
+	pl := r.pubs
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	for ch, list := range byChan {
+		ts := pl.ts[ch]
+		n := int64(len(ts))
+		diff := make([]int64, n+1)
+		for _, s := range list {
+			first, end := min(s.first, n), min(s.end, n)
+			if first < end {
+				diff[first]++
+				diff[end]--
+			}
+		}
+		var live int64
+		for seq := range n {
+			live += diff[seq]
+			if live > 0 && pl.ok(ch, seq) {
+				r.ledger.Credit(r.asg.names[ch], time.Unix(0, ts[seq]), live)
+			}
+		}
+	}
+}
+
+// checkFileLimit fails early, with advice, when the open-file limit cannot
+// hold the clients.
+func checkFileLimit(clients int) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return nil
+	}
+	const spare = 128 // publisher connections, files, stdio
+	if need := uint64(clients) + spare; lim.Cur < need {
+		return fmt.Errorf("%w: %d clients need %d open files but the limit is %d (hard %d): raise it with `ulimit -n %d`, use fewer clients or --procs",
+			ErrConfig, clients, need, lim.Cur, lim.Max, min(need, lim.Max))
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,355 @@
+package swarm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// ErrTemplate marks a bad subscribe or publish template or profile; the
+// CLI reports it as a usage error.
+var ErrTemplate = errors.New("bad target template")
+
+// Placeholders a template may hold. Any other "{word}" is an error; a "{"
+// that does not open a known-looking placeholder (as in a JSON body) is
+// literal text.
+const (
+	phTarget   = "target"   // the --target base URL, without a trailing slash
+	phChannel  = "channel"  // one channel name
+	phChannels = "channels" // the client's channels joined by Profile.ChannelSeparator
+	phSeq      = "seq"      // the event's sequence number within its channel
+	phTS       = "ts"       // the intended send time, Unix nanoseconds
+	phPayload  = "payload"  // padding ('x' repeated) up to the event size
+)
+
+// Profile describes how to talk to one kind of SSE server.
+type Profile struct {
+	// Name identifies the profile in results.
+	Name string `json:"name"`
+	// Subscribe is the subscribe URL template ({target}, {channel} or
+	// {channels}); plain http only.
+	Subscribe string `json:"subscribe"`
+	// ChannelSeparator joins a client's channels in {channels}; empty means
+	// the server takes one channel per connection.
+	ChannelSeparator string `json:"channel_separator,omitempty"`
+	// ChannelPattern is a regular expression every generated channel name
+	// must match (nchan's config routes only \w+).
+	ChannelPattern string `json:"channel_pattern,omitempty"`
+	// Publish is the publish request template.
+	Publish PublishTemplate `json:"publish"`
+	// Extract says where the sequence number, the timestamp and the channel
+	// are found in the data of a received event.
+	Extract Extract `json:"extract"`
+	// EventType, when set, is the only event type measured; others are
+	// counted as other_type (darktime's own darktime.* notices, say).
+	// Empty means the default type, "message".
+	EventType string `json:"event_type,omitempty"`
+}
+
+// PublishTemplate is an HTTP request with placeholders in the URL, the
+// header values and the body.
+type PublishTemplate struct {
+	Method  string   `json:"method"`
+	URL     string   `json:"url"`
+	Headers []string `json:"headers,omitempty"` // "Name: value"
+	Body    string   `json:"body"`
+}
+
+// Extract holds the literal text that precedes each field in the data of a
+// received event: the decimal seq follows Seq, the decimal timestamp
+// follows TS, and the channel name follows Channel up to the next '"'.
+// Channel is needed only when clients hold several channels.
+type Extract struct {
+	Seq     string `json:"seq"`
+	TS      string `json:"ts"`
+	Channel string `json:"channel,omitempty"`
+}
+
+// defaultBody is a JSON body that every built-in profile publishes as is.
+const defaultBody = `{"ch":"{channel}","seq":{seq},"ts":{ts},"pad":"{payload}"}`
+
+var defaultExtract = Extract{Seq: `"seq":`, TS: `"ts":`, Channel: `"ch":"`}
+
+// Profiles are the built-in targets.
+var builtinProfiles = map[string]Profile{
+	// darktime's reference server: several channels per connection, the
+	// body published untouched as text (a JSON Content-Type would make it
+	// a batch).
+	"darktime": {
+		Name:             "darktime",
+		Subscribe:        "{target}/sub/{channels}",
+		ChannelSeparator: "/",
+		ChannelPattern:   `^[A-Za-z0-9_:.-]{1,128}$`,
+		Publish: PublishTemplate{
+			Method:  "POST",
+			URL:     "{target}/pub?id={channel}",
+			Headers: []string{"Content-Type: text/plain"},
+			Body:    defaultBody,
+		},
+		Extract:   defaultExtract,
+		EventType: "message",
+	},
+	// nginx + nchan as configured in peers/nchan-nginx.conf: one channel
+	// per connection, channel names \w+.
+	"nchan": {
+		Name:           "nchan",
+		Subscribe:      "{target}/sub/{channel}",
+		ChannelPattern: `^\w+$`,
+		Publish: PublishTemplate{
+			Method:  "POST",
+			URL:     "{target}/pub?id={channel}",
+			Headers: []string{"Content-Type: text/plain"},
+			Body:    defaultBody,
+		},
+		Extract: defaultExtract,
+	},
+}
+
+// LookupProfile returns a built-in profile by name.
+func LookupProfile(name string) (Profile, bool) {
+	p, ok := builtinProfiles[name]
+	return p, ok
+}
+
+// ProfileNames lists the built-in profiles.
+func ProfileNames() []string { return []string{"darktime", "nchan"} }
+
+// template is a compiled template: literal text and placeholders.
+type template struct {
+	parts []tmplPart
+	src   string
+}
+
+type tmplPart struct {
+	lit string
+	ph  string // "" for a literal part
+}
+
+var placeholderRE = regexp.MustCompile(`^\{([a-z_]+)\}`)
+
+// parseTemplate compiles s, allowing only the given placeholders.
+func parseTemplate(what, s string, allowed ...string) (template, error) {
+	t := template{src: s}
+	var lit strings.Builder
+	for i := 0; i < len(s); {
+		if s[i] == '{' {
+			if m := placeholderRE.FindStringSubmatch(s[i:]); m != nil {
+				name := m[1]
+				ok := false
+				for _, a := range allowed {
+					ok = ok || a == name
+				}
+				if !ok {
+					return t, fmt.Errorf("%w: %s %q: unknown placeholder {%s} (allowed: {%s})", ErrTemplate, what, s, name, strings.Join(allowed, "}, {"))
+				}
+				if lit.Len() > 0 {
+					t.parts = append(t.parts, tmplPart{lit: lit.String()})
+					lit.Reset()
+				}
+				t.parts = append(t.parts, tmplPart{ph: name})
+				i += len(m[0])
+				continue
+			}
+		}
+		lit.WriteByte(s[i])
+		i++
+	}
+	if lit.Len() > 0 {
+		t.parts = append(t.parts, tmplPart{lit: lit.String()})
+	}
+	return t, nil
+}
+
+func (t template) has(ph string) bool {
+	for _, p := range t.parts {
+		if p.ph == ph {
+			return true
+		}
+	}
+	return false
+}
+
+// values fill a template's placeholders.
+type values struct {
+	target   string
+	channel  string
+	channels string
+	seq, ts  int64
+	payload  int // bytes of padding
+}
+
+func (t template) append(dst []byte, v *values) []byte {
+	for _, p := range t.parts {
+		switch p.ph {
+		case "":
+			dst = append(dst, p.lit...)
+		case phTarget:
+			dst = append(dst, v.target...)
+		case phChannel:
+			dst = append(dst, v.channel...)
+		case phChannels:
+			dst = append(dst, v.channels...)
+		case phSeq:
+			dst = strconv.AppendInt(dst, v.seq, 10)
+		case phTS:
+			dst = strconv.AppendInt(dst, v.ts, 10)
+		case phPayload:
+			for range v.payload {
+				dst = append(dst, 'x')
+			}
+		}
+	}
+	return dst
+}
+
+func (t template) expand(v *values) string { return string(t.append(nil, v)) }
+
+// compiledProfile is a Profile ready to use.
+type compiledProfile struct {
+	Profile
+	subscribe  template
+	pubURL     template
+	pubBody    template
+	pubHeaders []compiledHeader
+	channelRE  *regexp.Regexp
+	// bodyFixed is the body length without padding, for sizing events.
+	bodyFixed int
+	multi     bool // clients may hold several channels
+}
+
+type compiledHeader struct {
+	name  string
+	value template
+}
+
+// compile checks a profile and compiles its templates. multi says whether
+// some client holds more than one channel.
+func (p Profile) compile(multi bool) (*compiledProfile, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: profile %q: %s", ErrTemplate, p.Name, fmt.Sprintf(format, args...))
+	}
+	c := &compiledProfile{Profile: p, multi: multi}
+	var err error
+	if c.subscribe, err = parseTemplate("subscribe URL", p.Subscribe, phTarget, phChannel, phChannels); err != nil {
+		return nil, err
+	}
+	switch {
+	case multi && p.ChannelSeparator == "":
+		return nil, bad("clients hold several channels but the server takes one per connection (no channel separator); use --distribution uniform, zipf or one")
+	case multi && !c.subscribe.has(phChannels):
+		return nil, bad("subscribe URL %q needs {channels} when clients hold several channels", p.Subscribe)
+	case !c.subscribe.has(phChannel) && !c.subscribe.has(phChannels):
+		return nil, bad("subscribe URL %q needs {channel} or {channels}", p.Subscribe)
+	}
+	if c.pubURL, err = parseTemplate("publish URL", p.Publish.URL, phTarget, phChannel, phSeq, phTS); err != nil {
+		return nil, err
+	}
+	if strings.Contains(p.Publish.URL, "#") {
+		return nil, bad("publish URL %q must not hold a fragment", p.Publish.URL)
+	}
+	if c.pubBody, err = parseTemplate("publish body", p.Publish.Body, phChannel, phSeq, phTS, phPayload); err != nil {
+		return nil, err
+	}
+	if !c.pubBody.has(phSeq) || !c.pubBody.has(phTS) {
+		return nil, bad("publish body %q needs {seq} and {ts}: clients read them back to detect loss and measure latency", p.Publish.Body)
+	}
+	method := p.Publish.Method
+	if method == "" {
+		method = "POST"
+	}
+	if !regexp.MustCompile(`^[A-Z]+$`).MatchString(method) {
+		return nil, bad("publish method %q", method)
+	}
+	c.Publish.Method = method
+	hasChannel := c.pubURL.has(phChannel) || c.pubBody.has(phChannel)
+	for _, h := range p.Publish.Headers {
+		name, value, ok := strings.Cut(h, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") || strings.ContainsAny(value, "\r\n") {
+			return nil, bad("publish header %q: want \"Name: value\"", h)
+		}
+		vt, err := parseTemplate("publish header", strings.TrimSpace(value), phTarget, phChannel, phSeq, phTS)
+		if err != nil {
+			return nil, err
+		}
+		hasChannel = hasChannel || vt.has(phChannel)
+		c.pubHeaders = append(c.pubHeaders, compiledHeader{name: name, value: vt})
+	}
+	if !hasChannel {
+		return nil, bad("the publish request needs {channel} in its URL, a header or the body")
+	}
+	if p.Extract.Seq == "" || p.Extract.TS == "" {
+		return nil, bad("extract needs the text before seq and before ts")
+	}
+	if multi && (p.Extract.Channel == "" || !c.pubBody.has(phChannel)) {
+		return nil, bad("clients hold several channels: the body needs {channel} and extract.channel must find it")
+	}
+	if p.ChannelPattern != "" {
+		if c.channelRE, err = regexp.Compile(p.ChannelPattern); err != nil {
+			return nil, bad("channel pattern: %v", err)
+		}
+	}
+	// The extractor must find what the publisher writes.
+	sample := values{target: "http://127.0.0.1:1", channel: "ch_1", channels: "ch_1", seq: 12345, ts: 1700000000123456789, payload: 3}
+	body := c.pubBody.append(nil, &sample)
+	seq, ts, ch, ok := c.extract(body)
+	if !ok || seq != sample.seq || ts != sample.ts || (multi && string(ch) != sample.channel) {
+		return nil, bad("extract %+v does not find seq, ts (and channel) in the body the publisher sends, %q", p.Extract, body)
+	}
+	sample.payload = 0
+	c.bodyFixed = len(c.pubBody.append(nil, &sample))
+	for _, t := range []template{c.subscribe, c.pubURL} {
+		u, err := url.Parse(t.expand(&sample))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, bad("%q does not expand to an http(s) URL", t.src)
+		}
+	}
+	return c, nil
+}
+
+// extract finds seq, ts and (when configured) the channel in an event's
+// data. It allocates nothing.
+func (c *compiledProfile) extract(data []byte) (seq, ts int64, channel []byte, ok bool) {
+	if seq, ok = numberAfter(data, c.Extract.Seq); !ok {
+		return 0, 0, nil, false
+	}
+	if ts, ok = numberAfter(data, c.Extract.TS); !ok {
+		return 0, 0, nil, false
+	}
+	if c.multi {
+		i := bytes.Index(data, []byte(c.Extract.Channel))
+		if i < 0 {
+			return 0, 0, nil, false
+		}
+		rest := data[i+len(c.Extract.Channel):]
+		end := bytes.IndexByte(rest, '"')
+		if end < 0 {
+			return 0, 0, nil, false
+		}
+		channel = rest[:end]
+	}
+	return seq, ts, channel, true
+}
+
+// numberAfter parses the non-negative decimal number that follows marker.
+func numberAfter(data []byte, marker string) (int64, bool) {
+	i := bytes.Index(data, []byte(marker))
+	if i < 0 {
+		return 0, false
+	}
+	b := data[i+len(marker):]
+	var v int64
+	n := 0
+	for ; n < len(b) && b[n] >= '0' && b[n] <= '9'; n++ {
+		d := int64(b[n] - '0')
+		if v > (1<<63-1-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	return v, n > 0
+}
