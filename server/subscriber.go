@@ -283,7 +283,7 @@ func (s *subscriber) writeLoop(buf []byte, chs []*channel) {
 		_ = s.conn.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
 		_, err := s.conn.Write(buf)
 		s.mu.Lock()
-		if !s.afterWriteLocked(err, chs) {
+		if !s.afterWriteLocked(err, buf, chs) {
 			return
 		}
 		buf, chs = s.takeLocked()
@@ -291,10 +291,11 @@ func (s *subscriber) writeLoop(buf []byte, chs []*channel) {
 	}
 }
 
-// afterWriteLocked accounts a finished write. It returns true, with s.mu
-// still held, when there is more to write; otherwise it has released the
-// writer role and s.mu.
-func (s *subscriber) afterWriteLocked(err error, chs []*channel) bool {
+// afterWriteLocked accounts a finished write of buf (events chs), by the
+// raw-mode writer goroutine or the stream-mode handler. It returns true,
+// with s.mu still held, when there is more to write; otherwise it has
+// released the writer role and s.mu.
+func (s *subscriber) afterWriteLocked(err error, buf []byte, chs []*channel) bool {
 	s.inflight = 0
 	if err != nil {
 		reason := reasonWriteError
@@ -312,6 +313,7 @@ func (s *subscriber) afterWriteLocked(err error, chs []*channel) bool {
 		return false
 	}
 	s.hub.stats.wrote(chs)
+	s.giveBackLocked(buf, chs)
 	if s.state == stateClosed {
 		s.writing = false
 		s.mu.Unlock()
@@ -391,7 +393,7 @@ func (s *subscriber) drainStream(write func([]byte) error) {
 		s.mu.Unlock()
 		err := write(buf)
 		s.mu.Lock()
-		if !s.afterWriteLockedStream(err, buf, chs) {
+		if !s.afterWriteLocked(err, buf, chs) {
 			return
 		}
 	}
@@ -402,25 +404,6 @@ func (s *subscriber) drainStream(write func([]byte) error) {
 	}
 	s.mu.Unlock()
 	s.finish(detach)
-}
-
-func (s *subscriber) afterWriteLockedStream(err error, buf []byte, chs []*channel) bool {
-	s.inflight = 0
-	if err != nil {
-		reason := reasonWriteError
-		if s.state == stateClosed {
-			reason = s.reason
-		}
-		s.hub.stats.dropped(chs, reason)
-		s.writing = false
-		detach := s.closeLocked(reason)
-		s.mu.Unlock()
-		s.finish(detach)
-		return false
-	}
-	s.hub.stats.wrote(chs)
-	s.giveBackLocked(buf, chs)
-	return true
 }
 
 // goLive releases the events held while history was written, skipping
