@@ -1,0 +1,18 @@
+// Package report turns what a load test measured into answers: it reads
+// swarm result files (merged exactly with swarm.Merge), the server's
+// /stats snapshots taken before and after, and shadow-proxy ledgers;
+// reconciles every +1/-1 account and says where an imbalance sits and
+// what kind it is; summarises latency (HDR percentiles, overall and per
+// second) and throughput; and renders all of it as a terminal summary,
+// versioned JSON ("darktime.report/v1", REPORT.md), JUnit XML and a
+// self-contained HTML page with charts.
+//
+// On top of a Report sit CI gates (thresholds such as "p99_delivery_ms <
+// 50" on a small vocabulary of metrics), Compare (per-metric deltas between
+// repeated base and candidate runs, with a noise estimate) and Capacity
+// (the knee of a ramp run and how many nodes a peak needs).
+//
+// Bad input is never a silent pass: a truncated or corrupt file, results of
+// different runs, an unknown metric or a gate on a metric the inputs do
+// not give are errors wrapping ErrInput.
+package report

@@ -1,0 +1,188 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Gate is one threshold: Metric Op Threshold, e.g. "p99_delivery_ms < 50".
+type Gate struct {
+	Expr      string  `json:"expr"`
+	Metric    string  `json:"metric"`
+	Op        string  `json:"op"`
+	Threshold float64 `json:"threshold"`
+}
+
+// GateResult is a gate evaluated on a report.
+type GateResult struct {
+	Gate
+	Value float64 `json:"value"`
+	Pass  bool    `json:"pass"`
+}
+
+// String is the gate's one-line verdict, naming the measured value.
+func (g GateResult) String() string {
+	verdict := "PASS"
+	if !g.Pass {
+		verdict = "FAIL"
+	}
+	return fmt.Sprintf("%s %s %s %s: measured %s", verdict, g.Metric, g.Op, formatNum(g.Threshold), formatNum(g.Value))
+}
+
+var ops = []string{"<=", ">=", "==", "!=", "<", ">"} // two-character operators first
+
+// ParseGate parses "METRIC OP NUMBER" where OP is one of < <= > >= == !=
+// and METRIC is a name of the vocabulary (Vocabulary).
+func ParseGate(expr string) (Gate, error) {
+	s := strings.TrimSpace(expr)
+	i := strings.IndexAny(s, "<>=!")
+	if i < 0 {
+		return Gate{}, badInput("gate %q: want METRIC OP NUMBER, e.g. 'p99_delivery_ms < 50' (OP: < <= > >= == !=)", expr)
+	}
+	g := Gate{Expr: s, Metric: strings.TrimSpace(s[:i])}
+	rest := s[i:]
+	for _, op := range ops {
+		if strings.HasPrefix(rest, op) {
+			g.Op, rest = op, rest[len(op):]
+			break
+		}
+	}
+	if g.Op == "" {
+		return Gate{}, badInput("gate %q: unknown operator (want < <= > >= == !=)", expr)
+	}
+	for _, c := range g.Metric {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return Gate{}, badInput("gate %q: metric name %q must be lower-case letters, digits and _", expr, g.Metric)
+		}
+	}
+	if g.Metric == "" {
+		return Gate{}, badInput("gate %q: no metric before %s", expr, g.Op)
+	}
+	if _, ok := LookupMetric(g.Metric); !ok {
+		return Gate{}, fmt.Errorf("gate %q: %w", expr, errUnknownMetric(g.Metric))
+	}
+	num := strings.TrimSpace(rest)
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || strings.ContainsAny(num, "_xXpP") {
+		return Gate{}, badInput("gate %q: %q is not a finite decimal number", expr, num)
+	}
+	g.Threshold = v
+	g.Expr = g.Metric + " " + g.Op + " " + num
+	return g, nil
+}
+
+// ParseGates parses several gate expressions.
+func ParseGates(exprs []string) ([]Gate, error) {
+	var out []Gate
+	for _, e := range exprs {
+		g, err := ParseGate(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// gateFile is the YAML (or JSON) gate file: {"gates": ["p99_delivery_ms < 50", ...]}.
+type gateFile struct {
+	Gates []string `yaml:"gates"`
+}
+
+// LoadGates reads a gate file, YAML or JSON: either a list of expressions
+// or an object with a "gates" list. Unknown fields are errors.
+func LoadGates(path string) ([]Gate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, badInput("%v", err)
+	}
+	return parseGateFile(path, data)
+}
+
+func parseGateFile(name string, data []byte) ([]Gate, error) {
+	var list []string
+	if err := yaml.Unmarshal(data, &list); err != nil {
+		var f gateFile
+		if err2 := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err2 != nil {
+			return nil, badInput("gate file %s: want a list of expressions or {gates: [...]}: %v", name, err2)
+		}
+		list = f.Gates
+	}
+	if len(list) == 0 {
+		return nil, badInput("gate file %s: no gates in it", name)
+	}
+	gates, err := ParseGates(list)
+	if err != nil {
+		return nil, fmt.Errorf("gate file %s: %w", name, err)
+	}
+	return gates, nil
+}
+
+// Evaluate checks the gates on the report and records the results in
+// r.Gates. A gate on a metric the inputs do not give is an error wrapping
+// ErrInput: a gate never passes by default.
+func (r *Report) Evaluate(gates []Gate) ([]GateResult, error) {
+	var out []GateResult
+	for _, g := range gates {
+		v, err := r.Value(g.Metric)
+		if err != nil {
+			return nil, fmt.Errorf("gate %q: %w", g.Expr, err)
+		}
+		out = append(out, GateResult{Gate: g, Value: v, Pass: compare(v, g.Op, g.Threshold)})
+	}
+	r.Gates = out
+	return out, nil
+}
+
+func compare(v float64, op string, t float64) bool {
+	switch op {
+	case "<":
+		return v < t
+	case "<=":
+		return v <= t
+	case ">":
+		return v > t
+	case ">=":
+		return v >= t
+	case "==":
+		return v == t
+	case "!=":
+		return v != t
+	}
+	return false
+}
+
+// GateFailure is the error of a run whose gates failed; the CLI exits 1.
+type GateFailure struct{ Failed []GateResult }
+
+func (e *GateFailure) Error() string {
+	lines := make([]string, len(e.Failed))
+	for i, g := range e.Failed {
+		lines[i] = g.String()
+	}
+	return fmt.Sprintf("%d gate(s) failed:\n%s", len(e.Failed), strings.Join(lines, "\n"))
+}
+
+// Failures returns a *GateFailure when any gate failed, else nil.
+func Failures(results []GateResult) error {
+	var failed []GateResult
+	for _, g := range results {
+		if !g.Pass {
+			failed = append(failed, g)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return &GateFailure{Failed: failed}
+}
+
+// formatNum prints a number without trailing zeros or exponent noise.
+func formatNum(v float64) string {
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}

@@ -1,0 +1,66 @@
+package report
+
+import (
+	_ "embed"
+	"encoding/json"
+	"html/template"
+	"io"
+	"maps"
+	"slices"
+	"time"
+)
+
+// The chart library is vendored (report/assets, MIT licence) and embedded
+// in every page, so a report opens offline and never calls a CDN.
+var (
+	//go:embed assets/uPlot.iife.min.js
+	uplotJS string
+	//go:embed assets/uPlot.min.css
+	uplotCSS string
+	//go:embed assets/uPlot.LICENSE
+	uplotLicense string
+	//go:embed assets/report.html.tmpl
+	pageTemplate string
+)
+
+var page = template.Must(template.New("report").Funcs(template.FuncMap{
+	"ms":     ms,
+	"num":    formatNum,
+	"kinds":  func(k map[string]int64) string { return kindsText(k) },
+	"window": func(w int64) string { return time.Unix(w, 0).UTC().Format("15:04:05") },
+}).Parse(pageTemplate))
+
+type namedLatency struct {
+	Name string
+	L    Latency
+}
+
+type namedValue struct {
+	Name string
+	V    float64
+}
+
+// WriteHTML writes a self-contained page: tables, and charts of latency
+// percentiles over time, the percentile distribution, deliveries/s,
+// connections and the ledger balance over time.
+func (r *Report) WriteHTML(w io.Writer) error {
+	// encoding/json escapes <, > and &, so the data cannot end the script.
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	var lat []namedLatency
+	for _, n := range histNames {
+		if l, ok := r.Latency[n]; ok {
+			lat = append(lat, namedLatency{n, l})
+		}
+	}
+	var metrics []namedValue
+	for _, k := range slices.Sorted(maps.Keys(r.Metrics)) {
+		metrics = append(metrics, namedValue{k, r.Metrics[k]})
+	}
+	return page.Execute(w, map[string]any{
+		"R": r, "Latency": lat, "Metrics": metrics, "Data": template.JS(data),
+		"JS": template.JS(uplotJS), "CSS": template.CSS(uplotCSS), "License": uplotLicense,
+	})
+}

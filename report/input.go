@@ -1,0 +1,203 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/darktime/darktime/server"
+	"github.com/darktime/darktime/swarm"
+)
+
+// ErrInput marks input the report cannot use: a truncated or corrupt
+// file, results of different runs, snapshots of different server starts,
+// an unknown metric or a malformed gate. The CLI exits 2 on it.
+var ErrInput = errors.New("bad report input")
+
+func badInput(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInput, fmt.Sprintf(format, args...))
+}
+
+// Inputs is everything a report is built from. Results are required;
+// the rest is optional.
+type Inputs struct {
+	// Results are the parts of ONE swarm run; Build merges them with
+	// swarm.Merge (results of different runs are an error).
+	Results []*swarm.Result
+	// ResultNames name Results in messages (file names); optional.
+	ResultNames []string
+	// StatsBefore and StatsAfter are GET /stats snapshots of the server
+	// nodes, taken before the run and after it drained; paired by node.
+	StatsBefore, StatsAfter []server.Stats
+	// Shadow are shadow-proxy ledgers (shadow/LEDGER.md).
+	Shadow []ShadowLedger
+	// ShadowNames name Shadow in messages; optional.
+	ShadowNames []string
+}
+
+// ReadResultFile reads and checks one swarm result file.
+func ReadResultFile(path string) (*swarm.Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, badInput("%v", err)
+	}
+	defer f.Close()
+	r, err := swarm.ReadResult(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInput, path, err)
+	}
+	return r, nil
+}
+
+// ReadStats reads a GET /stats snapshot. Unknown fields are allowed (the
+// server only ever adds fields); a truncated file or one without a node
+// start time is not.
+func ReadStats(rd io.Reader) (server.Stats, error) {
+	var st server.Stats
+	data, err := io.ReadAll(rd)
+	if err != nil {
+		return st, badInput("%v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&st); err != nil {
+		return st, badInput("stats snapshot: %v (truncated, or not GET /stats output?)", err)
+	}
+	if dec.More() {
+		return st, badInput("stats snapshot: data after the JSON document")
+	}
+	var keys map[string]json.RawMessage
+	_ = json.Unmarshal(data, &keys) // decoded above: cannot fail
+	for _, k := range []string{"node", "started_at", "totals", "channels", "balance"} {
+		if _, ok := keys[k]; !ok {
+			return st, badInput("stats snapshot: no %q field (not GET /stats output?)", k)
+		}
+	}
+	if st.Node == "" || st.StartedAt.IsZero() {
+		return st, badInput("stats snapshot: empty node or started_at (not GET /stats output?)")
+	}
+	if st.Balance != int64(st.Totals.FannedOut)-int64(st.Totals.Written)-int64(st.Totals.Dropped)-int64(st.Totals.Queued) {
+		return st, badInput("stats snapshot of node %q: balance %d does not match its totals (edited or damaged?)", st.Node, st.Balance)
+	}
+	return st, nil
+}
+
+// ReadStatsFile reads a /stats snapshot from a file.
+func ReadStatsFile(path string) (server.Stats, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return server.Stats{}, badInput("%v", err)
+	}
+	defer f.Close()
+	st, err := ReadStats(f)
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", path, err)
+	}
+	return st, nil
+}
+
+// ShadowSchema is the shadow ledger version this package reads.
+const ShadowSchema = "darktime.shadow/v1"
+
+// ShadowLedger is the shadow proxy's ledger file (shadow/LEDGER.md). It is
+// declared here from the documented format, so the report does not link
+// the proxy.
+type ShadowLedger struct {
+	Schema      string         `json:"schema"`
+	StartedAt   time.Time      `json:"started_at"`
+	GeneratedAt time.Time      `json:"generated_at"`
+	Final       bool           `json:"final"`
+	SettleMS    int64          `json:"settle_ms"`
+	LateMS      int64          `json:"late_ms"`
+	Identity    string         `json:"identity"`
+	Targets     []ShadowTarget `json:"targets"`
+}
+
+// ShadowTarget is the ledger of one mirror target.
+type ShadowTarget struct {
+	Name     string                  `json:"name"`
+	Role     string                  `json:"role"`
+	URL      string                  `json:"url"`
+	Totals   ShadowCounts            `json:"totals"`
+	Channels map[string]ShadowCounts `json:"channels"`
+	Buckets  map[string]ShadowCounts `json:"buckets"`
+}
+
+// ShadowCounts is one account of a shadow ledger.
+type ShadowCounts struct {
+	Primary          int64   `json:"primary"`
+	Candidate        int64   `json:"candidate"`
+	Balance          int64   `json:"balance"`
+	Matched          int64   `json:"matched"`
+	Missing          int64   `json:"missing"`
+	Extra            int64   `json:"extra"`
+	Duplicated       int64   `json:"duplicated"`
+	Late             int64   `json:"late"`
+	Reordered        int64   `json:"reordered"`
+	PendingPrimary   int64   `json:"pending_primary"`
+	PendingCandidate int64   `json:"pending_candidate"`
+	DelayMeanMS      float64 `json:"delay_mean_ms"`
+	DelayMaxMS       float64 `json:"delay_max_ms"`
+}
+
+// check verifies the identities LEDGER.md promises for every account.
+func (c ShadowCounts) check() error {
+	switch {
+	case c.Balance != c.Primary-c.Candidate:
+		return fmt.Errorf("balance %d is not primary %d - candidate %d", c.Balance, c.Primary, c.Candidate)
+	case c.Primary != c.Matched+c.Missing+c.PendingPrimary:
+		return fmt.Errorf("primary %d is not matched + missing + pending_primary", c.Primary)
+	case c.Candidate != c.Matched+c.Extra+c.Duplicated+c.PendingCandidate:
+		return fmt.Errorf("candidate %d is not matched + extra + duplicated + pending_candidate", c.Candidate)
+	}
+	return nil
+}
+
+// ReadShadow reads a shadow ledger and checks its schema and identities.
+func ReadShadow(rd io.Reader) (ShadowLedger, error) {
+	var l ShadowLedger
+	data, err := io.ReadAll(rd)
+	if err != nil {
+		return l, badInput("%v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&l); err != nil {
+		return l, badInput("shadow ledger: %v (truncated, or not a ledger file?)", err)
+	}
+	if dec.More() {
+		return l, badInput("shadow ledger: data after the JSON document")
+	}
+	if l.Schema != ShadowSchema {
+		return l, badInput("shadow ledger: schema %q, want %q", l.Schema, ShadowSchema)
+	}
+	for _, t := range l.Targets {
+		if err := t.Totals.check(); err != nil {
+			return l, badInput("shadow ledger, target %q totals: %v", t.Name, err)
+		}
+		for _, group := range []map[string]ShadowCounts{t.Channels, t.Buckets} {
+			for k, c := range group {
+				if err := c.check(); err != nil {
+					return l, badInput("shadow ledger, target %q account %q: %v", t.Name, k, err)
+				}
+			}
+		}
+	}
+	return l, nil
+}
+
+// ReadShadowFile reads a shadow ledger from a file.
+func ReadShadowFile(path string) (ShadowLedger, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ShadowLedger{}, badInput("%v", err)
+	}
+	defer f.Close()
+	l, err := ReadShadow(f)
+	if err != nil {
+		return l, fmt.Errorf("%s: %w", path, err)
+	}
+	return l, nil
+}

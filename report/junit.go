@@ -1,0 +1,69 @@
+package report
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+)
+
+type junitSuites struct {
+	XMLName xml.Name     `xml:"testsuites"`
+	Suites  []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Time     string      `xml:"time,attr"`
+	Props    []junitProp `xml:"properties>property,omitempty"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitProp struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Time      string        `xml:"time,attr"`
+	Failure   *junitFailure `xml:"failure,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr"`
+	Text    string `xml:",chardata"`
+}
+
+// WriteJUnit writes the gates as JUnit XML: one testsuite for the run,
+// one testcase per gate (a failed gate is a <failure> naming the measured
+// value). Without gates the suite is empty.
+func (r *Report) WriteJUnit(w io.Writer) error {
+	s := junitSuite{
+		Name: "darktime.report " + r.RunID, Tests: len(r.Gates), Time: fmt.Sprintf("%.3f", r.DurationSeconds),
+		Props: []junitProp{{"run_id", r.RunID}, {"profile", r.Profile}, {"target", r.Target}, {"schema", Schema}},
+	}
+	for _, g := range r.Gates {
+		c := junitCase{Name: g.Expr, Classname: "darktime.gates", Time: "0", SystemOut: g.String()}
+		if !g.Pass {
+			s.Failures++
+			c.Failure = &junitFailure{Message: g.String(), Type: "threshold",
+				Text: fmt.Sprintf("%s measured %s, threshold %s %s", g.Metric, formatNum(g.Value), g.Op, formatNum(g.Threshold))}
+		}
+		s.Cases = append(s.Cases, c)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(junitSuites{Suites: []junitSuite{s}}); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}

@@ -1,0 +1,104 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteJSON writes the report as indented "darktime.report/v1" JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes the terminal summary: run, latency, throughput, every
+// ledger with where it does not balance, and the gates.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "run %s: %s %s, %d part(s), %s to %s (%.1fs)", r.RunID, r.Profile, r.Target, r.Parts,
+		r.Started.Format(time.RFC3339), r.Ended.Format(time.RFC3339), r.DurationSeconds)
+	if r.Interrupted {
+		b.WriteString(", INTERRUPTED")
+	}
+	b.WriteString("\n\nlatency (ms)\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tcount\tp50\tp90\tp99\tp99.9\tp99.99\tmax\tmean\t")
+	for _, name := range histNames {
+		l, ok := r.Latency[name]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, l.Count, ms(l.P50), ms(l.P90), ms(l.P99),
+			ms(l.P999), ms(l.P9999), ms(l.Max), ms(l.Mean))
+	}
+	tw.Flush()
+	m := r.Metrics
+	fmt.Fprintf(&b, "\nthroughput  %s deliveries, %s/s mean, %s/s peak; %s publishes, %s failed\n",
+		formatNum(m["deliveries"]), formatNum(m["deliveries_per_s"]), formatNum(m["peak_deliveries_per_s"]),
+		formatNum(m["publishes"]), formatNum(m["publish_errors"]))
+	fmt.Fprintf(&b, "connections %s peak, %s at the end; %s connects, %s reconnects, %s drops, %s clients failed\n",
+		formatNum(m["connections_peak"]), formatNum(m["connections_end"]), formatNum(m["connects"]),
+		formatNum(m["reconnects"]), formatNum(m["drops"]), formatNum(m["clients_failed"]))
+	if len(r.Errors) > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, r.Errors[k]))
+		}
+		fmt.Fprintf(&b, "errors      %s (error rate %s)\n", strings.Join(parts, ", "), formatNum(round6(m["error_rate"])))
+	}
+	b.WriteString("\nledgers (+1 expected, -1 observed; balance must be 0)\n")
+	for _, l := range r.Ledgers {
+		state := "balanced"
+		if !l.Balanced {
+			state = "NOT BALANCED"
+		}
+		fmt.Fprintf(&b, "  %-12s %s: +%d -%d = %d%s\n", state, l.Name, l.Credit, l.Debit, l.Balance, kindsText(l.Kinds))
+		for _, im := range l.ByScope {
+			fmt.Fprintf(&b, "      %s: +%d -%d = %d%s\n", im.Scope, im.Credit, im.Debit, im.Balance, kindsText(im.Kinds))
+		}
+		if l.MoreScopes > 0 {
+			fmt.Fprintf(&b, "      ... and %d more scopes\n", l.MoreScopes)
+		}
+		for i, im := range l.Windows {
+			if i == 5 {
+				fmt.Fprintf(&b, "      ... and %d more windows (JSON has 20 worst)\n", len(l.Windows)-5+l.MoreWindows)
+				break
+			}
+			fmt.Fprintf(&b, "      %s at %s: +%d -%d = %d%s\n", im.Scope, time.Unix(im.Window, 0).UTC().Format("15:04:05"),
+				im.Credit, im.Debit, im.Balance, kindsText(im.Kinds))
+		}
+		if l.Note != "" {
+			fmt.Fprintf(&b, "      (%s)\n", l.Note)
+		}
+	}
+	if len(r.Gates) > 0 {
+		b.WriteString("\ngates\n")
+		for _, g := range r.Gates {
+			fmt.Fprintf(&b, "  %s\n", g)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func ms(v float64) string { return fmt.Sprintf("%.3f", v) }
+
+func round6(v float64) float64 { return float64(int64(v*1e6+0.5)) / 1e6 }
+
+func kindsText(kinds map[string]int64) string {
+	if len(kinds) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(kinds)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, kinds[k]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}

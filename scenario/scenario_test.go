@@ -1,0 +1,205 @@
+package scenario
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite the .golden files of testdata/")
+
+// testOpts pins the machine so results do not depend on where tests run:
+// the limits of the machine darktime is built for (peers/README.md).
+var testOpts = Options{SkipBinaries: true, FileLimit: 20_000, EphemeralPorts: 28_232}
+
+func TestLibraryChecks(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("../scenarios/*.yaml")
+	if err != nil || len(files) < 10 {
+		t.Fatalf("library: %v files, %v", len(files), err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			t.Parallel()
+			s, err := LoadFile(f, testOpts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := strings.TrimSuffix(filepath.Base(f), ".yaml"); s.Name != want {
+				t.Errorf("name %q, want the file's name %q", s.Name, want)
+			}
+			data, _ := os.ReadFile(f)
+			if !bytes.HasPrefix(data, []byte("# "+s.Name+" — ")) {
+				t.Errorf("no comment header saying what %s shows", s.Name)
+			}
+			if s.Description == "" {
+				t.Errorf("no description")
+			}
+		})
+	}
+}
+
+// ci-smoke is CI's gate: short, small, and it must gate something.
+func TestCISmokeIsAGate(t *testing.T) {
+	t.Parallel()
+	s, err := LoadFile("../scenarios/ci-smoke.yaml", testOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Limits.MaxDuration.D() > time.Minute || s.Planned() > time.Minute {
+		t.Errorf("ci-smoke takes %v (limit %v): CI wants at most 60s", s.Planned(), s.Limits.MaxDuration)
+	}
+	if len(s.Thresholds) == 0 || s.Outputs.JUnit == "" {
+		t.Errorf("ci-smoke needs thresholds and a JUnit output to be a gate")
+	}
+}
+
+// TestGolden checks each testdata/*.yaml against its .golden: the
+// problems found (FILE:LINE:COL: PATH: message) or "ok" and the summary.
+func TestGolden(t *testing.T) {
+	t.Parallel()
+	files, _ := filepath.Glob("testdata/*.yaml")
+	if len(files) < 12 {
+		t.Fatalf("%d golden cases, want at least 12", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			t.Parallel()
+			s, err := LoadFile(f, testOpts)
+			var got string
+			if err != nil {
+				if !errors.Is(err, ErrInvalid) {
+					t.Errorf("error %v does not wrap ErrInvalid", err)
+				}
+				got = err.Error() + "\n"
+			} else {
+				got = "ok " + s.Summary() + "\n"
+			}
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	s, err := LoadFile("testdata/valid-minimal.yaml", testOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Scenario{
+		Version: 1, Name: "t",
+		Target:     Target{Label: "primary", Broker: BrokerMemory, Nodes: 1, Profile: ProfileDarktime},
+		Clients:    Clients{Count: 100, Ramp: 1000, Channels: 10, Distribution: "uniform", Churn: "none", Sources: 1, Procs: 1},
+		Publishers: Publishers{Rate: 10, Pacing: "constant", Size: 100, Endpoint: EndpointPub},
+		Phases:     []Phase{{Name: "steady", Duration: Duration(10 * time.Second)}},
+		Outputs:    Outputs{Dir: "results/t", JSON: "report.json"},
+		Limits:     Limits{MaxDuration: Duration(time.Minute)},
+	}
+	if !reflect.DeepEqual(*s, want) {
+		t.Errorf("got  %+v\nwant %+v", *s, want)
+	}
+	if got := s.PhaseRate(0); got != 10 {
+		t.Errorf("PhaseRate = %v, want publishers.rate", got)
+	}
+}
+
+func TestMissingBinaries(t *testing.T) {
+	t.Parallel()
+	notFound := func(string) (string, error) { return "", errors.New("not found") }
+	for _, c := range []struct{ file, want string }{
+		{"../scenarios/vs-nchan.yaml", "apt-get install -y nginx-light libnginx-mod-nchan"},
+		{"../scenarios/redis-restart.yaml", "apt-get install -y redis-server"},
+	} {
+		opts := testOpts
+		opts.SkipBinaries, opts.LookPath = false, notFound
+		_, err := LoadFile(c.file, opts)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s without the binaries: %v, want a message with %q", c.file, err, c.want)
+		}
+	}
+	opts := testOpts
+	opts.SkipBinaries, opts.LookPath = false, notFound
+	if _, err := LoadFile("../scenarios/slow-consumers.yaml", opts); err != nil {
+		t.Errorf("a memory-broker scenario needs no binary: %v", err)
+	}
+}
+
+func TestCheckFiles(t *testing.T) {
+	t.Parallel()
+	var out, errs bytes.Buffer
+	if err := CheckFiles(&out, &errs, []string{"testdata/valid-minimal.yaml", "../scenarios/ci-smoke.yaml"}, testOpts); err != nil {
+		t.Fatalf("valid files: %v\n%s", err, errs.String())
+	}
+	if n := strings.Count(out.String(), "\nok ") + 1; !strings.HasPrefix(out.String(), "ok ") || n != 2 {
+		t.Errorf("want one ok line per file:\n%s", out.String())
+	}
+	out.Reset()
+	err := CheckFiles(&out, &errs, []string{"testdata/valid-minimal.yaml", "testdata/node-missing.yaml"}, testOpts)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(errs.String(), "node-missing.yaml:9:") {
+		t.Errorf("invalid file: %v\n%s", err, errs.String())
+	}
+	if err := CheckFiles(&out, &errs, nil, testOpts); !errors.Is(err, ErrInvalid) {
+		t.Errorf("no files: %v", err)
+	}
+	if err := CheckFiles(&out, &errs, []string{"testdata/no-such-file.yaml"}, testOpts); !errors.Is(err, ErrInvalid) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+// FuzzParse: the parser never panics, and a scenario it accepts encodes
+// to YAML that parses back to the same value.
+func FuzzParse(f *testing.F) {
+	for _, pattern := range []string{"../scenarios/*.yaml", "testdata/*.yaml"} {
+		files, _ := filepath.Glob(pattern)
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("version: 1\nname: a\nclients: &c {count: 1}\npublishers: *c\n"))
+	f.Add([]byte("version: !!int 1\n<<: {name: x}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Parse(data, testOpts)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		out, err := yaml.Marshal(s)
+		if err != nil {
+			t.Fatalf("cannot encode an accepted scenario: %v", err)
+		}
+		again, err := Parse(out, testOpts)
+		if err != nil {
+			t.Fatalf("re-encoded scenario does not parse: %v\n%s", err, out)
+		}
+		if !reflect.DeepEqual(s, again) {
+			t.Fatalf("round trip changed the scenario:\n%+v\n%+v\n%s", s, again, out)
+		}
+	})
+}

@@ -1,0 +1,233 @@
+package scenario
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Version is the schema version this package reads.
+const Version = 1
+
+// Scenario is one experiment. Parse fills in every default, so a runner
+// reads the values as they are; scenarios/README.md documents each field.
+type Scenario struct {
+	Version     int    `yaml:"version"`
+	Name        string `yaml:"name"`
+	Description string `yaml:"description,omitempty"`
+
+	// Target is the system under test; CompareWith, when set, is a second
+	// one that gets the same clients, publishers, phases and thresholds
+	// after it (never at the same time: they would share the machine), and
+	// the report shows both side by side.
+	Target      Target  `yaml:"target"`
+	CompareWith *Target `yaml:"compare_with,omitempty"`
+
+	Clients    Clients    `yaml:"clients"`
+	Publishers Publishers `yaml:"publishers"`
+	Phases     []Phase    `yaml:"phases"`
+	Shadow     *Shadow    `yaml:"shadow,omitempty"`
+	Faults     []Fault    `yaml:"faults,omitempty"`
+	// Thresholds are report gates, "METRIC OP NUMBER".
+	Thresholds []string `yaml:"thresholds,omitempty"`
+	Outputs    Outputs  `yaml:"outputs"`
+	Limits     Limits   `yaml:"limits"`
+}
+
+// Brokers of an embedded target.
+const (
+	BrokerMemory = "memory"
+	BrokerRedis  = "redis"
+)
+
+// Profiles of a target.
+const (
+	ProfileDarktime      = "darktime"
+	ProfileNchan         = "nchan"
+	ProfileDarktimeHooks = "darktime-hooks"
+)
+
+// StartNchan is the one external server the runner knows how to start:
+// nginx with nchan, from /work/shared/peers/nchan-nginx.conf.
+const StartNchan = "nchan"
+
+// NchanURL is where nchan-nginx.conf listens.
+const NchanURL = "http://127.0.0.1:8090"
+
+// Target is either embedded (darktime starts Nodes reference servers on
+// loopback) or external (URL or URLs of servers already running, or
+// Start: nchan, which the runner starts).
+type Target struct {
+	// Label names the target in reports (default "primary", or
+	// "compare" for CompareWith).
+	Label string `yaml:"label,omitempty"`
+
+	// Embedded.
+	Broker  string `yaml:"broker,omitempty"`
+	Nodes   int    `yaml:"nodes,omitempty"`
+	Workers int    `yaml:"workers,omitempty"`
+	Redis   *Redis `yaml:"redis,omitempty"`
+
+	// External.
+	URL   string   `yaml:"url,omitempty"`
+	URLs  []string `yaml:"urls,omitempty"`
+	Start string   `yaml:"start,omitempty"`
+
+	Profile string `yaml:"profile,omitempty"`
+}
+
+// Embedded reports whether darktime starts the target's servers itself.
+func (t Target) Embedded() bool { return t.URL == "" && len(t.URLs) == 0 && t.Start == "" }
+
+// Redis configures the Redis server an embedded target starts.
+type Redis struct {
+	Persistence string `yaml:"persistence,omitempty"` // none | aof
+}
+
+// Clients is the swarm of EventSource clients.
+type Clients struct {
+	Count        int     `yaml:"count"`
+	Ramp         float64 `yaml:"ramp,omitempty"`
+	Channels     int     `yaml:"channels,omitempty"`
+	Distribution string  `yaml:"distribution,omitempty"`
+	Churn        string  `yaml:"churn,omitempty"`
+	Sources      int     `yaml:"sources,omitempty"`
+	Procs        int     `yaml:"procs,omitempty"`
+}
+
+// Publishers publish Rate events/s over all channels.
+type Publishers struct {
+	Rate     float64 `yaml:"rate"`
+	Pacing   string  `yaml:"pacing,omitempty"`
+	Size     int     `yaml:"size,omitempty"`
+	Endpoint string  `yaml:"endpoint,omitempty"` // pub | hooks
+}
+
+// Publish endpoints.
+const (
+	EndpointPub   = "pub"
+	EndpointHooks = "hooks"
+)
+
+// Phase is a stretch of the run with its own publish rate. Rate is in
+// events/s; RateMultiplier scales Publishers.Rate instead. With
+// HotChannel set, the phase's rate goes to that one channel (0 is the
+// hottest under a zipf distribution) on top of the others, which keep
+// Publishers.Rate.
+type Phase struct {
+	Name           string   `yaml:"name"`
+	Duration       Duration `yaml:"duration"`
+	Rate           float64  `yaml:"rate,omitempty"`
+	RateMultiplier float64  `yaml:"rate_multiplier,omitempty"`
+	HotChannel     *int     `yaml:"hot_channel,omitempty"`
+}
+
+// Shadow puts the shadow proxy in front of the target: Percent of the
+// users (two decimals at most) are diverted or mirrored to Candidate,
+// "embedded" (one more reference server the runner starts) or a URL.
+type Shadow struct {
+	Percent   float64 `yaml:"percent"`
+	Mode      string  `yaml:"mode"`
+	Candidate string  `yaml:"candidate"`
+}
+
+// Shadow modes and the embedded candidate.
+const (
+	ModeDivert        = "divert"
+	ModeMirror        = "mirror"
+	CandidateEmbedded = "embedded"
+)
+
+// Fault happens At an offset from the start of the first phase and is
+// exactly one action.
+type Fault struct {
+	At            Duration       `yaml:"at"`
+	KillNode      *int           `yaml:"kill_node,omitempty"`
+	PauseNode     *int           `yaml:"pause_node,omitempty"`
+	For           Duration       `yaml:"for,omitempty"`
+	RestartRedis  bool           `yaml:"restart_redis,omitempty"`
+	SlowConsumers *SlowConsumers `yaml:"slow_consumers,omitempty"`
+	Storm         bool           `yaml:"storm,omitempty"`
+}
+
+// Kind names the fault's action ("kill_node", "storm", ...), or "" when
+// it has none.
+func (f Fault) Kind() string {
+	for _, k := range f.kinds() {
+		return k
+	}
+	return ""
+}
+
+func (f Fault) kinds() []string {
+	var k []string
+	add := func(set bool, name string) {
+		if set {
+			k = append(k, name)
+		}
+	}
+	add(f.KillNode != nil, "kill_node")
+	add(f.PauseNode != nil, "pause_node")
+	add(f.RestartRedis, "restart_redis")
+	add(f.SlowConsumers != nil, "slow_consumers")
+	add(f.Storm, "storm")
+	return k
+}
+
+// SlowConsumers turns Count clients into readers that wait ReadDelay
+// before each read.
+type SlowConsumers struct {
+	Count     int      `yaml:"count"`
+	ReadDelay Duration `yaml:"read_delay"`
+}
+
+// Outputs says where the report goes. Dir defaults to results/NAME; the
+// file names are relative to it, and an empty one is not written (JSON
+// defaults to report.json).
+type Outputs struct {
+	Dir   string `yaml:"dir,omitempty"`
+	HTML  string `yaml:"html,omitempty"`
+	JUnit string `yaml:"junit,omitempty"`
+	JSON  string `yaml:"json,omitempty"`
+}
+
+// Limits bound the run.
+type Limits struct {
+	MaxDuration Duration `yaml:"max_duration"`
+}
+
+// Duration is a time.Duration written as in Go ("90s", "1m30s").
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML writes the duration as Go does ("1m30s").
+func (d Duration) MarshalYAML() ([]byte, error) {
+	return []byte(time.Duration(d).String()), nil
+}
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(b []byte) error {
+	var s string
+	if err := yaml.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration: want a number with a unit, like 30s, 5m or 1m30s", s)
+	}
+	return v, nil
+}
