@@ -185,3 +185,5 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func newReader(r io.Reader) *sse.Reader { return sse.NewReader(bufio.NewReader(r), 0) }

@@ -76,6 +76,11 @@ type subscriber struct {
 	spare     []byte
 	spareCh   []*channel
 	inflight  int            // events a writer is writing now
+	// skip holds, after a resume, the newest id written from history per
+	// channel: events still on their way through the fan-out that history
+	// already carried are not sent again. An entry goes at the first newer
+	// event.
+	skip map[*channel]eventid.ID
 	cursor    eventid.Cursor // multi: last id written per channel
 	reason    string
 }
@@ -154,6 +159,15 @@ func (s *subscriber) enqueue(f *frame) (accepted, schedule bool) {
 	default:
 		s.mu.Unlock()
 		return false, false
+	}
+	if s.skip != nil {
+		if upTo, ok := s.skip[f.ch]; ok {
+			if !upTo.Less(f.id) {
+				s.mu.Unlock()
+				return false, false
+			}
+			delete(s.skip, f.ch)
+		}
 	}
 	s.appendFrameLocked(f)
 	if s.queuedLocked() > s.hub.cfg.MaxQueueBytes {
@@ -415,10 +429,16 @@ func (s *subscriber) goLive(replayedUpTo map[*channel]eventid.ID) {
 		return
 	}
 	s.state = stateLive
+	if len(replayedUpTo) > 0 {
+		s.skip = replayedUpTo
+	}
 	n := 0
 	for _, f := range s.held {
-		if upTo, ok := replayedUpTo[f.ch]; ok && !upTo.Less(f.id) {
-			continue
+		if upTo, ok := s.skip[f.ch]; ok {
+			if !upTo.Less(f.id) {
+				continue
+			}
+			delete(s.skip, f.ch)
 		}
 		s.appendFrameLocked(f)
 		f.ch.stats.fannedOut.Add(1)
