@@ -75,14 +75,14 @@ type subscriber struct {
 	pendCh    []*channel // the channel of every event in pending
 	spare     []byte
 	spareCh   []*channel
-	inflight  int            // events a writer is writing now
+	inflight  int // events a writer is writing now
 	// skip holds, after a resume, the newest id written from history per
 	// channel: events still on their way through the fan-out that history
 	// already carried are not sent again. An entry goes at the first newer
 	// event.
-	skip map[*channel]eventid.ID
-	cursor    eventid.Cursor // multi: last id written per channel
-	reason    string
+	skip   map[*channel]eventid.ID
+	cursor eventid.Cursor // multi: last id written per channel
+	reason string
 }
 
 func (s *subscriber) queuedLocked() int {
