@@ -35,18 +35,20 @@ import (
 // there itself (XSETID): a resume can then tell exactly whether it lost
 // events.
 const publishLua = `
+-- Within one script call, PEXPIRE and XSETID run once per stream, at the
+-- end (finish), however many of the call's events went to it.
+local touched, last, trimmedTo = {}, {}, {}
 local function publish(key, dkey, body, maxlen, maxage, pubch, ttl, pubcmd, now)
   if ttl ~= '0' then
     local prev = redis.call('GET', dkey)
     if prev then return prev end
   end
-  local trimmed = nil
   -- One forward read gives both the entries the length limit will trim and
   -- the oldest entry that stays (for the age check below).
   local len = redis.call('XLEN', key)
   local drop = math.max(len - maxlen + 1, 0)
   local head = redis.call('XRANGE', key, '-', '+', 'COUNT', drop + 1)
-  if drop > 0 then trimmed = head[drop][1] end
+  if drop > 0 then trimmedTo[key] = head[drop][1] end
   local id = redis.call('XADD', key, 'MAXLEN', maxlen, '*', 'b', body)
   local oldest = id
   if #head > drop then oldest = head[drop + 1][1] end
@@ -57,15 +59,24 @@ local function publish(key, dkey, body, maxlen, maxage, pubch, ttl, pubcmd, now)
     local c = string.format('%d', cutoff)
     local old = redis.call('XREVRANGE', key, '(' .. c .. '-0', '-', 'COUNT', 1)
     if #old > 0 then
-      trimmed = old[1][1]
+      trimmedTo[key] = old[1][1]
       redis.call('XTRIM', key, 'MINID', c)
     end
   end
-  if trimmed then redis.call('XSETID', key, id, 'MAXDELETEDID', trimmed) end
-  redis.call('PEXPIRE', key, maxage)
+  touched[key] = maxage
+  last[key] = id
   if ttl ~= '0' then redis.call('SET', dkey, id, 'PX', ttl) end
   redis.call(pubcmd, pubch, id .. '\n' .. body)
   return id
+end
+-- finish records, per stream, the newest trimmed id (trimming does not move
+-- max-deleted-entry-id, so XSETID does: a resume can then tell exactly
+-- whether it lost events) and refreshes the stream's expiry.
+local function finish()
+  for key, maxage in pairs(touched) do
+    if trimmedTo[key] then redis.call('XSETID', key, last[key], 'MAXDELETEDID', trimmedTo[key]) end
+    redis.call('PEXPIRE', key, maxage)
+  end
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -75,7 +86,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 // body, maxlen, maxage ms, pub/sub channel, dedupe ttl ms ("0": none),
 // PUBLISH or SPUBLISH.
 var publishScript = redis.NewScript(publishLua + `
-return publish(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6], now)
+local id = publish(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6], now)
+finish()
+return id
 `)
 
 // publishBatchScript publishes many events in one call: KEYS = history and
@@ -89,6 +102,7 @@ for i = 1, #KEYS / 2 do
   local a = 3 + (i - 1) * 3
   ids[i] = publish(KEYS[2 * i - 1], KEYS[2 * i], ARGV[a + 1], maxlen, maxage, ARGV[a + 2], ARGV[a + 3], pubcmd, now)
 end
+finish()
 return ids
 `)
 
