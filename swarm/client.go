@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/darktime/darktime/internal/fanoutbench"
@@ -67,6 +69,8 @@ type client struct {
 	idx    int
 	chans  []chanState
 	source *net.TCPAddr
+	addr   string // host:port to dial
+	host   string // Host header
 	path   string // request target of the subscribe URL
 	seed   uint64
 
@@ -80,14 +84,71 @@ type client struct {
 	waiting bool      // the session has not received its first event
 	feedErr error     // a stream error found while connecting
 	shard   *recShard
+	// debits are the ledger debits not yet applied: the ledger takes a
+	// lock and a hashed map lookup, so a client sums its events per
+	// channel and window and hands them over about once a second.
+	debits    []pendingDebit
+	flushedNs int64
 
 	buf [readBufferSize]byte
+}
+
+// pendingDebit sums a client's events of one channel and ledger window.
+type pendingDebit struct {
+	ch     int
+	window int64 // the window's start, Unix ns
+	c      ledger.Counts
+}
+
+// debitFlushNs is how often a client hands its debits to the ledger.
+const debitFlushNs = int64(time.Second)
+
+// debit adds one event to the client's pending debits.
+func (c *client) debit(ch int, ts int64, cnt ledger.Counts) {
+	window := int64(0)
+	if w := c.r.cfg.LedgerWindow; w > 0 {
+		window = time.Unix(0, ts).Truncate(w).UnixNano()
+	}
+	n := len(c.debits)
+	switch {
+	case n > 0 && c.debits[n-1].ch == ch && c.debits[n-1].window == window:
+		c.debits[n-1].c = c.debits[n-1].c.Add(cnt)
+	default:
+		found := false
+		for i := range c.debits {
+			if d := &c.debits[i]; d.ch == ch && d.window == window {
+				d.c = d.c.Add(cnt)
+				found = true
+				break
+			}
+		}
+		if !found {
+			c.debits = append(c.debits, pendingDebit{ch: ch, window: window, c: cnt})
+		}
+	}
+	if c.recvNs-c.flushedNs >= debitFlushNs || len(c.debits) >= 16 {
+		c.flushDebits()
+	}
+}
+
+// flushDebits applies the pending debits to the run's ledger.
+func (c *client) flushDebits() {
+	for _, d := range c.debits {
+		at := time.Time{}
+		if d.window != 0 {
+			at = time.Unix(0, d.window)
+		}
+		c.r.ledger.Apply(c.r.asg.names[d.ch], at, d.c)
+	}
+	c.debits = c.debits[:0]
+	c.flushedNs = c.recvNs
 }
 
 // run is the client's life: sessions of connections until the run stops.
 func (c *client) run() {
 	r := c.r
 	defer r.clientWG.Done()
+	defer c.flushDebits()
 	first := true
 	for session := 0; !r.stopping.Load(); session++ {
 		if session > 0 {
@@ -225,8 +286,9 @@ func (c *client) connect(resume bool) error {
 	d := net.Dialer{Timeout: r.cfg.ConnectTimeout}
 	if c.source != nil {
 		d.LocalAddr = c.source
+		d.Control = bindNoPort
 	}
-	nc, err := d.DialContext(r.stopCtx, "tcp", r.addr)
+	nc, err := d.DialContext(r.stopCtx, "tcp", c.addr)
 	if err != nil {
 		return err
 	}
@@ -241,7 +303,7 @@ func (c *client) connect(resume bool) error {
 	req := append(c.buf[:0], "GET "...)
 	req = append(req, c.path...)
 	req = append(req, " HTTP/1.1\r\nHost: "...)
-	req = append(req, r.host...)
+	req = append(req, c.host...)
 	req = append(req, "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: darktime-swarm\r\n"...)
 	if resume && len(c.lastID) > 0 {
 		req = append(req, "Last-Event-ID: "...)
@@ -327,16 +389,44 @@ func (c *client) readLoop(lifeEnd time.Time) error {
 			return err
 		}
 	}
-	for {
-		n, err := conn.Read(c.buf[:])
-		if n > 0 {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var readErr error
+	// One read(2) per wake-up: read until a short read (the socket is
+	// drained; the poller is edge-triggered, so new data wakes us again)
+	// instead of net.Conn's extra read that only returns EAGAIN.
+	drain := func(fd uintptr) bool {
+		for {
+			n, err := syscall.Read(int(fd), c.buf[:])
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				return false
+			case err != nil:
+				readErr = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", err)}
+				return true
+			case n == 0:
+				readErr = io.EOF
+				return true
+			}
 			c.recvNs = time.Now().UnixNano()
 			if ferr := c.stream.Feed(c.buf[:n]); ferr != nil {
-				return ferr
+				readErr = ferr
+				return true
+			}
+			if n < len(c.buf) {
+				return false
 			}
 		}
+	}
+	for {
+		readErr = nil
+		err := raw.Read(drain)
 		if err == nil {
-			continue
+			err = readErr
 		}
 		if !lifeEnd.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) && !c.r.stopping.Load() {
 			if leaving {
@@ -445,7 +535,7 @@ func (c *client) event(typ, data []byte) {
 	if late && !dup {
 		cnt.Late = 1
 	}
-	r.ledger.Apply(r.asg.names[st.ch], time.Unix(0, ts), cnt)
+	c.debit(st.ch, ts, cnt)
 }
 
 // errKind names a connection error for the error counters.
@@ -464,7 +554,7 @@ func errKind(err error) string {
 	if errors.As(err, &op) && op.Op == "dial" {
 		return "dial"
 	}
-	if errors.As(err, &op) && op.Op == "read" {
+	if errors.As(err, &op) && (op.Op == "read" || op.Op == "raw-read") {
 		return "read"
 	}
 	if errors.Is(err, errStopped) {

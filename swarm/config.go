@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +24,11 @@ type Config struct {
 	// Target is the server's base URL, {target} in the templates
 	// (default http://127.0.0.1:8080).
 	Target string
+	// Targets, when set, replaces Target with several server nodes that
+	// share one broker: clients and publishes are spread over them round
+	// robin, so a delivery usually crosses nodes. Target then reads
+	// "node1,node2,...".
+	Targets []string
 	// Profile says how to subscribe and publish (default the "darktime"
 	// profile).
 	Profile Profile
@@ -135,7 +142,14 @@ func (c Config) withDefaults() Config {
 	if c.Target == "" {
 		c.Target = DefaultTarget
 	}
-	c.Target = strings.TrimSuffix(c.Target, "/")
+	if len(c.Targets) == 0 {
+		c.Targets = []string{c.Target}
+	}
+	c.Targets = slices.Clone(c.Targets)
+	for i, t := range c.Targets {
+		c.Targets[i] = strings.TrimSuffix(t, "/")
+	}
+	c.Target = strings.Join(c.Targets, ",")
 	if c.Profile.Name == "" && c.Profile.Subscribe == "" {
 		c.Profile = builtinProfiles["darktime"]
 	}
@@ -215,6 +229,10 @@ func (c Config) validate() error {
 		if bad {
 			problems = append(problems, msg)
 		}
+	}
+	for _, t := range c.Targets {
+		u, err := url.Parse(t)
+		check(err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "", fmt.Sprintf("target %q: want http://host:port", t))
 	}
 	check(c.Clients < 0 || c.Clients > maxClients, fmt.Sprintf("clients must be between 1 and %d", maxClients))
 	check(c.Channels < 1, "channels must be positive")

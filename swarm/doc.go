@@ -20,6 +20,9 @@
 // Every run produces one Result: HDR histograms, a per-second series, and
 // a per-channel, per-second +1/-1 ledger (internal/ledger) — +1 for every
 // delivery a successful publish owed a client subscribed at that moment,
-// -1 for every event received. Results of the processes of one run merge
-// exactly (Merge); the file format is documented in RESULTS.md.
+// -1 for every event received. A run splits into parts — every N-th
+// channel with its clients and its share of the rate — run by processes
+// (RunProcs) or by agents on several machines coordinated through Redis
+// (RunAgents, Agent); their results merge exactly (Merge). The file format
+// is documented in RESULTS.md.
 package swarm

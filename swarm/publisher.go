@@ -119,6 +119,8 @@ func (r *run) publish(ctx context.Context, share float64) {
 		ts := <-pacer.stamps
 		pl.mu.Lock()
 		ch := r.asg.mine[pl.rr%len(r.asg.mine)]
+		// Every channel visits every target in turn, whatever the counts.
+		target := cfg.Targets[(pl.rr+pl.rr/len(r.asg.mine))%len(cfg.Targets)]
 		pl.rr++
 		seq := r.nextSeq[ch].Load()
 		pl.ts[ch] = append(pl.ts[ch], ts)
@@ -128,7 +130,7 @@ func (r *run) publish(ctx context.Context, share float64) {
 		// the seq is recorded, and before the request leaves.
 		r.nextSeq[ch].Store(seq + 1)
 		pl.mu.Unlock()
-		v := values{target: cfg.Target, channel: r.asg.names[ch], seq: seq, ts: ts, payload: payload}
+		v := values{target: target, channel: r.asg.names[ch], seq: seq, ts: ts, payload: payload}
 		t.Method = r.prof.Publish.Method
 		// The fragment never goes on the wire; it lets the results loop
 		// match vegeta's Result (which echoes the URL) to channel and seq.

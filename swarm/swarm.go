@@ -33,8 +33,6 @@ type run struct {
 	log       *slog.Logger
 	prof      *compiledProfile
 	eventType string
-	addr      string // host:port to dial
-	host      string // Host header
 	asg       assignment
 	chanIndex map[string]int
 
@@ -143,10 +141,6 @@ func (r *run) snapshotFinal() {
 }
 
 func newRun(cfg Config) (*run, error) {
-	u, err := url.Parse(cfg.Target)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: target %q: want http://host:port", ErrConfig, cfg.Target)
-	}
 	asg := assign(cfg)
 	prof, err := cfg.Profile.compile(cfg.Distribution.Kind == DistSeveral && cfg.Distribution.PerClient > 1)
 	if err != nil {
@@ -167,36 +161,39 @@ func newRun(cfg Config) (*run, error) {
 	for i, n := range asg.names {
 		r.chanIndex[n] = i
 	}
-	// Every client dials the subscribe URL's host; all clients of a run
-	// share it, so take it from the first.
+	// Clients take the targets in turn; each dials its subscribe URL's
+	// host, resolved once per host.
 	var sources []*net.TCPAddr
+	resolved := map[string]string{}
 	for i, chans := range asg.clients {
 		names := make([]string, len(chans))
 		for j, ch := range chans {
 			names[j] = asg.names[ch]
 		}
-		v := values{target: cfg.Target, channel: names[0], channels: joinStrings(names, prof.ChannelSeparator)}
+		v := values{target: cfg.Targets[i%len(cfg.Targets)], channel: names[0], channels: joinStrings(names, prof.ChannelSeparator)}
 		su, err := url.Parse(prof.subscribe.expand(&v))
 		if err != nil || su.Scheme != "http" {
 			return nil, fmt.Errorf("%w: subscribe URL %q: the swarm's clients speak plain http only", ErrTemplate, prof.subscribe.expand(&v))
 		}
-		if i == 0 {
+		addr, ok := resolved[su.Host]
+		if !ok {
 			hostport := su.Host
 			if su.Port() == "" {
 				hostport = net.JoinHostPort(su.Hostname(), "80")
 			}
-			addr, err := net.ResolveTCPAddr("tcp", hostport)
+			a, err := net.ResolveTCPAddr("tcp", hostport)
 			if err != nil {
 				return nil, fmt.Errorf("resolve %s: %w", su.Host, err)
 			}
-			r.addr, r.host = addr.String(), su.Host
-			if ip4 := addr.IP.To4(); ip4 != nil && ip4.IsLoopback() {
+			addr = a.String()
+			resolved[su.Host] = addr
+			if ip4 := a.IP.To4(); i == 0 && ip4 != nil && ip4.IsLoopback() {
 				for k := range cfg.Sources {
 					sources = append(sources, &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+k))})
 				}
 			}
 		}
-		c := &client{r: r, idx: i, path: su.RequestURI(), seed: cfg.Seed + uint64(i)*0x9e3779b97f4a7c15, shard: nil}
+		c := &client{r: r, idx: i, addr: addr, host: su.Host, path: su.RequestURI(), seed: cfg.Seed + uint64(i)*0x9e3779b97f4a7c15}
 		c.chans = make([]chanState, len(chans))
 		for j, ch := range chans {
 			c.chans[j].ch = ch
@@ -528,3 +525,18 @@ func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
 		return false
 	}
 }
+
+// check validates a config with its defaults filled in and compiles its
+// profile, without building a run.
+func (c Config) check() error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	_, err := c.Profile.compile(c.Distribution.Kind == DistSeveral && c.Distribution.PerClient > 1)
+	return err
+}
+
+// Check reports whether cfg would run, without running it: the config
+// errors (ErrConfig) and template errors (ErrTemplate) Run would return.
+// Callers that split a run (processes, agents) check once, up front.
+func Check(cfg Config) error { return cfg.withDefaults().check() }

@@ -93,6 +93,25 @@ var builtinProfiles = map[string]Profile{
 		Extract:   defaultExtract,
 		EventType: "message",
 	},
+	// darktime's whole hook pipeline: each event is a post_save hook
+	// posted to /hooks, queued, run through the default pipeline
+	// (server/pipeline/default.yaml) by the workers and published on the
+	// post's thread, forum and author channels; clients subscribe to the
+	// thread. Latency covers queue and workers. seq and ts travel in the
+	// post's message, which the pipeline delivers as is.
+	"darktime-hooks": {
+		Name:           "darktime-hooks",
+		Subscribe:      "{target}/sub/thread:{channel}",
+		ChannelPattern: `^[A-Za-z0-9_.-]{1,120}$`,
+		Publish: PublishTemplate{
+			Method:  "POST",
+			URL:     "{target}/hooks",
+			Headers: []string{"Content-Type: application/json"},
+			Body:    `{"model":"post","action":"post_save","id":"{channel}-{seq}","thread":"{channel}","forum":"swarm","author":"swarm","message":"seq={seq} ts={ts} pad={payload}"}`,
+		},
+		Extract:   Extract{Seq: "seq=", TS: "ts="},
+		EventType: "post.saved",
+	},
 	// nginx + nchan as configured in peers/nchan-nginx.conf: one channel
 	// per connection, channel names \w+.
 	"nchan": {
@@ -116,7 +135,7 @@ func LookupProfile(name string) (Profile, bool) {
 }
 
 // ProfileNames lists the built-in profiles.
-func ProfileNames() []string { return []string{"darktime", "nchan"} }
+func ProfileNames() []string { return []string{"darktime", "darktime-hooks", "nchan"} }
 
 // template is a compiled template: literal text and placeholders.
 type template struct {

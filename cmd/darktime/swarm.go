@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/darktime/darktime/swarm"
@@ -27,7 +28,10 @@ func newSwarmCmd() *cobra.Command {
 		profile, profileFile               string
 		distribution, pacing, churn, part  string
 		storms                             []time.Duration
-		procs                              int
+		procs, agents                      int
+		targets                            []string
+		redisURL, redisPrefix              string
+		joinTimeout                        time.Duration
 		out, hdrLog                        string
 		quiet                              bool
 		subURL, pubMethod, pubURL, pubBody string
@@ -84,8 +88,12 @@ results.`,
 				}
 			}
 			cfg.Storms = storms
+			cfg.Targets = targets
 			if procs < 1 || procs > 64 {
 				return usagef("--procs must be between 1 and 64")
+			}
+			if agents < 0 || agents > 1000 || (agents > 0 && (redisURL == "" || procs > 1)) {
+				return usagef("--agents N (1 to 1000) needs --redis URL and no --procs")
 			}
 			if out == "" {
 				return usagef("--out FILE is required: the run's result goes there")
@@ -99,9 +107,18 @@ results.`,
 				cfg.RunID = strconv.FormatInt(time.Now().UnixNano(), 36)
 			}
 			var res *swarm.Result
-			if procs > 1 {
+			switch {
+			case agents > 0:
+				res, err = runSwarmAgents(cmd.Context(), cfg, agents, redisURL, redisPrefix, joinTimeout)
+			case procs > 1:
+				// Workers would each fail alike: check once, here.
+				whole := cfg
+				whole.Part = swarm.Part{Index: 0, Count: procs}
+				if err := swarm.Check(whole); err != nil {
+					return usageError{err}
+				}
 				res, err = runSwarmProcs(cmd.Context(), cfg, procs, cmd.ErrOrStderr())
-			} else {
+			default:
 				res, err = swarm.Run(cmd.Context(), cfg)
 			}
 			if errors.Is(err, swarm.ErrConfig) || errors.Is(err, swarm.ErrTemplate) {
@@ -120,7 +137,7 @@ results.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Target, "target", swarm.DefaultTarget, "server base URL, {target} in the templates")
+	f.StringArrayVar(&targets, "target", []string{swarm.DefaultTarget}, "server base URL, {target} in the templates; repeat for several nodes sharing a broker (clients and publishes round robin)")
 	f.StringVar(&profile, "profile", "darktime", "target profile: "+strings.Join(swarm.ProfileNames(), ", "))
 	f.StringVar(&profileFile, "profile-file", "", "read the profile from a JSON `FILE` (fields as in swarm.Profile)")
 	f.StringVar(&subURL, "subscribe", "", "subscribe URL template (overrides the profile)")
@@ -149,13 +166,81 @@ results.`,
 	f.DurationVar(&cfg.LedgerWindow, "ledger-window", swarm.DefaultLedgerWindow, "ledger time window (0: one account per channel)")
 	f.Uint64Var(&cfg.Seed, "seed", 0, "seed for channel assignment (default random)")
 	f.IntVar(&procs, "procs", 1, "worker processes, each with a slice of the channels and clients; results merged")
+	f.IntVar(&agents, "agents", 0, "coordinate N `darktime swarm agent`s through --redis, one part each; results merged")
+	f.StringVar(&redisURL, "redis", "", "Redis `URL` shared with the agents (with --agents)")
+	f.StringVar(&redisPrefix, "redis-prefix", swarm.DefaultAgentPrefix, "prefix of the agents' Redis keys")
+	f.DurationVar(&joinTimeout, "join-timeout", swarm.DefaultJoinTimeout, "how long to wait for the agents to join")
 	f.StringVar(&part, "part", "", "run only part INDEX/COUNT of the run (set by --procs)")
 	f.StringVar(&cfg.RunID, "run-id", "", "run id shared by the parts of one run (default generated)")
 	f.StringVar(&out, "out", "", "write the JSON result to `FILE` (required)")
 	f.StringVar(&hdrLog, "hdr-log", "", "write per-second histograms in HdrHistogram interval-log format to `FILE`")
 	f.BoolVar(&quiet, "quiet", false, "no progress lines")
 	_ = f.MarkHidden("part")
+	cmd.AddCommand(newSwarmAgentCmd())
 	return cmd
+}
+
+func newSwarmAgentCmd() *cobra.Command {
+	var (
+		agent    swarm.Agent
+		redisURL string
+		quiet    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Wait for swarm runs posted to Redis by `darktime swarm --agents N` and run a part of each",
+		Long: `Joins runs that a coordinator (darktime swarm --agents N --redis URL) posts to
+Redis, starts at the coordinator's common start time, runs its part (every N-th
+channel with its clients and its share of the rate, as --procs does) and pushes
+its result back. Serves one run after another until interrupted.`,
+		Example: `  darktime swarm agent --redis redis://10.0.0.5:6379/0 --name loadgen-1`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rdb, err := swarmRedis(redisURL)
+			if err != nil {
+				return err
+			}
+			defer rdb.Close()
+			raiseFileLimit()
+			agent.Redis = rdb
+			agent.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			if !quiet {
+				agent.Progress = cmd.ErrOrStderr()
+			}
+			if err := agent.Serve(cmd.Context()); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&redisURL, "redis", "", "Redis `URL` shared with the coordinator (required)")
+	f.StringVar(&agent.Prefix, "redis-prefix", swarm.DefaultAgentPrefix, "prefix of the swarm's Redis keys")
+	f.StringVar(&agent.Name, "name", "", "agent name shown by the coordinator (default host-pid)")
+	f.IntVar(&agent.Runs, "runs", 0, "exit after this many runs (0: serve until interrupted)")
+	f.BoolVar(&quiet, "quiet", false, "no progress lines")
+	return cmd
+}
+
+func swarmRedis(url string) (*redis.Client, error) {
+	if url == "" {
+		return nil, usagef("--redis URL is required")
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, usagef("--redis %q: %v", url, err)
+	}
+	return redis.NewClient(opt), nil
+}
+
+// runSwarmAgents coordinates the run over agents through Redis.
+func runSwarmAgents(ctx context.Context, cfg swarm.Config, agents int, redisURL, prefix string, join time.Duration) (*swarm.Result, error) {
+	rdb, err := swarmRedis(redisURL)
+	if err != nil {
+		return nil, err
+	}
+	defer rdb.Close()
+	return swarm.RunAgents(ctx, cfg, swarm.Coordination{Redis: rdb, Prefix: prefix, Agents: agents, JoinTimeout: join})
 }
 
 func swarmProfile(name, file string) (swarm.Profile, error) {
@@ -262,6 +347,9 @@ func printSwarmSummary(w io.Writer, res *swarm.Result) {
 	t := res.Ledger.Totals()
 	d := res.Summary[swarm.HistDelivery]
 	fmt.Fprintf(w, "run %s (%s, %s)  parts %d\n", res.RunID, res.Profile, res.Target, len(res.Parts))
+	if missing := res.Missing(); len(missing) > 0 {
+		fmt.Fprintf(w, "INCOMPLETE: parts %v of %d missing; the figures below cover the others only\n", missing, missing[0].Count)
+	}
 	fmt.Fprintf(w, "clients   planned %d  connected %d  connects %d  reconnects %d  drops %d  storm cuts %d  churned %d  failed %d\n",
 		res.Clients.Planned, res.Clients.Connected, res.Clients.Connects, res.Clients.Reconnects, res.Clients.Drops, res.Clients.StormCuts, res.Clients.Churned, res.Clients.Failed)
 	fmt.Fprintf(w, "publishes attempted %d  ok %d  failed %d\n", res.Publish.Attempted, res.Publish.OK, res.Publish.Failed)

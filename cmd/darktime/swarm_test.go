@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/darktime/darktime/internal/redistest"
+	"github.com/darktime/darktime/server"
+	"github.com/darktime/darktime/swarm"
+)
+
+// asMainEnv makes the test binary run main() with its arguments, so that
+// tests see the real exit codes; --procs re-executes this binary with the
+// same environment, so its workers run main() too.
+const asMainEnv = "DARKTIME_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) != "" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// darktime runs the command in a child process and returns its exit code
+// and output.
+func darktime(t *testing.T, ctx context.Context, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Env = append(os.Environ(), asMainEnv+"=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, out.String()
+	case errors.As(err, &exit):
+		return exit.ExitCode(), out.String()
+	}
+	t.Fatalf("darktime %v: %v", args, err)
+	return -1, ""
+}
+
+func startTestServer(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln, "", "") }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func readSwarmResult(t *testing.T, path string) *swarm.Result {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := swarm.ReadResult(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestSwarmExitCodes(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	out := filepath.Join(t.TempDir(), "r.json")
+	quick := "--clients 2 --channels 2 --duration 200ms --settle 10ms --drain 10ms --quiet --out " + out
+	tests := []struct {
+		name, args string
+		code       int
+		says       string
+	}{
+		{"unknown flag", "swarm --clientz 3 --out " + out, 2, "unknown flag"},
+		{"bad number", "swarm --clients many --out " + out, 2, "invalid argument"},
+		{"no --out", "swarm", 2, "--out FILE is required"},
+		{"bad placeholder", "swarm --subscribe {target}/sub/{chanel} " + quick, 2, "unknown placeholder {chanel}"},
+		{"extract misses the body", "swarm --extract-seq nope: " + quick, 2, "does not find seq"},
+		{"bad distribution", "swarm --distribution pareto " + quick, 2, "distribution"},
+		{"unknown profile", "swarm --profile apache " + quick, 2, "unknown --profile"},
+		{"agents without redis", "swarm --agents 2 " + quick, 2, "needs --redis"},
+		{"too many procs for the channels", "swarm --procs 3 --target " + closed + " " + quick, 2, "parts need at least as many channels"},
+		{"unreachable target", "swarm --target " + closed + " " + quick, 1, "no client could subscribe"},
+		{"agent without redis", "swarm agent", 2, "--redis URL is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, output := darktime(t, context.Background(), strings.Fields(tt.args)...)
+			if code != tt.code || !strings.Contains(output, tt.says) {
+				t.Errorf("darktime %s: exit %d, output %q; want exit %d saying %q", tt.args, code, output, tt.code, tt.says)
+			}
+		})
+	}
+}
+
+func TestSwarmProcs(t *testing.T) {
+	t.Parallel()
+	target := startTestServer(t, server.Config{})
+	out := filepath.Join(t.TempDir(), "procs.json")
+	code, output := darktime(t, context.Background(), "swarm", "--target", target, "--procs", "2", "--clients", "40", "--channels", "4",
+		"--rate", "40", "--duration", "1s", "--settle", "200ms", "--drain", "500ms", "--quiet", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, output)
+	}
+	res := readSwarmResult(t, out)
+	tot := res.Ledger.Totals()
+	if len(res.Parts) != 2 || tot.Credit == 0 || tot.Balance() != 0 || tot.Lost != 0 {
+		t.Errorf("parts %+v, ledger %+v: want 2 parts, balanced", res.Parts, tot)
+	}
+}
+
+func TestSwarmAgents(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	target := startTestServer(t, server.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	agents := make(chan int, 2)
+	for _, name := range []string{"a1", "a2"} {
+		go func() {
+			code, output := darktime(t, ctx, "swarm", "agent", "--redis", rs.URL, "--name", name, "--runs", "1", "--quiet")
+			if code != 0 {
+				t.Errorf("agent %s: exit %d: %s", name, code, output)
+			}
+			agents <- code
+		}()
+	}
+	out := filepath.Join(t.TempDir(), "agents.json")
+	code, output := darktime(t, ctx, "swarm", "--agents", "2", "--redis", rs.URL, "--join-timeout", "20s", "--target", target,
+		"--clients", "40", "--channels", "4", "--rate", "40", "--duration", "1s", "--settle", "200ms", "--drain", "500ms", "--quiet", "--out", out)
+	if code != 0 {
+		t.Fatalf("coordinator: exit %d: %s", code, output)
+	}
+	<-agents
+	<-agents
+	res := readSwarmResult(t, out)
+	tot := res.Ledger.Totals()
+	if len(res.Parts) != 2 || tot.Credit == 0 || tot.Balance() != 0 || tot.Lost != 0 {
+		t.Errorf("parts %+v, ledger %+v: want 2 parts, balanced", res.Parts, tot)
+	}
+}
