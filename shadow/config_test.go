@@ -111,6 +111,10 @@ func FuzzLoadConfig(f *testing.F) {
 			return
 		}
 		cfg.Logger = testLogger(t)
+		if cfg.Ledger.File != "" {
+			// Shutdown writes the ledger: never into the source tree.
+			cfg.Ledger.File = filepath.Join(t.TempDir(), "ledger.json")
+		}
 		p, err := New(cfg)
 		if err != nil {
 			t.Fatalf("LoadConfig accepted what New refuses: %v", err)
