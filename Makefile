@@ -41,5 +41,8 @@ bench-fanout: build ## 10,000 SSE subscribers, server on core 0, load on core 1 
 bench-hooks: ## hooks → Redis queue → 2 workers → SSE: jobs/s and p99 at 5,000 jobs/s (private Redis)
 	./scripts/bench-hooks.sh
 
+bench-shadow: ## the shadow proxy in mirror mode against the reference server alone (see BENCHMARKS.md)
+	./scripts/bench-shadow.sh
+
 fmt: ## gofmt the tree
 	gofmt -w .
