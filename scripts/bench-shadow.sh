@@ -45,13 +45,13 @@ run() {
 	p0=$(cpu "$P"); c0=$(cpu "$C"); [ -n "$X" ] && x0=$(cpu "$X")
 	local out
 	out=$(taskset -c 1 "$bin" bench fanout --target "$target" --server-pid "$P" --subscribers "$SUBSCRIBERS" \
-		--channels 10 --rate "$RATE" --duration 20s 2>/dev/null)
+		--channels 10 --rate "$RATE" --duration 20s 2>/dev/null) || echo "bench-shadow: $mode run $n: the load failed" >&2
 	p1=$(cpu "$P"); c1=$(cpu "$C"); [ -n "$X" ] && x1=$(cpu "$X")
 	printf '%-6s run %d: %s | cpu ticks primary %d candidate %d proxy %d\n' "$mode" "$n" \
 		"$(echo "$out" | grep -E '^latency:' | sed 's/ *latency: *//')" $((p1 - p0)) $((c1 - c0)) $((x1 - x0))
-	echo "$out" | grep -E '^delivery:' | sed 's/^/         /'
+	echo "$out" | grep -E '^delivery:' | sed 's/^/         /' || true
 	if [ -n "$X" ]; then
-		curl -s http://127.0.0.1:18103/_darktime/ledger | grep -m1 -E '"balance"' | sed 's/^ */         ledger /'
+		curl -s http://127.0.0.1:18103/_darktime/ledger | grep -m1 -E '"balance"' | sed 's/^ */         ledger /' || true
 	fi
 	kill "${pids[@]}" 2>/dev/null || true
 	wait 2>/dev/null || true
