@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/darktime/darktime/internal/ctxwait"
 )
 
 // A run split over machines: agents (Agent.Serve) wait on a Redis list of
@@ -225,7 +227,7 @@ func RunAgents(ctx context.Context, cfg Config, co Coordination) (*Result, error
 			return nil, fmt.Errorf("%w: only %d of %d agents joined run %s within %v (joined: %s): start more `darktime swarm agent` with the same --redis and --redis-prefix, or lower --agents",
 				ErrIncomplete, n, co.Agents, cfg.RunID, co.JoinTimeout, agentNames(names))
 		}
-		sleepCtx(ctx, 100*time.Millisecond)
+		ctxwait.Sleep(ctx, 100*time.Millisecond)
 	}
 	names, err := rdb.HGetAll(ctx, k.agents()).Result()
 	if err != nil {
@@ -385,7 +387,7 @@ func (a *Agent) Serve(ctx context.Context) error {
 				return fmt.Errorf("agent %s: Redis: %w", a.Name, err)
 			}
 			a.Logger.Warn("waiting for runs", "err", err)
-			sleepCtx(ctx, time.Second)
+			ctxwait.Sleep(ctx, time.Second)
 			continue
 		}
 		failures = 0
@@ -444,7 +446,7 @@ func (a *Agent) join(ctx context.Context, runID string) bool {
 		log.Info("run aborted by the coordinator", "message", msg)
 		return false
 	}
-	if !sleepCtx(ctx, time.Until(time.Unix(0, startNs))) {
+	if !ctxwait.Sleep(ctx, time.Until(time.Unix(0, startNs))) {
 		return false
 	}
 
@@ -470,7 +472,7 @@ func (a *Agent) join(ctx context.Context, runID string) bool {
 				return
 			}
 			if err != nil && !errors.Is(err, redis.Nil) {
-				sleepCtx(runCtx, 100*time.Millisecond)
+				ctxwait.Sleep(runCtx, 100*time.Millisecond)
 			}
 		}
 	}()

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/darktime/darktime/internal/ctxwait"
 	"github.com/darktime/darktime/internal/fanoutbench"
 	"github.com/darktime/darktime/internal/ledger"
 )
@@ -274,7 +275,7 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 	rampStart := time.Now()
 	for i, c := range r.clients {
 		if wait := time.Until(rampStart.Add(time.Duration(i) * gap)); wait > time.Millisecond {
-			if !sleepCtx(ctx, wait) {
+			if !ctxwait.Sleep(ctx, wait) {
 				break
 			}
 		}
@@ -285,7 +286,7 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 		r.firstWG.Done()
 		r.clientWG.Done()
 	}
-	if !waitCtx(ctx, &r.firstWG) {
+	if !ctxwait.Group(ctx, &r.firstWG) {
 		return interrupted()
 	}
 	r.mu.Lock()
@@ -303,7 +304,7 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 	}
 
 	// Phase 2: settle, then the idle memory per connection.
-	if !sleepCtx(ctx, cfg.Settle) {
+	if !ctxwait.Sleep(ctx, cfg.Settle) {
 		return interrupted()
 	}
 	rssIdle, _ := fanoutbench.ResidentKiB(os.Getpid())
@@ -335,7 +336,7 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 	if ctx.Err() != nil {
 		time.Sleep(min(cfg.Drain, 500*time.Millisecond))
 	} else {
-		sleepCtx(ctx, cfg.Drain)
+		ctxwait.Sleep(ctx, cfg.Drain)
 	}
 	cpu := fanoutbench.SelfCPU() - cpuStart
 	resources.CPUSeconds = cpu.Seconds()
@@ -499,31 +500,6 @@ func checkFileLimit(clients int) error {
 			ErrConfig, clients, need, lim.Cur, lim.Max, min(need, lim.Max))
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // check validates a config with its defaults filled in and compiles its

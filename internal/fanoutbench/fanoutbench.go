@@ -27,6 +27,8 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/darktime/darktime/internal/ctxwait"
 )
 
 // Config describes one benchmark run. Zero values mean the defaults below.
@@ -353,7 +355,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	started := 0
 	for i, s := range r.subs {
 		if wait := time.Until(rampStart.Add(time.Duration(i) * gap)); wait > time.Millisecond {
-			if !sleepCtx(ctx, wait) {
+			if !ctxwait.Sleep(ctx, wait) {
 				break
 			}
 		}
@@ -365,7 +367,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		r.connWG.Done()
 		r.subWG.Done()
 	}
-	if !waitCtx(ctx, &r.connWG) {
+	if !ctxwait.Group(ctx, &r.connWG) {
 		return res, r.finish(res, began, ctx.Err())
 	}
 	r.mu.Lock()
@@ -386,7 +388,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	// Phase 2: settle, then measure idle memory.
-	if !sleepCtx(ctx, cfg.Settle) {
+	if !ctxwait.Sleep(ctx, cfg.Settle) {
 		return res, r.finish(res, began, ctx.Err())
 	}
 	if cfg.ServerPID != 0 {
@@ -433,7 +435,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// Phase 4: drain. The server's CPU and ours are measured up to the end
 	// of the drain: a backlogged server is still delivering then.
 	r.log.Info("draining", "drain", cfg.Drain, "publishes_ok", pub.ok, "publishes_failed", pub.failed)
-	drained := sleepCtx(ctx, cfg.Drain)
+	drained := ctxwait.Sleep(ctx, cfg.Drain)
 	clientCPU := selfCPU() - clientStart
 	drainEnd := time.Now()
 	var serverEnd procSample
@@ -541,32 +543,4 @@ func checkFileLimit(subscribers int) error {
 			ErrConfig, subscribers, need, lim.Cur, lim.Max, min(need, lim.Max))
 	}
 	return nil
-}
-
-// sleepCtx sleeps for d or until ctx is done; it reports whether it slept
-// the whole time.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// waitCtx waits for wg or ctx; it reports whether wg finished.
-func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -36,6 +36,8 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/darktime/darktime/internal/ctxwait"
 )
 
 // Phase selects what a run measures.
@@ -418,7 +420,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return finish(err)
 	}
-	if !sleepCtx(ctx, cfg.Settle) {
+	if !ctxwait.Sleep(ctx, cfg.Settle) {
 		return finish(ctx.Err())
 	}
 	if cfg.Phase != PhaseLatency {
@@ -426,7 +428,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			return finish(err)
 		}
-		if cfg.Phase == PhaseBoth && !sleepCtx(ctx, cfg.Settle) {
+		if cfg.Phase == PhaseBoth && !ctxwait.Sleep(ctx, cfg.Settle) {
 			return finish(ctx.Err())
 		}
 	}
@@ -437,17 +439,4 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	return finish(nil)
-}
-
-// sleepCtx sleeps for d or until ctx is done; it reports whether it slept
-// the whole time.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/darktime/darktime/internal/ctxwait"
 	"github.com/darktime/darktime/internal/fanoutbench"
 )
 
@@ -138,7 +139,7 @@ func (r *run) waitEvents(ctx context.Context, accepted []bool, first int64) (rec
 	deadline := time.Now().Add(r.cfg.Drain)
 	for {
 		rcv, dup, want := count()
-		if rcv >= want || !time.Now().Before(deadline) || !sleepCtx(ctx, 20*time.Millisecond) {
+		if rcv >= want || !time.Now().Before(deadline) || !ctxwait.Sleep(ctx, 20*time.Millisecond) {
 			return rcv, dup
 		}
 	}

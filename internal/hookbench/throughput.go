@@ -13,6 +13,8 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/darktime/darktime/internal/ctxwait"
 )
 
 // maxErrorKinds bounds the distinct request error messages kept.
@@ -124,7 +126,7 @@ func (r *run) throughput(ctx context.Context) (*ThroughputResult, error) {
 					if code != http.StatusServiceUnavailable {
 						break
 					}
-					sleepCtx(postCtx, fullBackoff)
+					ctxwait.Sleep(postCtx, fullBackoff)
 				}
 			}
 			postEnd.Store(time.Now().UnixNano())
