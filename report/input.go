@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/darktime/darktime/server"
+	"github.com/darktime/darktime/shadow"
 	"github.com/darktime/darktime/swarm"
 )
 
@@ -34,7 +34,7 @@ type Inputs struct {
 	// nodes, taken before the run and after it drained; paired by node.
 	StatsBefore, StatsAfter []server.Stats
 	// Shadow are shadow-proxy ledgers (shadow/LEDGER.md).
-	Shadow []ShadowLedger
+	Shadow []shadow.Report
 	// ShadowNames name Shadow in messages; optional.
 	ShadowNames []string
 }
@@ -102,49 +102,8 @@ func ReadStatsFile(path string) (server.Stats, error) {
 // ShadowSchema is the shadow ledger version this package reads.
 const ShadowSchema = "darktime.shadow/v1"
 
-// ShadowLedger is the shadow proxy's ledger file (shadow/LEDGER.md). It is
-// declared here from the documented format, so the report does not link
-// the proxy.
-type ShadowLedger struct {
-	Schema      string         `json:"schema"`
-	StartedAt   time.Time      `json:"started_at"`
-	GeneratedAt time.Time      `json:"generated_at"`
-	Final       bool           `json:"final"`
-	SettleMS    int64          `json:"settle_ms"`
-	LateMS      int64          `json:"late_ms"`
-	Identity    string         `json:"identity"`
-	Targets     []ShadowTarget `json:"targets"`
-}
-
-// ShadowTarget is the ledger of one mirror target.
-type ShadowTarget struct {
-	Name     string                  `json:"name"`
-	Role     string                  `json:"role"`
-	URL      string                  `json:"url"`
-	Totals   ShadowCounts            `json:"totals"`
-	Channels map[string]ShadowCounts `json:"channels"`
-	Buckets  map[string]ShadowCounts `json:"buckets"`
-}
-
-// ShadowCounts is one account of a shadow ledger.
-type ShadowCounts struct {
-	Primary          int64   `json:"primary"`
-	Candidate        int64   `json:"candidate"`
-	Balance          int64   `json:"balance"`
-	Matched          int64   `json:"matched"`
-	Missing          int64   `json:"missing"`
-	Extra            int64   `json:"extra"`
-	Duplicated       int64   `json:"duplicated"`
-	Late             int64   `json:"late"`
-	Reordered        int64   `json:"reordered"`
-	PendingPrimary   int64   `json:"pending_primary"`
-	PendingCandidate int64   `json:"pending_candidate"`
-	DelayMeanMS      float64 `json:"delay_mean_ms"`
-	DelayMaxMS       float64 `json:"delay_max_ms"`
-}
-
 // check verifies the identities LEDGER.md promises for every account.
-func (c ShadowCounts) check() error {
+func checkShadowCounts(c shadow.Counts) error {
 	switch {
 	case c.Balance != c.Primary-c.Candidate:
 		return fmt.Errorf("balance %d is not primary %d - candidate %d", c.Balance, c.Primary, c.Candidate)
@@ -157,8 +116,8 @@ func (c ShadowCounts) check() error {
 }
 
 // ReadShadow reads a shadow ledger and checks its schema and identities.
-func ReadShadow(rd io.Reader) (ShadowLedger, error) {
-	var l ShadowLedger
+func ReadShadow(rd io.Reader) (shadow.Report, error) {
+	var l shadow.Report
 	data, err := io.ReadAll(rd)
 	if err != nil {
 		return l, badInput("%v", err)
@@ -174,12 +133,12 @@ func ReadShadow(rd io.Reader) (ShadowLedger, error) {
 		return l, badInput("shadow ledger: schema %q, want %q", l.Schema, ShadowSchema)
 	}
 	for _, t := range l.Targets {
-		if err := t.Totals.check(); err != nil {
+		if err := checkShadowCounts(t.Totals); err != nil {
 			return l, badInput("shadow ledger, target %q totals: %v", t.Name, err)
 		}
-		for _, group := range []map[string]ShadowCounts{t.Channels, t.Buckets} {
+		for _, group := range []map[string]shadow.Counts{t.Channels, t.Buckets} {
 			for k, c := range group {
-				if err := c.check(); err != nil {
+				if err := checkShadowCounts(c); err != nil {
 					return l, badInput("shadow ledger, target %q account %q: %v", t.Name, k, err)
 				}
 			}
@@ -189,10 +148,10 @@ func ReadShadow(rd io.Reader) (ShadowLedger, error) {
 }
 
 // ReadShadowFile reads a shadow ledger from a file.
-func ReadShadowFile(path string) (ShadowLedger, error) {
+func ReadShadowFile(path string) (shadow.Report, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return ShadowLedger{}, badInput("%v", err)
+		return shadow.Report{}, badInput("%v", err)
 	}
 	defer f.Close()
 	l, err := ReadShadow(f)

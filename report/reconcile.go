@@ -8,6 +8,7 @@ import (
 
 	"github.com/darktime/darktime/internal/ledger"
 	"github.com/darktime/darktime/server"
+	"github.com/darktime/darktime/shadow"
 	"github.com/darktime/darktime/swarm"
 )
 
@@ -264,7 +265,7 @@ func droppedTotal(kinds map[string]int64) int64 {
 
 // shadowLedgers reports each target of a shadow ledger: +1 per event the
 // primary delivered, -1 per event the target delivered.
-func shadowLedgers(name string, l ShadowLedger) []LedgerReport {
+func shadowLedgers(name string, l shadow.Report) []LedgerReport {
 	var out []LedgerReport
 	for _, t := range l.Targets {
 		c := t.Totals
@@ -277,7 +278,7 @@ func shadowLedgers(name string, l ShadowLedger) []LedgerReport {
 		var scopes []Imbalance
 		for _, group := range []struct {
 			prefix string
-			m      map[string]ShadowCounts
+			m      map[string]shadow.Counts
 		}{{"channel ", t.Channels}, {"bucket ", t.Buckets}} {
 			for _, k := range slices.Sorted(maps.Keys(group.m)) {
 				a := group.m[k]
@@ -300,7 +301,7 @@ func shadowLedgers(name string, l ShadowLedger) []LedgerReport {
 	return out
 }
 
-func shadowKinds(c ShadowCounts) map[string]int64 {
+func shadowKinds(c shadow.Counts) map[string]int64 {
 	m := map[string]int64{}
 	for k, v := range map[string]int64{"lost": c.Missing, "extra": c.Extra, "duplicated": c.Duplicated, "late": c.Late,
 		"reordered": c.Reordered, "pending": c.PendingPrimary + c.PendingCandidate} {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/darktime/darktime/server"
+	"github.com/darktime/darktime/shadow"
 	"github.com/darktime/darktime/swarm"
 )
 
@@ -28,7 +29,7 @@ func mustStats(t *testing.T, name string) server.Stats {
 func faultyReport(t *testing.T) *Report {
 	t.Helper()
 	s := synth{runID: "golden", channels: 3, seconds: 6, faulty: true}
-	shadow, err := ReadShadowFile(filepath.Join("testdata", "shadow.json"))
+	led, err := ReadShadowFile(filepath.Join("testdata", "shadow.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func faultyReport(t *testing.T) *Report {
 		Results:     []*swarm.Result{s.part(t, 0, 2), s.part(t, 1, 2)},
 		StatsBefore: []server.Stats{mustStats(t, "stats_before.json")},
 		StatsAfter:  []server.Stats{mustStats(t, "stats_after.json")},
-		Shadow:      []ShadowLedger{shadow}, ShadowNames: []string{"shadow.json"},
+		Shadow:      []shadow.Report{led}, ShadowNames: []string{"shadow.json"},
 	})
 	if err != nil {
 		t.Fatal(err)
