@@ -1,30 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"strings"
 	"testing"
 )
 
-// reportCmd runs `darktime report ARGS...` in-process and returns the exit
-// status main would give and what was printed.
+// reportCmd runs `darktime report ARGS...` in-process.
 func reportCmd(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(append([]string{"report"}, args...))
-	err := root.Execute()
-	var ue usageError
-	switch {
-	case err == nil:
-		return 0, out.String()
-	case errors.As(err, &ue):
-		return 2, out.String() + err.Error()
-	}
-	return 1, out.String() + err.Error()
+	return inProcess(t, append([]string{"report"}, args...)...)
 }
 
 func TestReportExitCodes(t *testing.T) {

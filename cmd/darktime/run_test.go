@@ -7,15 +7,15 @@ import (
 	"testing"
 )
 
-// runCmd runs `darktime run ARGS...` in-process and returns the exit
-// status main would give and what was printed.
-func runCmd(t *testing.T, args ...string) (int, string) {
+// inProcess runs `darktime ARGS...` in-process and returns the exit status
+// main would give and what was printed.
+func inProcess(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	root := newRootCmd()
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
-	root.SetArgs(append([]string{"run", "--skip-binary-check"}, args...))
+	root.SetArgs(args)
 	err := root.Execute()
 	var ue usageError
 	switch {
@@ -25,6 +25,12 @@ func runCmd(t *testing.T, args ...string) (int, string) {
 		return 2, out.String() + err.Error()
 	}
 	return 1, out.String() + err.Error()
+}
+
+// runCmd runs `darktime run --skip-binary-check ARGS...`.
+func runCmd(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	return inProcess(t, append([]string{"run", "--skip-binary-check"}, args...)...)
 }
 
 func TestRunCheckExitCodes(t *testing.T) {
