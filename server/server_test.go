@@ -375,6 +375,13 @@ func TestSlowConsumer(t *testing.T) {
 			waitFor(t, 5*time.Second, "the slow consumer to be cut off", func() bool {
 				return srv.Stats().Totals.DisconnectsByReason[reasonSlowConsumer] == 1
 			})
+			// A write that was under way when the consumer was cut off ends
+			// within WriteTimeout and is then counted (written or dropped);
+			// until then the closed stream is no longer in the queued gauge.
+			waitFor(t, 5*time.Second, "the counters to come to rest", func() bool {
+				ch := srv.Stats().Channels["slow"]
+				return ch.Written+ch.Dropped == ch.FannedOut
+			})
 			st := srv.Stats()
 			ch := st.Channels["slow"]
 			if ch.FannedOut < n || ch.Written+ch.Dropped != ch.FannedOut || ch.DroppedBy[reasonSlowConsumer] == 0 || st.Balance != 0 {
