@@ -5,12 +5,15 @@
 // what kind it is; summarises latency (HDR percentiles, overall and per
 // second) and throughput; and renders all of it as a terminal summary,
 // versioned JSON ("darktime.report/v1", REPORT.md), JUnit XML and a
-// self-contained HTML page with charts.
+// self-contained HTML page with charts. A run of a scenario
+// (Inputs.Scenario) is measured phase by phase, and its phases and faults
+// annotate every output.
 //
 // On top of a Report sit CI gates (thresholds such as "p99_delivery_ms <
-// 50" on a small vocabulary of metrics), Compare (per-metric deltas between
-// repeated base and candidate runs, with a noise estimate) and Capacity
-// (the knee of a ramp run and how many nodes a peak needs).
+// 50" or "phase.spike.p99_delivery_ms < 500" on a small vocabulary of
+// metrics), Compare (per-metric deltas between repeated base and
+// candidate runs, with a noise estimate) and Capacity (the knee of a ramp
+// run and how many nodes a peak needs).
 //
 // Bad input is never a silent pass: a truncated or corrupt file, results of
 // different runs, an unknown metric or a gate on a metric the inputs do

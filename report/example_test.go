@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/darktime/darktime/report"
 	"github.com/darktime/darktime/swarm"
@@ -54,4 +55,52 @@ func ExampleParseGate() {
 	// Output:
 	// error_rate < 1e-3 | error_rate < 0.001 | <nil>
 	// gate "p99 < 50": bad report input: unknown metric "p99": did you mean p99_delivery_ms, p99_connect_ms, p99_first_event_ms, p99_publish_ms? (`darktime report --metrics` lists them all)
+}
+
+// A scenario run (darktime run): the report measures each phase, and
+// gates can name a phase's metrics.
+func ExampleBuild_scenario() {
+	var results []*swarm.Result
+	for _, name := range []string{"run.part0.json", "run.part1.json"} {
+		r, err := report.ReadResultFile(filepath.Join("testdata", name))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		results = append(results, r)
+	}
+	start := results[0].Started // the first publish
+	r, err := report.Build(report.Inputs{Results: results, Scenario: &report.Scenario{
+		Name: "node-failure",
+		Phases: []report.Phase{
+			{Name: "warm-up", Start: start, Duration: 3 * time.Second, RatePerS: 3},
+			{Name: "after-kill", Start: start.Add(3 * time.Second), Duration: 3 * time.Second, RatePerS: 3},
+		},
+		Faults: []report.Fault{{Kind: "kill_node", Detail: "node 1", At: start.Add(3 * time.Second), Offset: 3 * time.Second}},
+	}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, p := range r.Phases {
+		fmt.Printf("%s: %d deliveries in %d s, p99 %.3f ms, %d lost\n", p.Name, p.Deliveries, p.Seconds, p.P99, p.Lost)
+	}
+	gates, err := report.ParseGates([]string{"phase.warm-up.lost == 0", "phase.after-kill.lost == 0"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	res, err := r.Evaluate(gates)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, g := range res {
+		fmt.Println(g)
+	}
+	// Output:
+	// warm-up: 180 deliveries in 3 s, p99 4.959 ms, 0 lost
+	// after-kill: 178 deliveries in 3 s, p99 80.063 ms, 3 lost
+	// PASS phase.warm-up.lost == 0: measured 0
+	// FAIL phase.after-kill.lost == 0: measured 3
 }

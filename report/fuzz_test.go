@@ -15,7 +15,8 @@ import (
 // to the same gate, or fails with ErrInput; never a panic.
 func FuzzParseGate(f *testing.F) {
 	for _, s := range []string{"p99_delivery_ms < 50", "lost==0", "error_rate <= 1e-3", "deliveries_per_s >= 1000",
-		"x < 1", "lost = 0", "lost < NaN", "< 5", "lost != -0.5", "lost < 1e309", "lost<<1", "lost < 1 2"} {
+		"x < 1", "lost = 0", "lost < NaN", "< 5", "lost != -0.5", "lost < 1e309", "lost<<1", "lost < 1 2",
+		"phase.spike.p99_delivery_ms < 500", "phase.warm-up.lost==0", "phase..lost < 1", "phase.a.b.c < 1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -37,7 +37,9 @@ func (g GateResult) String() string {
 var ops = []string{"<=", ">=", "==", "!=", "<", ">"} // two-character operators first
 
 // ParseGate parses "METRIC OP NUMBER" where OP is one of < <= > >= == !=
-// and METRIC is a name of the vocabulary (Vocabulary).
+// and METRIC is a name of the vocabulary (Vocabulary) or a phase's metric,
+// phase.NAME.METRIC (PhaseVocabulary); whether the run has a phase NAME
+// is Evaluate's question.
 func ParseGate(expr string) (Gate, error) {
 	s := strings.TrimSpace(expr)
 	i := strings.IndexAny(s, "<>=!")
@@ -55,9 +57,10 @@ func ParseGate(expr string) (Gate, error) {
 	if g.Op == "" {
 		return Gate{}, badInput("gate %q: unknown operator (want < <= > >= == !=)", expr)
 	}
+	phase := strings.HasPrefix(g.Metric, phasePrefix)
 	for _, c := range g.Metric {
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
-			return Gate{}, badInput("gate %q: metric name %q must be lower-case letters, digits and _", expr, g.Metric)
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && (!phase || c != '.' && c != '-') {
+			return Gate{}, badInput("gate %q: metric name %q must be lower-case letters, digits and _ (phase.NAME.METRIC: and . -)", expr, g.Metric)
 		}
 	}
 	if g.Metric == "" {

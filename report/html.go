@@ -28,6 +28,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"num":    formatNum,
 	"kinds":  func(k map[string]int64) string { return kindsText(k) },
 	"window": func(w int64) string { return time.Unix(w, 0).UTC().Format("15:04:05") },
+	"secs":   secs,
 }).Parse(pageTemplate))
 
 type namedLatency struct {
@@ -42,7 +43,9 @@ type namedValue struct {
 
 // WriteHTML writes a self-contained page: tables, and charts of latency
 // percentiles over time, the percentile distribution, deliveries/s,
-// connections and the ledger balance over time.
+// connections and the ledger balance over time. A scenario run also gets
+// its phases and faults, as tables and as bands and lines on the charts
+// over time.
 func (r *Report) WriteHTML(w io.Writer) error {
 	// encoding/json escapes <, > and &, so the data cannot end the script.
 	data, err := json.Marshal(r)
@@ -59,8 +62,13 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	for _, k := range slices.Sorted(maps.Keys(r.Metrics)) {
 		metrics = append(metrics, namedValue{k, r.Metrics[k]})
 	}
+	where := ""
+	if r.Scenario != nil {
+		where = r.Scenario.where()
+	}
 	return page.Execute(w, map[string]any{
 		"R": r, "Latency": lat, "Metrics": metrics, "Data": template.JS(data),
+		"Where": where, "Phases": r.phaseRows(),
 		"JS": template.JS(uplotJS), "CSS": template.CSS(uplotCSS), "License": uplotLicense,
 	})
 }

@@ -46,25 +46,40 @@ func findChromium(t *testing.T) string {
 	return ""
 }
 
-// TestHTMLRendersInChromium opens the report page in headless Chromium,
-// with the network closed, and checks that every chart drew on a canvas,
-// that the page made no request outside itself and logged no error.
+// TestHTMLRendersInChromium opens report pages in headless Chromium, with
+// the network closed, and checks that every chart drew on a canvas, that
+// a scenario run's phases and faults are in the tables and were drawn on
+// the charts over time, and that the pages made no request outside
+// themselves and logged no error.
 func TestHTMLRendersInChromium(t *testing.T) {
 	bin := findChromium(t)
-	r := faultyReport(t)
-	page := filepath.Join(t.TempDir(), "report.html")
-	var buf bytes.Buffer
-	if err := r.WriteHTML(&buf); err != nil {
-		t.Fatal(err)
+	sc := scenarioReport(t)
+	pages := []struct {
+		name string
+		r    *Report
+		// phases and faults drawn on each chart over time ("" none), and
+		// the rows of the phases and faults tables.
+		phases, faults       string
+		phaseRows, faultRows int
+	}{
+		{name: "plain", r: faultyReport(t)},
+		{name: "scenario", r: sc, phases: "3", faults: "3", phaseRows: len(sc.Phases), faultRows: len(sc.Scenario.Faults)},
 	}
-	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(buf.Bytes(), []byte("http://cdn")) || bytes.Contains(buf.Bytes(), []byte(`src="http`)) {
-		t.Error("the page refers to an external script")
+	dir := t.TempDir()
+	for i, p := range pages {
+		var buf bytes.Buffer
+		if err := p.r.WriteHTML(&buf); err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(buf.Bytes(), []byte("http://cdn")) || bytes.Contains(buf.Bytes(), []byte(`src="http`)) {
+			t.Errorf("%s: the page refers to an external script", p.name)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("report-%d.html", i)), buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(bin), chromedp.UserDataDir(t.TempDir()),
@@ -121,39 +136,65 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	if _, err := chromedp.Call(bctx, network.Enable, network.EnableParams{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Do(bctx, chromedp.Navigate("file://"+page), chromedp.WaitVisible(chromedp.CSS(`body[data-charts="ready"]`))); err != nil {
-		t.Fatalf("loading the page in chromium: %v", err)
+	type chart struct {
+		Chart          string
+		Width, Height  int
+		Painted        int
+		Phases, Faults string // what the annotation hooks drew
 	}
-	type canvas struct {
-		Chart         string
-		Width, Height int
-		Painted       int
+	type shown struct {
+		Charts               []chart
+		Scenario             bool
+		PhaseRows, FaultRows int
 	}
-	canvases, err := chromedp.Run(bctx, chromedp.Evaluate[[]canvas](`Array.from(document.querySelectorAll(".chart")).map(div => {
-		const c = div.querySelector("canvas");
-		if (!c) return {Chart: div.id, Width: 0, Height: 0, Painted: 0};
-		const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-		let painted = 0;
-		for (let i = 3; i < px.length; i += 4) if (px[i] !== 0) painted++;
-		return {Chart: div.id, Width: c.width, Height: c.height, Painted: painted};
-	})`))
-	if err != nil {
-		t.Fatalf("reading the canvases: %v", err)
-	}
-	// One more round trip after two frames, so that whatever the page
-	// logged while drawing has arrived before the check.
-	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`,
-		chromedp.EvalAwaitPromise)); err != nil {
-		t.Fatalf("waiting for the page to settle: %v", err)
-	}
-	t.Logf("canvases: %+v", canvases)
-	want := []string{"c-latency", "c-distribution", "c-throughput", "c-connections", "c-ledger"}
-	if len(canvases) != len(want) {
-		t.Fatalf("%d charts, want %d: %+v", len(canvases), len(want), canvases)
-	}
-	for i, c := range canvases {
-		if c.Chart != want[i] || c.Width == 0 || c.Height == 0 || c.Painted < 500 {
-			t.Errorf("chart %s: canvas %dx%d with %d painted pixels; want a drawn chart", want[i], c.Width, c.Height, c.Painted)
+	for i, p := range pages {
+		page := filepath.Join(dir, fmt.Sprintf("report-%d.html", i))
+		if err := chromedp.Do(bctx, chromedp.Navigate("file://"+page), chromedp.WaitVisible(chromedp.CSS(`body[data-charts="ready"]`))); err != nil {
+			t.Fatalf("%s: loading the page in chromium: %v", p.name, err)
+		}
+		got, err := chromedp.Run(bctx, chromedp.Evaluate[shown](`({
+			Charts: Array.from(document.querySelectorAll(".chart")).map(div => {
+				const c = div.querySelector("canvas");
+				const a = {Chart: div.id, Phases: div.dataset.phases || "", Faults: div.dataset.faults || ""};
+				if (!c) return Object.assign(a, {Width: 0, Height: 0, Painted: 0});
+				const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+				let painted = 0;
+				for (let i = 3; i < px.length; i += 4) if (px[i] !== 0) painted++;
+				return Object.assign(a, {Width: c.width, Height: c.height, Painted: painted});
+			}),
+			Scenario: !!document.getElementById("scenario"),
+			PhaseRows: document.querySelectorAll("#phases tr.phase").length,
+			FaultRows: document.querySelectorAll("#faults tr.fault").length,
+		})`))
+		if err != nil {
+			t.Fatalf("%s: reading the canvases: %v", p.name, err)
+		}
+		// One more round trip after two frames, so that whatever the page
+		// logged while drawing has arrived before the check.
+		if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`,
+			chromedp.EvalAwaitPromise)); err != nil {
+			t.Fatalf("%s: waiting for the page to settle: %v", p.name, err)
+		}
+		t.Logf("%s: %+v", p.name, got)
+		want := []string{"c-latency", "c-distribution", "c-throughput", "c-connections", "c-ledger"}
+		if len(got.Charts) != len(want) {
+			t.Fatalf("%s: %d charts, want %d: %+v", p.name, len(got.Charts), len(want), got.Charts)
+		}
+		for i, c := range got.Charts {
+			if c.Chart != want[i] || c.Width == 0 || c.Height == 0 || c.Painted < 500 {
+				t.Errorf("%s: chart %s: canvas %dx%d with %d painted pixels; want a drawn chart", p.name, want[i], c.Width, c.Height, c.Painted)
+			}
+			phases, faults := p.phases, p.faults
+			if c.Chart == "c-distribution" { // not over time: nothing to mark
+				phases, faults = "", ""
+			}
+			if c.Phases != phases || c.Faults != faults {
+				t.Errorf("%s: chart %s marked %q phases and %q faults, want %q and %q", p.name, c.Chart, c.Phases, c.Faults, phases, faults)
+			}
+		}
+		if got.Scenario != (p.r.Scenario != nil) || got.PhaseRows != p.phaseRows || got.FaultRows != p.faultRows {
+			t.Errorf("%s: scenario shown %v with %d phase and %d fault rows; want %v, %d, %d", p.name,
+				got.Scenario, got.PhaseRows, got.FaultRows, p.r.Scenario != nil, p.phaseRows, p.faultRows)
 		}
 	}
 	mu.Lock()

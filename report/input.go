@@ -37,6 +37,10 @@ type Inputs struct {
 	Shadow []shadow.Report
 	// ShadowNames name Shadow in messages; optional.
 	ShadowNames []string
+	// Scenario, when the run came from a scenario, names it and gives its
+	// phases and the faults injected, to annotate the report. Build
+	// measures each phase (Report.Phases).
+	Scenario *Scenario
 }
 
 // ReadResultFile reads and checks one swarm result file.

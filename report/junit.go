@@ -41,11 +41,28 @@ type junitFailure struct {
 
 // WriteJUnit writes the gates as JUnit XML: one testsuite for the run,
 // one testcase per gate (a failed gate is a <failure> naming the measured
-// value). Without gates the suite is empty.
+// value). Without gates the suite is empty. A scenario run's suite is
+// named after the scenario.
 func (r *Report) WriteJUnit(w io.Writer) error {
 	s := junitSuite{
 		Name: "darktime.report " + r.RunID, Tests: len(r.Gates), Time: fmt.Sprintf("%.3f", r.DurationSeconds),
 		Props: []junitProp{{"run_id", r.RunID}, {"profile", r.Profile}, {"target", r.Target}, {"schema", Schema}},
+	}
+	if sc := r.Scenario; sc != nil {
+		// CI lists suites by name: the scenario (and target label) says
+		// more than a run id.
+		name := sc.Name
+		if sc.Label != "" {
+			name += "/" + sc.Label
+		}
+		s.Name = "darktime.report " + name + " " + r.RunID
+		s.Props = append(s.Props, junitProp{"scenario", sc.Name})
+		if sc.Label != "" {
+			s.Props = append(s.Props, junitProp{"scenario_label", sc.Label})
+		}
+		if sc.File != "" {
+			s.Props = append(s.Props, junitProp{"scenario_file", sc.File})
+		}
 	}
 	for _, g := range r.Gates {
 		c := junitCase{Name: g.Expr, Classname: "darktime.gates", Time: "0", SystemOut: g.String()}

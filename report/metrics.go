@@ -65,11 +65,30 @@ var Vocabulary = func() []Metric {
 		Metric{Name: "shadow_duplicated", Help: "candidate deliveries beyond the primary's", Better: -1, Needs: "shadow"},
 		Metric{Name: "shadow_late", Help: "candidate events later than the proxy's late_ms", Better: -1, Needs: "shadow"},
 		Metric{Name: "shadow_reordered", Help: "candidate events out of the primary's order", Better: -1, Needs: "shadow"},
+		// Not a name itself: the pattern of the per-phase metrics, listed
+		// here so that `darktime report --metrics` shows them.
+		Metric{Name: phasePattern, Help: "METRIC of the scenario phase NAME (darktime run), METRIC one of " + phaseMetricNames(), Needs: "scenario"},
 	)
 }()
 
-// LookupMetric finds a metric of the vocabulary.
+// phasePattern stands for the per-phase metrics in Vocabulary.
+const phasePattern = "phase.NAME.METRIC"
+
+func phaseMetricNames() string {
+	names := make([]string, len(PhaseVocabulary))
+	for i, m := range PhaseVocabulary {
+		names[i] = m.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// LookupMetric finds a metric of the vocabulary, or a per-phase metric
+// "phase.NAME.METRIC" whose METRIC is in PhaseVocabulary (then Name is the
+// whole name and Needs is "scenario").
 func LookupMetric(name string) (Metric, bool) {
+	if strings.HasPrefix(name, phasePrefix) {
+		return lookupPhaseMetric(name)
+	}
 	for _, m := range Vocabulary {
 		if m.Name == name {
 			return m, true
@@ -81,25 +100,50 @@ func LookupMetric(name string) (Metric, bool) {
 // errUnknownMetric names the metric and the closest names: those sharing
 // the most words with it (p99_latency: the p99 metrics).
 func errUnknownMetric(name string) error {
+	if strings.HasPrefix(name, phasePrefix) {
+		return errUnknownPhaseMetric(name)
+	}
+	near := nearest(name, Vocabulary, "")
+	hint := "`darktime report --metrics` lists them"
+	if len(near) > 0 && len(near) <= 7 {
+		hint = "did you mean " + strings.Join(near, ", ") + "? (`darktime report --metrics` lists them all)"
+	}
+	return badInput("unknown metric %q: %s", name, hint)
+}
+
+// errUnknownPhaseMetric explains a bad "phase.NAME.METRIC".
+func errUnknownPhaseMetric(name string) error {
+	phase, metric, ok := PhaseMetric(name)
+	if !ok {
+		return badInput("unknown metric %q: a phase's metric is phase.NAME.METRIC, NAME a phase of the scenario (lower-case letters, digits and -), METRIC one of %s",
+			name, phaseMetricNames())
+	}
+	near := nearest(metric, PhaseVocabulary, phasePrefix+phase+".")
+	hint := "METRIC is one of " + phaseMetricNames()
+	if len(near) > 0 && len(near) <= 7 {
+		hint = "did you mean " + strings.Join(near, ", ") + "? (" + hint + ")"
+	}
+	return badInput("unknown metric %q: %s", name, hint)
+}
+
+// nearest lists the names of vocab sharing the most words with name (with
+// prefix before each).
+func nearest(name string, vocab []Metric, prefix string) []string {
 	var near []string
 	best := 0
-	for _, m := range Vocabulary {
+	for _, m := range vocab {
 		score := sharedParts(name, m.Name)
 		if len(name) >= 4 && strings.Contains(m.Name, name) {
 			score += 2
 		}
 		switch {
 		case score > best:
-			best, near = score, []string{m.Name}
+			best, near = score, []string{prefix + m.Name}
 		case score == best && score > 0:
-			near = append(near, m.Name)
+			near = append(near, prefix+m.Name)
 		}
 	}
-	hint := "`darktime report --metrics` lists them"
-	if len(near) > 0 && len(near) <= 7 {
-		hint = "did you mean " + strings.Join(near, ", ") + "? (`darktime report --metrics` lists them all)"
-	}
-	return badInput("unknown metric %q: %s", name, hint)
+	return near
 }
 
 func sharedParts(a, b string) int {
@@ -120,6 +164,9 @@ func (r *Report) Value(name string) (float64, error) {
 	m, ok := LookupMetric(name)
 	if !ok {
 		return 0, errUnknownMetric(name)
+	}
+	if m.Needs == "scenario" {
+		return r.phaseValue(name)
 	}
 	v, ok := r.Metrics[name]
 	if !ok {

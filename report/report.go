@@ -48,6 +48,11 @@ type Report struct {
 	Errors map[string]int64 `json:"errors"`
 	// Gates are the thresholds evaluated, when any (Report.Evaluate).
 	Gates []GateResult `json:"gates,omitempty"`
+	// Scenario echoes Inputs.Scenario: the experiment the run belongs to,
+	// its phases and the faults injected.
+	Scenario *Scenario `json:"scenario,omitempty"`
+	// Phases has what each phase of the scenario measured, in its order.
+	Phases []PhaseReport `json:"phases,omitempty"`
 }
 
 // Latency is one histogram's summary in milliseconds.
@@ -146,8 +151,18 @@ func Build(in Inputs) (*Report, error) {
 	if delivery != nil && delivery.TotalCount() > 0 {
 		r.Distribution = distribution(delivery)
 	}
-	if r.Series, err = series(res); err != nil {
+	var phases []*phaseAcc
+	if in.Scenario != nil {
+		r.Scenario = echoScenario(in.Scenario)
+		if phases, err = newPhaseAccs(r.Scenario); err != nil {
+			return nil, err
+		}
+	}
+	if r.Series, err = series(res, phases); err != nil {
 		return nil, err
+	}
+	for _, p := range phases {
+		r.Phases = append(r.Phases, p.finish(r.Series))
 	}
 	r.Ledgers = append(r.Ledgers, swarmLedger(res))
 	if len(in.StatsBefore) > 0 || len(in.StatsAfter) > 0 {
@@ -184,8 +199,9 @@ func distribution(h *hdrhistogram.Histogram) []PercentilePoint {
 
 // series turns the result's seconds into report points, adding the
 // percentiles of each second's delivery histogram and the ledger's
-// balance by window.
-func series(res *swarm.Result) ([]SeriesPoint, error) {
+// balance by window, and counts each second in the phases it overlaps.
+// The result is merged: one entry per second.
+func series(res *swarm.Result, phases []*phaseAcc) ([]SeriesPoint, error) {
 	byWindow := map[int64][2]int64{}
 	for _, e := range res.Ledger.Entries() {
 		w := byWindow[e.Window]
@@ -200,9 +216,10 @@ func series(res *swarm.Result) ([]SeriesPoint, error) {
 			T: s.T, Open: s.Open, Connects: s.Connects, Deliveries: s.Events, PublishesOK: s.PublishesOK,
 			PublishesFailed: s.PublishesFailed, Errors: s.Errors, Duplicated: s.Duplicated, Reordered: s.Reordered,
 		}
+		var h *hdrhistogram.Histogram
 		if enc, ok := s.Histograms[swarm.HistDelivery]; ok {
-			h, err := hdrhistogram.Decode([]byte(enc))
-			if err != nil {
+			var err error
+			if h, err = hdrhistogram.Decode([]byte(enc)); err != nil {
 				return nil, badInput("delivery histogram of second %d: %v", s.T, err)
 			}
 			l := summarise(h)
@@ -212,12 +229,15 @@ func series(res *swarm.Result) ([]SeriesPoint, error) {
 		p.LedgerBalance, p.Lost = w[0], w[1]
 		seen[s.T] = true
 		out = append(out, p)
+		addToPhases(phases, p, h)
 	}
 	// Ledger windows are seconds of intended send time; any outside the
 	// series still belong on the chart.
 	for t, w := range byWindow {
 		if t != 0 && !seen[t] && (w[0] != 0 || w[1] != 0) {
-			out = append(out, SeriesPoint{T: t, LedgerBalance: w[0], Lost: w[1]})
+			p := SeriesPoint{T: t, LedgerBalance: w[0], Lost: w[1]}
+			out = append(out, p)
+			addToPhases(phases, p, nil)
 		}
 	}
 	slices.SortFunc(out, func(a, b SeriesPoint) int { return int(a.T - b.T) })

@@ -18,10 +18,12 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-// WriteText writes the terminal summary: run, latency, throughput, every
-// ledger with where it does not balance, and the gates.
+// WriteText writes the terminal summary: the scenario when there is one,
+// run, latency, throughput, the scenario's phases and faults, every ledger
+// with where it does not balance, and the gates.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
+	r.writeScenarioHeader(&b)
 	fmt.Fprintf(&b, "run %s: %s %s, %d part(s), %s to %s (%.1fs)", r.RunID, r.Profile, r.Target, r.Parts,
 		r.Started.Format(time.RFC3339), r.Ended.Format(time.RFC3339), r.DurationSeconds)
 	if r.Interrupted {
@@ -53,6 +55,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "errors      %s (error rate %s)\n", strings.Join(parts, ", "), formatNum(round6(m["error_rate"])))
 	}
+	r.writePhasesText(&b)
+	r.writeFaultsText(&b)
 	b.WriteString("\nledgers (+1 expected, -1 observed; balance must be 0)\n")
 	for _, l := range r.Ledgers {
 		state := "balanced"
@@ -86,6 +90,99 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeScenarioHeader names the scenario the run belongs to, when any.
+func (r *Report) writeScenarioHeader(b *strings.Builder) {
+	sc := r.Scenario
+	if sc == nil {
+		return
+	}
+	fmt.Fprintf(b, "scenario %s", sc.Name)
+	if sc.Description != "" {
+		fmt.Fprintf(b, ": %s", sc.Description)
+	}
+	b.WriteString("\n")
+	if where := sc.where(); where != "" {
+		fmt.Fprintf(b, "         %s\n", where)
+	}
+}
+
+// where is the scenario's target, label and file on one line.
+func (sc *Scenario) where() string {
+	var parts []string
+	switch {
+	case sc.Label != "" && sc.Target != "":
+		parts = append(parts, sc.Label+": "+sc.Target)
+	case sc.Label != "":
+		parts = append(parts, sc.Label)
+	case sc.Target != "":
+		parts = append(parts, sc.Target)
+	}
+	if sc.File != "" {
+		parts = append(parts, sc.File)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// phaseRow is a phase as the text and HTML tables show it.
+type phaseRow struct {
+	PhaseReport
+	From, Duration, Rate string
+}
+
+// phaseRows joins each phase of the scenario with what it measured.
+func (r *Report) phaseRows() []phaseRow {
+	if r.Scenario == nil || len(r.Phases) == 0 || len(r.Scenario.Phases) != len(r.Phases) {
+		return nil
+	}
+	var rows []phaseRow
+	first := r.Scenario.Phases[0].Start
+	for i, p := range r.Scenario.Phases {
+		row := phaseRow{PhaseReport: r.Phases[i], From: "?", Duration: secs(p.Duration), Rate: formatNum(p.RatePerS)}
+		if !p.Start.IsZero() && !first.IsZero() {
+			row.From = "+" + secs(p.Start.Sub(first))
+		}
+		if p.HotChannel != nil {
+			row.Rate += fmt.Sprintf(" (hot ch %d)", *p.HotChannel)
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// secs writes a duration in seconds, to the millisecond: "90s", "2.5s".
+func secs(d time.Duration) string { return formatNum(round3(d.Seconds())) + "s" }
+
+func (r *Report) writePhasesText(b *strings.Builder) {
+	rows := r.phaseRows()
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("\nphases (seconds of the run that overlap each; latency in ms)\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tfrom\tduration\trate/s\tdeliveries\tdeliveries/s\tp50\tp99\tmax\terrors\tpub failed\tlost\t")
+	for _, p := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t\n", p.Name, p.From, p.Duration, p.Rate,
+			p.Deliveries, formatNum(p.DeliveriesPerS), ms(p.P50), ms(p.P99), ms(p.Max), p.Errors, p.PublishesFailed, p.Lost)
+	}
+	tw.Flush()
+}
+
+func (r *Report) writeFaultsText(b *strings.Builder) {
+	if r.Scenario == nil || len(r.Scenario.Faults) == 0 {
+		return
+	}
+	b.WriteString("\nfaults (from the start of the first phase)\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	for _, f := range r.Scenario.Faults {
+		detail := f.Detail
+		if f.Error != "" {
+			detail = strings.TrimSpace(detail + " (NOT INJECTED: " + f.Error + ")")
+		}
+		fmt.Fprintf(tw, "  +%s\t%s\t%s\n", secs(f.Offset), f.Kind, detail)
+	}
+	tw.Flush()
 }
 
 func ms(v float64) string { return fmt.Sprintf("%.3f", v) }

@@ -28,6 +28,8 @@ type Options struct {
 	// EphemeralPorts is how many client ports one source address has
 	// (default the size of net.ipv4.ip_local_port_range, else 28,232).
 	EphemeralPorts int
+	// Overrides change the scenario before it is checked.
+	Overrides Overrides
 }
 
 // fdHeadroom is what a process needs besides its connections: listeners,

@@ -89,7 +89,10 @@ func Parse(data []byte, opts Options) (*Scenario, error) {
 	if err := d.decode(&s); err != nil {
 		return nil, err
 	}
-	v := &validator{doc: d, s: &s, opts: opts}
+	v := &validator{doc: d, s: &s, opts: opts, overridden: map[string]bool{}}
+	for _, path := range opts.Overrides.apply(&s) {
+		v.overridden[path] = true
+	}
 	v.validate()
 	if len(v.errs) > 0 {
 		return nil, v.errs.sorted()

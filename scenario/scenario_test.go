@@ -203,3 +203,49 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestOverrides(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		ov   Overrides
+		want string // an error, or "" for a scenario that checks
+		then func(t *testing.T, s *Scenario)
+	}{
+		{"steady-state", Overrides{Embedded: true, ShadowPercent: 10, Clients: 5000, TimeScale: 0.25, Dir: "/tmp/x"}, "", func(t *testing.T, s *Scenario) {
+			if !s.Target.Embedded() || s.Target.Broker != BrokerMemory || s.Target.Nodes != 1 || s.Target.Redis != nil {
+				t.Errorf("target %+v, want one memory node", s.Target)
+			}
+			if s.Shadow == nil || s.Shadow.Percent != 10 || s.Shadow.Mode != ModeMirror || s.Shadow.Candidate != CandidateEmbedded {
+				t.Errorf("shadow %+v", s.Shadow)
+			}
+			if s.Clients.Count != 5000 || s.Outputs.Dir != "/tmp/x" {
+				t.Errorf("clients %d, dir %q", s.Clients.Count, s.Outputs.Dir)
+			}
+			if got := s.RunLength(); got != 90*time.Second {
+				t.Errorf("run length %v, want 90s (a quarter of 6m)", got)
+			}
+			if s.Limits.MaxDuration.D() < s.Planned() {
+				t.Errorf("max_duration %v is below the planned %v", s.Limits.MaxDuration, s.Planned())
+			}
+		}},
+		{"redis-restart", Overrides{Embedded: true}, "restart_redis: needs a Redis broker darktime starts: set target.broker: redis (with --embedded)", nil},
+		{"node-failure", Overrides{TimeScale: 0.1}, "", func(t *testing.T, s *Scenario) {
+			if s.Faults[0].At.D() != 6*time.Second {
+				t.Errorf("fault at %v, want 6s", s.Faults[0].At)
+			}
+		}},
+		{"slow-consumers", Overrides{Clients: 100}, "slow_consumers.count: 200: want 1 to clients.count (100) (with --clients 100)", nil},
+	} {
+		s, err := LoadFile("../scenarios/"+c.file+".yaml", Options{SkipBinaries: true, FileLimit: 20_000, EphemeralPorts: 28_232, Overrides: c.ov})
+		switch {
+		case c.want != "":
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s with %s: error %v, want %q", c.file, c.ov, err, c.want)
+			}
+		case err != nil:
+			t.Errorf("%s with %s: %v", c.file, c.ov, err)
+		default:
+			c.then(t, s)
+		}
+	}
+}

@@ -43,6 +43,9 @@ type validator struct {
 	s    *Scenario
 	opts Options
 	errs Errors
+	// overridden are the paths Options.Overrides set: given, though not
+	// in the file.
+	overridden map[string]bool
 }
 
 // node returns the node of path, or of its nearest parent in the file.
@@ -63,10 +66,17 @@ func parent(p string) string {
 	return p[:i]
 }
 
-func (v *validator) has(path string) bool { _, ok := v.doc.nodes[path]; return ok }
+func (v *validator) has(path string) bool {
+	_, ok := v.doc.nodes[path]
+	return ok || v.overridden[path]
+}
 
 func (v *validator) errorf(path, format string, args ...any) {
-	v.errs = append(v.errs, at(v.node(path), path, format, args...))
+	e := at(v.node(path), path, format, args...)
+	if v.opts.Overrides.Set() {
+		e.Msg += " (with " + v.opts.Overrides.String() + ")"
+	}
+	v.errs = append(v.errs, e)
 }
 
 // require reports a missing key, placed at its parent.
@@ -526,6 +536,18 @@ func (v *validator) thresholds() {
 		g, err := report.ParseGate(expr)
 		if err != nil {
 			v.errorf(path, "%s", strings.TrimPrefix(unwrapAll(err), report.ErrInput.Error()+": "))
+			continue
+		}
+		if phase, _, ok := report.PhaseMetric(g.Metric); ok {
+			found := false
+			var names []string
+			for _, ph := range v.s.Phases {
+				found = found || ph.Name == phase
+				names = append(names, ph.Name)
+			}
+			if !found {
+				v.errorf(path, "%s: no phase is named %q (the phases are %s)", g.Metric, phase, strings.Join(names, ", "))
+			}
 			continue
 		}
 		m, _ := report.LookupMetric(g.Metric)

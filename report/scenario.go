@@ -1,0 +1,348 @@
+package report
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Scenario describes the experiment a run belongs to (`darktime run`): the
+// report echoes it, measures each phase and marks the faults.
+type Scenario struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	File        string `json:"file,omitempty"`
+	// Target is one line: "2 redis node(s)", "nchan (started)".
+	Target string `json:"target,omitempty"`
+	// Label is the target's label: primary, compare, ...
+	Label  string  `json:"label,omitempty"`
+	Phases []Phase `json:"phases,omitempty"`
+	Faults []Fault `json:"faults,omitempty"`
+}
+
+// Phase is one stretch of publishing, [Start, Start+Duration).
+type Phase struct {
+	Name       string
+	Start      time.Time
+	Duration   time.Duration
+	RatePerS   float64
+	HotChannel *int
+}
+
+// phaseJSON is Phase in JSON: durations in seconds, as everywhere in
+// darktime.report/v1.
+type phaseJSON struct {
+	Name            string    `json:"name"`
+	Start           time.Time `json:"start"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	RatePerS        float64   `json:"rate_per_s"`
+	HotChannel      *int      `json:"hot_channel,omitempty"`
+}
+
+// MarshalJSON writes the duration in seconds ("duration_seconds").
+func (p Phase) MarshalJSON() ([]byte, error) {
+	return json.Marshal(phaseJSON{p.Name, p.Start, round3(p.Duration.Seconds()), p.RatePerS, p.HotChannel})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (p *Phase) UnmarshalJSON(data []byte) error {
+	var j phaseJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*p = Phase{Name: j.Name, Start: j.Start, Duration: seconds(j.DurationSeconds), RatePerS: j.RatePerS, HotChannel: j.HotChannel}
+	return nil
+}
+
+// Fault is one fault the runner injected.
+type Fault struct {
+	// Kind is kill_node, pause_node, restart_redis, slow_consumers or storm.
+	Kind string
+	// Detail says what was done: "node 1", "200 clients, 500ms per read".
+	Detail string
+	At     time.Time
+	// Offset is At from the start of the first phase.
+	Offset time.Duration
+	// Error says why the runner could not inject it, when it could not.
+	Error string
+}
+
+type faultJSON struct {
+	Kind          string    `json:"kind"`
+	Detail        string    `json:"detail"`
+	At            time.Time `json:"at"`
+	OffsetSeconds float64   `json:"offset_seconds"`
+	Error         string    `json:"error,omitempty"`
+}
+
+// MarshalJSON writes the offset in seconds ("offset_seconds").
+func (f Fault) MarshalJSON() ([]byte, error) {
+	return json.Marshal(faultJSON{f.Kind, f.Detail, f.At, round3(f.Offset.Seconds()), f.Error})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (f *Fault) UnmarshalJSON(data []byte) error {
+	var j faultJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*f = Fault{Kind: j.Kind, Detail: j.Detail, At: j.At, Offset: seconds(j.OffsetSeconds), Error: j.Error}
+	return nil
+}
+
+func seconds(s float64) time.Duration { return time.Duration(math.Round(s * 1e9)) }
+
+// PhaseReport is what one phase measured: the sums of the seconds of the
+// series that overlap the phase, and the delivery latency of their merged
+// histograms. A second cut by a phase boundary counts in both phases.
+// The numeric fields other than first_t, last_t and seconds are the
+// phase's gate metrics, phase.NAME.FIELD (PhaseVocabulary).
+type PhaseReport struct {
+	Name string `json:"name"`
+	// Seconds is how many seconds of the series were counted, FirstT and
+	// LastT the first and last of them (Unix s; 0 when none).
+	Seconds         int     `json:"seconds"`
+	FirstT          int64   `json:"first_t"`
+	LastT           int64   `json:"last_t"`
+	Deliveries      int64   `json:"deliveries"`
+	DeliveriesPerS  float64 `json:"deliveries_per_s"`
+	PublishesOK     int64   `json:"publishes_ok"`
+	PublishesFailed int64   `json:"publishes_failed"`
+	Errors          int64   `json:"errors"`
+	Duplicated      int64   `json:"duplicated"`
+	Reordered       int64   `json:"reordered"`
+	Lost            int64   `json:"lost"`
+	P50             float64 `json:"p50_delivery_ms"`
+	P90             float64 `json:"p90_delivery_ms"`
+	P99             float64 `json:"p99_delivery_ms"`
+	P999            float64 `json:"p999_delivery_ms"`
+	Max             float64 `json:"max_delivery_ms"`
+}
+
+// PhaseVocabulary lists the metrics of one phase; a gate names them as
+// phase.NAME.METRIC (e.g. "phase.spike.p99_delivery_ms < 500").
+var PhaseVocabulary = []Metric{
+	{Name: "deliveries", Help: "events received in the phase", Better: 1},
+	{Name: "deliveries_per_s", Help: "deliveries per second, mean over the phase's seconds that had any", Better: 1},
+	{Name: "publishes_ok", Help: "publishes that succeeded"},
+	{Name: "publishes_failed", Help: "publishes that failed", Better: -1},
+	{Name: "errors", Help: "client errors of every kind", Better: -1},
+	{Name: "duplicated", Help: "deliveries received more than once", Better: -1},
+	{Name: "reordered", Help: "deliveries out of order", Better: -1},
+	{Name: "lost", Help: "owed deliveries never received, by second of intended send time", Better: -1},
+	{Name: "p50_delivery_ms", Help: "50th percentile of delivery latency, ms", Better: -1},
+	{Name: "p90_delivery_ms", Help: "90th percentile of delivery latency, ms", Better: -1},
+	{Name: "p99_delivery_ms", Help: "99th percentile of delivery latency, ms", Better: -1},
+	{Name: "p999_delivery_ms", Help: "99.9th percentile of delivery latency, ms", Better: -1},
+	{Name: "max_delivery_ms", Help: "maximum of delivery latency, ms", Better: -1},
+}
+
+// value returns the phase metric named name.
+func (p PhaseReport) value(name string) (float64, bool) {
+	switch name {
+	case "deliveries":
+		return float64(p.Deliveries), true
+	case "deliveries_per_s":
+		return p.DeliveriesPerS, true
+	case "publishes_ok":
+		return float64(p.PublishesOK), true
+	case "publishes_failed":
+		return float64(p.PublishesFailed), true
+	case "errors":
+		return float64(p.Errors), true
+	case "duplicated":
+		return float64(p.Duplicated), true
+	case "reordered":
+		return float64(p.Reordered), true
+	case "lost":
+		return float64(p.Lost), true
+	case "p50_delivery_ms":
+		return p.P50, true
+	case "p90_delivery_ms":
+		return p.P90, true
+	case "p99_delivery_ms":
+		return p.P99, true
+	case "p999_delivery_ms":
+		return p.P999, true
+	case "max_delivery_ms":
+		return p.Max, true
+	}
+	return 0, false
+}
+
+const phasePrefix = "phase."
+
+// PhaseMetric splits a per-phase metric name "phase.NAME.METRIC" into the
+// phase's name and the metric. ok is false when name is not of that form
+// or NAME is not lower-case letters, digits and - (a scenario phase name);
+// whether METRIC is in PhaseVocabulary is LookupMetric's question.
+func PhaseMetric(name string) (phase, metric string, ok bool) {
+	rest, found := strings.CutPrefix(name, phasePrefix)
+	if !found {
+		return "", "", false
+	}
+	phase, metric, found = strings.Cut(rest, ".")
+	if !found || phase == "" || metric == "" {
+		return "", "", false
+	}
+	for _, c := range phase {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return "", "", false
+		}
+	}
+	return phase, metric, true
+}
+
+// lookupPhaseMetric is LookupMetric for "phase.NAME.METRIC".
+func lookupPhaseMetric(name string) (Metric, bool) {
+	_, metric, ok := PhaseMetric(name)
+	if !ok {
+		return Metric{}, false
+	}
+	for _, m := range PhaseVocabulary {
+		if m.Name == metric {
+			m.Name, m.Needs = name, "scenario"
+			return m, true
+		}
+	}
+	return Metric{}, false
+}
+
+// phaseValue is Report.Value for "phase.NAME.METRIC". A phase none of
+// whose seconds was measured gives nothing rather than zeros, so that a
+// gate on it cannot pass by default.
+func (r *Report) phaseValue(name string) (float64, error) {
+	phase, metric, _ := PhaseMetric(name)
+	if r.Scenario == nil || len(r.Phases) == 0 {
+		return 0, badInput("metric %s needs a scenario run with phases (darktime run)", name)
+	}
+	var names []string
+	for _, p := range r.Phases {
+		if p.Name != phase {
+			names = append(names, p.Name)
+			continue
+		}
+		if p.Seconds == 0 {
+			return 0, badInput("metric %s: no second of the run falls in phase %s (did the run end before it?)", name, phase)
+		}
+		v, _ := p.value(metric)
+		return v, nil
+	}
+	return 0, badInput("metric %s: scenario %s has no phase %q (its phases: %s)", name, r.Scenario.Name, phase, strings.Join(names, ", "))
+}
+
+// phaseAcc sums the seconds of one phase.
+type phaseAcc struct {
+	PhaseReport
+	start, end time.Time
+	seen       map[int64]bool
+	delivery   *hdrhistogram.Histogram
+}
+
+// overlaps tells whether second t, [t, t+1), overlaps the phase.
+func (a *phaseAcc) overlaps(t int64) bool {
+	return time.Unix(t, 0).Before(a.end) && time.Unix(t+1, 0).After(a.start)
+}
+
+func newPhaseAccs(sc *Scenario) ([]*phaseAcc, error) {
+	var out []*phaseAcc
+	seen := map[string]bool{}
+	for _, p := range sc.Phases {
+		switch {
+		case p.Name == "":
+			return nil, badInput("scenario %s: a phase without a name", sc.Name)
+		case seen[p.Name]:
+			return nil, badInput("scenario %s: two phases named %q", sc.Name, p.Name)
+		case p.Duration < 0:
+			return nil, badInput("scenario %s: phase %s lasts %v", sc.Name, p.Name, p.Duration)
+		}
+		seen[p.Name] = true
+		out = append(out, &phaseAcc{PhaseReport: PhaseReport{Name: p.Name}, start: p.Start, end: p.Start.Add(p.Duration), seen: map[int64]bool{}})
+	}
+	return out, nil
+}
+
+// addToPhases counts second p, and its delivery histogram h (nil when none), in
+// every phase it overlaps. h is not kept: it is merged.
+func addToPhases(accs []*phaseAcc, p SeriesPoint, h *hdrhistogram.Histogram) {
+	for _, a := range accs {
+		if !a.overlaps(p.T) {
+			continue
+		}
+		if !a.seen[p.T] {
+			a.seen[p.T] = true
+			a.Seconds++
+		}
+		a.Deliveries += p.Deliveries
+		a.PublishesOK += p.PublishesOK
+		a.PublishesFailed += p.PublishesFailed
+		a.Errors += p.Errors
+		a.Duplicated += p.Duplicated
+		a.Reordered += p.Reordered
+		a.Lost += p.Lost
+		if h == nil {
+			continue
+		}
+		if a.delivery == nil {
+			a.delivery = hdrhistogram.Import(h.Export())
+		} else {
+			a.delivery.Merge(h)
+		}
+	}
+}
+
+// finish turns the sums into the phase's report. points is the report's
+// series, to count the seconds with deliveries.
+func (a *phaseAcc) finish(points []SeriesPoint) PhaseReport {
+	p := a.PhaseReport
+	var busy int64
+	for _, s := range points {
+		if a.seen[s.T] && s.Deliveries > 0 {
+			busy++
+		}
+	}
+	p.DeliveriesPerS = round3(ratio(p.Deliveries, busy))
+	if p.Seconds > 0 {
+		ts := make([]int64, 0, len(a.seen))
+		for t := range a.seen {
+			ts = append(ts, t)
+		}
+		p.FirstT, p.LastT = slices.Min(ts), slices.Max(ts)
+	}
+	if a.delivery != nil {
+		l := summarise(a.delivery)
+		p.P50, p.P90, p.P99, p.P999, p.Max = l.P50, l.P90, l.P99, l.P999, l.Max
+	}
+	return p
+}
+
+// echoScenario copies the scenario for the report, times in UTC like the
+// rest of it, so that later changes to the caller's copy do not show.
+func echoScenario(sc *Scenario) *Scenario {
+	out := *sc
+	out.Phases = make([]Phase, len(sc.Phases))
+	for i, p := range sc.Phases {
+		p.Start = p.Start.UTC()
+		if p.HotChannel != nil {
+			hc := *p.HotChannel
+			p.HotChannel = &hc
+		}
+		out.Phases[i] = p
+	}
+	out.Faults = make([]Fault, len(sc.Faults))
+	for i, f := range sc.Faults {
+		f.At = f.At.UTC()
+		out.Faults[i] = f
+	}
+	if len(out.Phases) == 0 {
+		out.Phases = nil
+	}
+	if len(out.Faults) == 0 {
+		out.Faults = nil
+	}
+	return &out
+}
