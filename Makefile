@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build run test check bench bench-go bench-fanout bench-hooks fmt deps
+.PHONY: help build run serve test check bench bench-go bench-fanout bench-hooks fmt deps
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -14,14 +14,18 @@ help: ## list the targets
 build: ## build bin/darktime
 	$(GO) build -o $(BIN) ./cmd/darktime
 
-run: build ## the main job on embedded defaults (reference server + demo publisher on :8080)
+run: build ## the full demo: steady-state on embedded defaults with a 10% shadow candidate (~2 min, no Redis)
+	./$(BIN) run --embedded --shadow 10 --clients 5000 --time-scale 0.25 scenarios/steady-state.yaml
+
+serve: build ## the reference server alone, with a demo publisher and page on :8080
 	./$(BIN) server --demo
 
 deps: ## install what the tests need (redis-server from Debian's packages)
 	@./scripts/ensure-deps.sh
 
-test: deps ## all tests, with the race detector, against private redis-servers
+test: deps build ## all tests (race detector, private redis-servers), then the ci-smoke scenario as a performance gate
 	$(GO) test -race -count=1 -timeout 15m ./...
+	./$(BIN) run --quiet scenarios/ci-smoke.yaml
 
 check: deps ## gofmt, go vet, staticcheck, go test -race
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

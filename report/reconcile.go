@@ -235,7 +235,7 @@ func serverLedgers(before, after []server.Stats, res *swarm.Result) (fan, wr Led
 	fan.Note = fmt.Sprintf("deltas between the snapshots over %d node(s): %d published, %d received from the broker", len(after), published, received)
 
 	e := res.Events
-	got := e.Events + e.Outside + e.Malformed + e.Foreign + e.OtherType
+	got := e.Events + e.Outside + e.Malformed + e.Foreign + e.OtherType + e.Slow
 	wr = LedgerReport{
 		Source: "server_written", Name: "server written vs swarm received", Plus: "copies the servers wrote (live and history replay)",
 		Minus: "events the swarm read", Credit: written + replayed, Debit: got, Kinds: map[string]int64{},

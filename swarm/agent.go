@@ -100,7 +100,11 @@ func (co Coordination) withDefaults(cfg Config) Coordination {
 // plannedLength is how long one part of a run should take.
 func plannedLength(cfg Config, parts int) time.Duration {
 	ramp := time.Duration(float64(cfg.Clients) / float64(max(parts, 1)) / cfg.Ramp * float64(time.Second))
-	return ramp + cfg.ConnectTimeout + cfg.Settle + cfg.Duration + cfg.Drain
+	before := ramp + cfg.ConnectTimeout + cfg.Settle
+	if wait := time.Until(cfg.PublishAt); !cfg.PublishAt.IsZero() && wait > before {
+		before = wait
+	}
+	return before + cfg.Duration + cfg.Drain
 }
 
 // agentSpec is a run as the coordinator hands it to agents.

@@ -10,6 +10,7 @@ type assignment struct {
 	names   []string // every channel of the run, by global index
 	mine    []int    // the global indices this part publishes to
 	clients [][]int  // channels of each of this part's clients
+	ids     []int    // each of this part's clients' index in the whole run
 }
 
 // assign spreads all clients of the run over channels by the
@@ -61,6 +62,7 @@ func assign(cfg Config) assignment {
 		}
 		if first%part.Count == part.Index {
 			a.clients = append(a.clients, chans)
+			a.ids = append(a.ids, i)
 		}
 	}
 	return a

@@ -37,6 +37,16 @@ const (
 	cutStorm
 )
 
+// readOutcome is what one read(2) of a client's stream did.
+type readOutcome uint8
+
+const (
+	readNothing     readOutcome = iota // EAGAIN: wait for the poller
+	readInterrupted                    // EINTR: read again
+	readData                           // data, fed to the stream
+	readOver                           // the stream ended or failed (readErr)
+)
+
 // errLifetimeOver ends a connection whose churn lifetime ran out.
 var errLifetimeOver = errors.New("lifetime over")
 
@@ -62,6 +72,20 @@ type chanState struct {
 	win   uint64 // bit i: seq high-i arrived
 }
 
+// endpoint is where a subscribe URL's host is dialled; one per distinct
+// host, shared by every client.
+type endpoint struct {
+	addr string // host:port to dial
+	host string // Host header
+}
+
+// subscribeURL is a client's subscribe URL on one target. Paths are
+// interned: clients with the same channels share one string.
+type subscribeURL struct {
+	ep   *endpoint
+	path string // request target
+}
+
 // client is one simulated EventSource: one goroutine, one TCP connection
 // at a time, one read buffer.
 type client struct {
@@ -69,10 +93,18 @@ type client struct {
 	idx    int
 	chans  []chanState
 	source *net.TCPAddr
-	addr   string // host:port to dial
-	host   string // Host header
-	path   string // request target of the subscribe URL
-	seed   uint64
+	// subs holds the subscribe URL on each target, in Config.Targets
+	// order from the client's first target on; sub is the one in use,
+	// which moves on when a connect fails below HTTP (failover).
+	subs []subscribeURL
+	sub  int
+	seed uint64
+	// readDelay, when positive, makes the client a slow reader: it
+	// sleeps that long before every read(2) (Config.Slowdowns).
+	readDelay atomic.Int64
+	// slowed is set, on the client's goroutine, once it has noticed it
+	// turned slow and ended its claims on its channels.
+	slowed bool
 
 	conn    atomic.Pointer[net.TCPConn]
 	cut     atomic.Uint32
@@ -168,9 +200,19 @@ func (c *client) session(first *bool) bool {
 	c.retry = r.cfg.DefaultRetry
 	inSession := false
 	var lifeEnd time.Time
+	failed := 0 // connects failed in a row
 	for {
 		err := c.connect(inSession)
-		if *first {
+		var ce *connectError
+		permanent := errors.As(err, &ce) && ce.permanent
+		// A connect that failed below HTTP (refused, reset, unreachable,
+		// timed out) moves to the next target at once, as a load balancer
+		// would; a full round of failures waits the retry delay.
+		failover := err != nil && !permanent && !errors.Is(err, errStopped) && len(c.subs) > 1
+		if err != nil && !permanent {
+			failed++
+		}
+		if *first && (!failover || failed%len(c.subs) == 0 || r.stopping.Load()) {
 			*first = false
 			r.firstAttempt(err == nil)
 		}
@@ -183,8 +225,7 @@ func (c *client) session(first *bool) bool {
 			return false
 		}
 		if err != nil {
-			var ce *connectError
-			if errors.As(err, &ce) && ce.permanent {
+			if permanent {
 				r.countError(ce.kind, err)
 				r.count(func(t *totals) { t.Failed++ })
 				c.endSession(inSession, nil)
@@ -192,12 +233,20 @@ func (c *client) session(first *bool) bool {
 			}
 			r.countError(errKind(err), err)
 			c.close()
+			if failover {
+				c.sub = (c.sub + 1) % len(c.subs)
+				r.count(func(t *totals) { t.Failovers++ })
+				if failed%len(c.subs) != 0 {
+					continue
+				}
+			}
 			if !r.sleep(c.retry) {
 				c.endSession(inSession, r.finalSeq)
 				return false
 			}
 			continue
 		}
+		failed = 0
 		if !inSession {
 			inSession = true
 			c.beginSession()
@@ -247,6 +296,9 @@ func (c *client) beginSession() {
 		st := &c.chans[i]
 		st.first = r.nextSeq[st.ch].Load()
 		st.end = math.MaxInt64
+		if c.slowed {
+			st.end = st.first // a slow client is owed nothing new
+		}
 		st.high = st.first - 1
 		st.win = 0
 	}
@@ -288,7 +340,8 @@ func (c *client) connect(resume bool) error {
 		d.LocalAddr = c.source
 		d.Control = bindNoPort
 	}
-	nc, err := d.DialContext(r.stopCtx, "tcp", c.addr)
+	sub := c.subs[c.sub]
+	nc, err := d.DialContext(r.stopCtx, "tcp", sub.ep.addr)
 	if err != nil {
 		return err
 	}
@@ -301,9 +354,9 @@ func (c *client) connect(resume bool) error {
 		return err
 	}
 	req := append(c.buf[:0], "GET "...)
-	req = append(req, c.path...)
+	req = append(req, sub.path...)
 	req = append(req, " HTTP/1.1\r\nHost: "...)
-	req = append(req, c.host...)
+	req = append(req, sub.ep.host...)
 	req = append(req, "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: darktime-swarm\r\n"...)
 	if resume && len(c.lastID) > 0 {
 		req = append(req, "Last-Event-ID: "...)
@@ -394,37 +447,75 @@ func (c *client) readLoop(lifeEnd time.Time) error {
 		return err
 	}
 	var readErr error
-	// One read(2) per wake-up: read until a short read (the socket is
-	// drained; the poller is edge-triggered, so new data wakes us again)
-	// instead of net.Conn's extra read that only returns EAGAIN.
+	// read does one read(2) and feeds what it got to the stream.
+	read := func(fd uintptr) readOutcome {
+		n, err := syscall.Read(int(fd), c.buf[:])
+		switch {
+		case err == syscall.EINTR:
+			return readInterrupted
+		case err == syscall.EAGAIN:
+			return readNothing
+		case err != nil:
+			readErr = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", err)}
+			return readOver
+		case n == 0:
+			readErr = io.EOF
+			return readOver
+		}
+		c.recvNs = time.Now().UnixNano()
+		if ferr := c.stream.Feed(c.buf[:n]); ferr != nil {
+			readErr = ferr
+			return readOver
+		}
+		return readData
+	}
+	// Read until EAGAIN, then wait for the poller. A short read is not
+	// enough to stop at: when a server writes its last bytes and closes
+	// (a goodbye notice, a slow-consumer cut), the data and the FIN can
+	// reach the poller as one readiness event, and the EOF only shows on
+	// the read after the data; waiting instead would wait forever.
 	drain := func(fd uintptr) bool {
 		for {
-			n, err := syscall.Read(int(fd), c.buf[:])
-			switch {
-			case err == syscall.EINTR:
+			switch read(fd) {
+			case readInterrupted:
 				continue
-			case err == syscall.EAGAIN:
-				return false
-			case err != nil:
-				readErr = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", err)}
+			case readOver:
 				return true
-			case n == 0:
-				readErr = io.EOF
-				return true
-			}
-			c.recvNs = time.Now().UnixNano()
-			if ferr := c.stream.Feed(c.buf[:n]); ferr != nil {
-				readErr = ferr
-				return true
-			}
-			if n < len(c.buf) {
+			case readNothing:
 				return false
 			}
+			if c.readDelay.Load() > 0 {
+				return true // turned slow: the loop below goes on with readOnce
+			}
+		}
+	}
+	// A slow reader does one read(2) per call, after its delay, which is
+	// slept outside the poller callback: only this client waits.
+	readOnce := func(fd uintptr) bool {
+		for {
+			switch read(fd) {
+			case readInterrupted:
+				continue
+			case readNothing:
+				return false
+			}
+			return true
 		}
 	}
 	for {
 		readErr = nil
-		err := raw.Read(drain)
+		var err error
+		if delay := c.readDelay.Load(); delay > 0 {
+			if !c.r.sleep(time.Duration(delay)) {
+				return errStopped
+			}
+			err = raw.Read(readOnce)
+		} else {
+			err = raw.Read(drain)
+		}
+		if err == nil && readErr == nil {
+			continue // one slow read done, or the client turned slow
+		}
 		if err == nil {
 			err = readErr
 		}
@@ -482,7 +573,19 @@ func (c *client) event(typ, data []byte) {
 			return
 		}
 	}
+	if !c.slowed && c.readDelay.Load() > 0 {
+		// Turned slow: leave the measured population now, as a client
+		// leaving does (the ledger owes it what was published until now).
+		c.slowed = true
+		for i := range c.chans {
+			c.chans[i].end = min(c.chans[i].end, r.nextSeq[c.chans[i].ch].Load())
+		}
+	}
 	if seq < st.first || seq >= st.end {
+		if c.slowed && seq >= st.end {
+			sh.add(func(s *recShard) { s.c.Slow++ })
+			return
+		}
 		sh.add(func(s *recShard) { s.c.Outside++ })
 		return
 	}

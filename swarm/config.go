@@ -18,6 +18,13 @@ import (
 // ErrConfig marks an invalid Config; the CLI reports it as a usage error.
 var ErrConfig = errors.New("invalid swarm config")
 
+// ErrPhase and ErrSlowdown mark a bad Config.Phases or Config.Slowdowns
+// entry; both wrap ErrConfig.
+var (
+	ErrPhase    = fmt.Errorf("%w: bad phase", ErrConfig)
+	ErrSlowdown = fmt.Errorf("%w: bad slowdown", ErrConfig)
+)
+
 // Config describes one swarm run. The zero value is a valid small run
 // against darktime on 127.0.0.1:8080; each field documents its default.
 type Config struct {
@@ -53,6 +60,9 @@ type Config struct {
 	// by Pacing (constant).
 	Rate   float64
 	Pacing Pacing
+	// Phases, when set, split the publishing into stretches with rates of
+	// their own, run one after another; Duration becomes their sum.
+	Phases []Phase
 	// Size is the published body size in bytes (100); never shorter than
 	// the template without padding.
 	Size int
@@ -74,6 +84,17 @@ type Config struct {
 	// is cut at once; clients come back after their retry delay, resuming
 	// with Last-Event-ID as browsers do.
 	Storms []time.Duration
+	// Slowdowns turn some clients into slow readers from a point of the
+	// publishing on.
+	Slowdowns []Slowdown
+	// PublishAt, when set and later than the end of ramp and settle, is the
+	// wall-clock time publishing starts, so that several processes (and
+	// whoever times faults against the run) share one clock.
+	PublishAt time.Time
+	// OnPublish, when set, is called from Run's goroutine with the time
+	// publishing starts, just before the first publish. Storms and
+	// Slowdowns count from that time.
+	OnPublish func(start time.Time) `json:"-"`
 	// DefaultRetry is the reconnection delay before a server sends a retry
 	// hint (3 s, as browsers).
 	DefaultRetry time.Duration
@@ -100,6 +121,39 @@ type Config struct {
 	Logger   *slog.Logger
 	Progress io.Writer
 }
+
+// Phase is one stretch of the publishing with its own rate.
+type Phase struct {
+	Name     string
+	Duration time.Duration
+	// Rate is the phase's events/s over the whole run (all parts); 0 means
+	// Config.Rate.
+	Rate float64
+	// Hot sends Rate to channel HotChannel alone, on top of Config.Rate
+	// spread over every channel as usual (a "pope day" spike on one
+	// thread). Only the part that owns HotChannel (channel c belongs to
+	// part c mod Part.Count == Part.Index) publishes the hot rate.
+	Hot        bool
+	HotChannel int
+}
+
+// Slowdown turns some clients into slow readers: from At (an offset from
+// the first publish) until the end of the run, across reconnects, each
+// sleeps ReadDelay before every read(2) of its stream. A server that
+// bounds what it queues per subscriber cuts them off; they resume with
+// Last-Event-ID like any dropped client.
+type Slowdown struct {
+	At time.Duration
+	// Clients is how many clients of the whole run turn slow; each part
+	// slows those of its clients among them (evenly spread over the run's
+	// client indices, so the parts' shares add up to Clients).
+	Clients   int
+	ReadDelay time.Duration
+}
+
+// maxReadDelay bounds Slowdown.ReadDelay: past it a client reads nothing
+// in a short run, and the figure is more likely a unit mistake.
+const maxReadDelay = time.Minute
 
 // Part is one slice of a run.
 type Part struct {
@@ -183,6 +237,21 @@ func (c Config) withDefaults() Config {
 	if c.Pacing.Kind == "" {
 		c.Pacing.Kind = PaceConstant
 	}
+	if len(c.Phases) > 0 {
+		c.Phases = slices.Clone(c.Phases)
+		var sum time.Duration
+		for i := range c.Phases {
+			p := &c.Phases[i]
+			if p.Rate == 0 {
+				p.Rate = c.Rate
+			}
+			// Saturating, so that absurd durations fail validation
+			// instead of wrapping around.
+			sum = min(sum+min(max(p.Duration, 0), MaxDuration+1), MaxDuration+1)
+		}
+		c.Duration = sum
+	}
+	c.Slowdowns = slices.Clone(c.Slowdowns)
 	if c.Size == 0 {
 		c.Size = DefaultSize
 	}
@@ -223,11 +292,33 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// configError lists every problem of a Config; it wraps ErrConfig and
+// the named errors of the entries at fault (ErrPhase, ErrSlowdown).
+type configError struct {
+	problems []string
+	kinds    []error
+}
+
+func (e *configError) Error() string {
+	return ErrConfig.Error() + ": " + strings.Join(e.problems, "; ")
+}
+
+func (e *configError) Unwrap() []error { return append([]error{ErrConfig}, e.kinds...) }
+
 func (c Config) validate() error {
 	var problems []string
 	check := func(bad bool, msg string) {
 		if bad {
 			problems = append(problems, msg)
+		}
+	}
+	var kinds []error
+	checkKind := func(kind error, bad bool, msg string) {
+		if bad {
+			problems = append(problems, msg)
+			if !slices.Contains(kinds, kind) {
+				kinds = append(kinds, kind)
+			}
 		}
 	}
 	for _, t := range c.Targets {
@@ -263,13 +354,49 @@ func (c Config) validate() error {
 	if err := c.Churn.validate(); err != nil {
 		problems = append(problems, err.Error())
 	}
-	if planned := c.Pacing.upperBound(c.Rate, c.Duration); planned > maxPublishes {
+	planned := c.Pacing.upperBound(c.Rate, c.Duration)
+	if len(c.Phases) > 0 {
+		planned = 0
+	}
+	for i, p := range c.Phases {
+		what := fmt.Sprintf("phase %d (%q)", i, p.Name)
+		checkKind(ErrPhase, p.Duration <= 0 || p.Duration > MaxDuration, what+": duration must be between 0 and 24h")
+		checkKind(ErrPhase, !(p.Rate >= 0 && p.Rate <= 1e6), what+": rate must be between 0 and 1,000,000 events/s")
+		checkKind(ErrPhase, p.Hot && (p.HotChannel < 0 || p.HotChannel >= c.Channels),
+			fmt.Sprintf("%s: hot channel %d is not one of the %d channels (0 to %d)", what, p.HotChannel, c.Channels, c.Channels-1))
+		checkKind(ErrPhase, !p.Hot && p.HotChannel != 0, what+": a hot channel without hot: set Hot, or leave HotChannel 0")
+		base := p.Rate
+		if p.Hot {
+			base = c.Rate
+		}
+		checkKind(ErrPhase, c.Pacing.Kind == PaceSine && c.Pacing.Amplitude >= base,
+			fmt.Sprintf("%s: sine amplitude %v must stay below the phase's rate %v", what, c.Pacing.Amplitude, base))
+		if p.Duration > 0 && p.Duration <= MaxDuration && p.Rate >= 0 && p.Rate <= 1e6 {
+			planned += c.Pacing.upperBound(c.phaseTotalRate(p), p.Duration)
+		}
+	}
+	if planned > maxPublishes {
 		problems = append(problems, fmt.Sprintf("about %.0f publishes planned, at most %d: publish for less time or at a lower rate", planned, maxPublishes))
 	}
+	for i, s := range c.Slowdowns {
+		what := fmt.Sprintf("slowdown %d (at %v)", i, s.At)
+		checkKind(ErrSlowdown, s.At < 0 || s.At > c.Duration, fmt.Sprintf("%s is outside the publish window (0 to %v)", what, c.Duration))
+		checkKind(ErrSlowdown, s.Clients < 1 || s.Clients > c.Clients, fmt.Sprintf("%s: clients must be between 1 and %d, got %d", what, c.Clients, s.Clients))
+		checkKind(ErrSlowdown, s.ReadDelay <= 0 || s.ReadDelay > maxReadDelay, fmt.Sprintf("%s: read delay must be between 0 and %v, got %v", what, maxReadDelay, s.ReadDelay))
+	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s", ErrConfig, strings.Join(problems, "; "))
+		return &configError{problems: problems, kinds: kinds}
 	}
 	return nil
+}
+
+// phaseTotalRate is a phase's events/s over the whole run: its rate, or
+// Config.Rate plus the hot rate.
+func (c Config) phaseTotalRate(p Phase) float64 {
+	if p.Hot {
+		return c.Rate + p.Rate
+	}
+	return p.Rate
 }
 
 func notWordRune(r rune) bool {
@@ -394,6 +521,59 @@ func (p Pacing) upperBound(rate float64, d time.Duration) float64 {
 		return (rate+p.Amplitude)*s + 2
 	}
 	return rate*s + 2
+}
+
+// ParsePhase reads "NAME:DURATION[:RATE][:hot=CHANNEL]" (a --phase flag):
+// "warm:10s", "peak:20s:500", "pope:30s:800:hot=0".
+func ParsePhase(s string) (Phase, error) {
+	parts := strings.Split(s, ":")
+	bad := func(msg string) (Phase, error) {
+		return Phase{}, fmt.Errorf("%w %q: %s (want NAME:DURATION[:RATE][:hot=CHANNEL])", ErrPhase, s, msg)
+	}
+	if len(parts) < 2 || len(parts) > 4 || parts[0] == "" {
+		return bad("wrong number of fields")
+	}
+	p := Phase{Name: parts[0]}
+	var err error
+	if p.Duration, err = time.ParseDuration(parts[1]); err != nil {
+		return bad(err.Error())
+	}
+	rest := parts[2:]
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "hot=") {
+		if p.Rate, err = strconv.ParseFloat(rest[0], 64); err != nil {
+			return bad("rate: " + err.Error())
+		}
+		rest = rest[1:]
+	}
+	if len(rest) > 0 {
+		ch, ok := strings.CutPrefix(rest[0], "hot=")
+		if !ok || len(rest) > 1 {
+			return bad("unexpected " + strings.Join(rest, ":"))
+		}
+		if p.HotChannel, err = strconv.Atoi(ch); err != nil {
+			return bad("hot channel: " + err.Error())
+		}
+		p.Hot = true
+	}
+	return p, nil
+}
+
+// ParseSlowdown reads "AT:CLIENTS:READ_DELAY" (a --slowdown flag):
+// "10s:50:200ms" makes 50 clients wait 200 ms before every read from 10 s
+// into the publishing on.
+func ParseSlowdown(s string) (Slowdown, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return Slowdown{}, fmt.Errorf("%w %q: want AT:CLIENTS:READ_DELAY", ErrSlowdown, s)
+	}
+	var sd Slowdown
+	at, err1 := time.ParseDuration(parts[0])
+	n, err2 := strconv.Atoi(parts[1])
+	delay, err3 := time.ParseDuration(parts[2])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return sd, fmt.Errorf("%w %q: %v (want AT:CLIENTS:READ_DELAY)", ErrSlowdown, s, err)
+	}
+	return Slowdown{At: at, Clients: n, ReadDelay: delay}, nil
 }
 
 // Lifetime kinds for churn.

@@ -7,9 +7,12 @@
 // no allocation per event) that behave like browsers: they honour the
 // retry hint, resume with Last-Event-ID after a drop, give up on a non-SSE
 // answer, and can churn (leave after a drawn lifetime and be replaced by a
-// fresh client) or be cut all at once in a reconnect storm. Publishers are
-// vegeta attacks (constant, linear or sine pacing) that stamp every event
-// with its channel's sequence number and its intended send time, so each
+// fresh client), be cut all at once in a reconnect storm, turn into slow
+// readers (Slowdowns), and fail over to the next of several server nodes
+// when theirs stops answering. Publishers are vegeta attacks (constant,
+// linear or sine pacing, optionally in Phases with rates of their own, one
+// of which may spike a single hot channel) that stamp every event with
+// its channel's sequence number and its intended send time, so each
 // client detects loss, duplicates and reordering and measures
 // publish-to-receive latency without coordinated omission.
 //

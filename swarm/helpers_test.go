@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +32,32 @@ func TestMain(m *testing.M) {
 // and returns its base URL.
 func startServer(t *testing.T, cfg server.Config) string {
 	t.Helper()
+	return startNode(t, cfg, nodeOptions{}).url
+}
+
+// nodeOptions change how startNode serves.
+type nodeOptions struct {
+	// wrap, when set, wraps the server's handler.
+	wrap func(http.Handler) http.Handler
+	// sendBuffer, when set, fixes the send buffer of the accepted
+	// connections (they inherit the listener's): loopback autotunes it to
+	// megabytes, which a slow reader would take seconds to drain.
+	sendBuffer int
+}
+
+// node is a reference server under test.
+type node struct {
+	srv *server.Server
+	url string
+	// stop shuts the node down (a graceful Shutdown: subscribers are told
+	// to reconnect, the listener closes); safe to call twice.
+	stop func()
+}
+
+// startNode runs darktime's reference server on a free loopback port; the
+// test's cleanup stops it.
+func startNode(t *testing.T, cfg server.Config, opt nodeOptions) *node {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -40,21 +68,45 @@ func startServer(t *testing.T, cfg server.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	if opt.sendBuffer > 0 {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, opt.sendBuffer)
+			})
+			return errors.Join(err, serr)
+		}
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln, "", "") }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	var hs *http.Server
+	if opt.wrap == nil {
+		go func() { served <- srv.Serve(ln, "", "") }()
+	} else {
+		hs = &http.Server{Handler: opt.wrap(srv.Handler())}
+		go func() { served <- hs.Serve(ln) }()
+	}
+	var once sync.Once
+	n := &node{srv: srv, url: "http://" + ln.Addr().String()}
+	n.stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(ctx)
+			if hs != nil {
+				_ = hs.Shutdown(ctx)
+			}
+			if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(n.stop)
+	return n
 }
 
 // quickConfig is a small, fast run against target.

@@ -23,6 +23,8 @@ const maxPublishErrorKinds = 16
 type publishLog struct {
 	mu     sync.Mutex
 	rr     int                // round-robin position over the part's channels
+	hotRR  int                // round-robin position of hot publishes over the targets
+	down   []time.Time        // per target: skipped until then after a connection error
 	ts     map[int][]int64    // channel -> seq -> intended send time (Unix ns)
 	status map[int][]pubState // channel -> seq -> outcome
 	info   PublishInfo
@@ -41,23 +43,6 @@ func (l *publishLog) ok(ch int, seq int64) bool {
 	return seq < int64(len(s)) && s[seq] == pubOK
 }
 
-// pacer builds the vegeta pacer for this part's share of the rate.
-func (cfg Config) pacer(share float64) vegeta.Pacer {
-	rate := func(perS float64) vegeta.Rate {
-		return vegeta.Rate{Freq: 1, Per: max(time.Duration(float64(time.Second)/perS), 1)}
-	}
-	base := cfg.Rate * share
-	switch cfg.Pacing.Kind {
-	case PaceLinear:
-		return vegeta.LinearPacer{StartAt: rate(base), Slope: cfg.Pacing.Slope * share}
-	case PaceSine:
-		if cfg.Pacing.Amplitude > 0 {
-			return vegeta.SinePacer{Period: cfg.Pacing.Period, Mean: rate(base), Amp: rate(cfg.Pacing.Amplitude * share)}
-		}
-	}
-	return rate(base)
-}
-
 // stampingPacer wraps a vegeta pacer and hands the intended send time of
 // every hit it releases to the targeter, in order. vegeta calls Pace once
 // per hit before releasing it, so the k-th targeter call finds the k-th
@@ -66,8 +51,16 @@ func (cfg Config) pacer(share float64) vegeta.Pacer {
 // (no coordinated omission).
 type stampingPacer struct {
 	inner  vegeta.Pacer
+	phased *phasedPacer // the same pacer as inner, when the run has phases
 	began  time.Time
-	stamps chan int64
+	stamps chan stamp
+}
+
+// stamp is what the pacer tells the targeter about one hit.
+type stamp struct {
+	at  int64 // intended send time, Unix ns
+	hot bool  // the hit goes to channel ch (a hot phase), not round robin
+	ch  int
 }
 
 func (p *stampingPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
@@ -89,15 +82,24 @@ func (p *stampingPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration,
 		}
 		at = hi
 	}
-	p.stamps <- p.began.Add(at).UnixNano()
+	st := stamp{at: p.began.Add(at).UnixNano()}
+	if p.phased != nil {
+		st.ch, st.hot = p.phased.hot(hits)
+	}
+	p.stamps <- st
 	return wait, false
 }
 
 func (p *stampingPacer) Rate(elapsed time.Duration) float64 { return p.inner.Rate(elapsed) }
 
+// connDownFor is how long the publisher leaves a target alone after a
+// publish to it failed with a connection error.
+const connDownFor = time.Second
+
 // publish runs the vegeta attack for Duration: round-robin over the
-// part's channels, each request filled from the publish template with the
-// channel's next seq and the intended send time.
+// part's channels (and, in a hot phase, the hot channel's share), each
+// request filled from the publish template with the channel's next seq and
+// the intended send time.
 func (r *run) publish(ctx context.Context, share float64) {
 	cfg := r.cfg
 	transport := &http.Transport{
@@ -113,15 +115,29 @@ func (r *run) publish(ctx context.Context, share float64) {
 		},
 	}), vegeta.MaxWorkers(10_000))
 	pl := r.pubs
-	pacer := &stampingPacer{inner: cfg.pacer(share), stamps: make(chan int64, 4096)}
+	pl.down = make([]time.Time, len(cfg.Targets))
+	pacer := &stampingPacer{inner: cfg.pacer(share), stamps: make(chan stamp, 4096)}
+	if len(cfg.Phases) > 0 {
+		pacer.phased = cfg.phasedPacer(share, func(ch int) bool { return ch%cfg.Part.Count == cfg.Part.Index })
+		pacer.inner = pacer.phased
+	}
 	payload := max(0, cfg.Size-r.prof.bodyFixed)
 	targeter := func(t *vegeta.Target) error {
-		ts := <-pacer.stamps
+		st := <-pacer.stamps
+		ts := st.at
 		pl.mu.Lock()
-		ch := r.asg.mine[pl.rr%len(r.asg.mine)]
-		// Every channel visits every target in turn, whatever the counts.
-		target := cfg.Targets[(pl.rr+pl.rr/len(r.asg.mine))%len(cfg.Targets)]
-		pl.rr++
+		var ch, ti int
+		if st.hot {
+			ch, ti = st.ch, pl.hotRR%len(cfg.Targets)
+			pl.hotRR++
+		} else {
+			ch = r.asg.mine[pl.rr%len(r.asg.mine)]
+			// Every channel visits every target in turn, whatever the counts.
+			ti = (pl.rr + pl.rr/len(r.asg.mine)) % len(cfg.Targets)
+			pl.rr++
+		}
+		ti = pl.upTarget(ti, time.Now())
+		target := cfg.Targets[ti]
 		seq := r.nextSeq[ch].Load()
 		pl.ts[ch] = append(pl.ts[ch], ts)
 		pl.status[ch] = append(pl.status[ch], pubPending)
@@ -134,7 +150,7 @@ func (r *run) publish(ctx context.Context, share float64) {
 		t.Method = r.prof.Publish.Method
 		// The fragment never goes on the wire; it lets the results loop
 		// match vegeta's Result (which echoes the URL) to channel and seq.
-		t.URL = r.prof.pubURL.expand(&v) + "#" + strconv.Itoa(ch) + "." + strconv.FormatInt(seq, 10)
+		t.URL = r.prof.pubURL.expand(&v) + "#" + strconv.Itoa(ch) + "." + strconv.FormatInt(seq, 10) + "." + strconv.Itoa(ti)
 		t.Body = r.prof.pubBody.append(make([]byte, 0, cfg.Size+64), &v)
 		if len(r.prof.pubHeaders) > 0 {
 			t.Header = make(http.Header, len(r.prof.pubHeaders))
@@ -157,9 +173,12 @@ func (r *run) publish(ctx context.Context, share float64) {
 	}()
 	pacer.began = time.Now()
 	for res := range atk.Attack(targeter, pacer, cfg.Duration, "swarm") {
-		ch, seq, ok := fromFragment(res.URL)
+		ch, seq, ti, ok := fromFragment(res.URL)
 		success := res.Code >= 200 && res.Code < 300 && res.Error == ""
 		pl.mu.Lock()
+		if ok && !success && ti < len(pl.down) && connectionFailure(res.Error) {
+			pl.down[ti] = time.Now().Add(connDownFor)
+		}
 		var intended int64
 		if ok && seq < int64(len(pl.ts[ch])) {
 			intended = pl.ts[ch][seq]
@@ -195,16 +214,41 @@ func (r *run) publish(ctx context.Context, share float64) {
 	<-stopped
 }
 
-func fromFragment(u string) (ch int, seq int64, ok bool) {
+// upTarget is target i, or the next one that is not left alone after a
+// connection error (i when every target is).
+func (l *publishLog) upTarget(i int, now time.Time) int {
+	for k := range len(l.down) {
+		if j := (i + k) % len(l.down); !now.Before(l.down[j]) {
+			return j
+		}
+	}
+	return i
+}
+
+// connectionFailure says a publish failed to reach its target (refused,
+// reset, unreachable, closed): vegeta hands errors over as text.
+func connectionFailure(msg string) bool {
+	for _, s := range []string{"dial ", "connection refused", "connection reset", "broken pipe", "no route to host",
+		"network is unreachable", "server closed idle connection", "EOF"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// fromFragment reads back "#channel.seq.target" from a publish URL.
+func fromFragment(u string) (ch int, seq int64, target int, ok bool) {
 	i := strings.LastIndexByte(u, '#')
 	if i < 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	a, b, found := strings.Cut(u[i+1:], ".")
-	if !found {
-		return 0, 0, false
+	parts := strings.Split(u[i+1:], ".")
+	if len(parts) != 3 {
+		return 0, 0, 0, false
 	}
-	c, err1 := strconv.Atoi(a)
-	s, err2 := strconv.ParseInt(b, 10, 64)
-	return c, s, err1 == nil && err2 == nil && c >= 0 && s >= 0
+	c, err1 := strconv.Atoi(parts[0])
+	s, err2 := strconv.ParseInt(parts[1], 10, 64)
+	t, err3 := strconv.Atoi(parts[2])
+	return c, s, t, err1 == nil && err2 == nil && err3 == nil && c >= 0 && s >= 0 && t >= 0
 }

@@ -46,11 +46,17 @@ type EventCounts struct {
 	Foreign int64 `json:"foreign"`
 	// OtherType: events of another type than the profile's EventType.
 	OtherType int64 `json:"other_type"`
+	// Slow: events published after their client turned slow
+	// (Config.Slowdowns). A slow client leaves the measured population
+	// when it turns slow, as a churning client leaves: what was published
+	// before stays owed to it; what comes after is counted here only, so
+	// the run's latency and ledger say what the other clients got.
+	Slow int64 `json:"slow,omitempty"`
 }
 
 func (c EventCounts) add(o EventCounts) EventCounts {
 	return EventCounts{c.Events + o.Events, c.Duplicated + o.Duplicated, c.Reordered + o.Reordered, c.Late + o.Late,
-		c.Outside + o.Outside, c.Malformed + o.Malformed, c.Foreign + o.Foreign, c.OtherType + o.OtherType}
+		c.Outside + o.Outside, c.Malformed + o.Malformed, c.Foreign + o.Foreign, c.OtherType + o.OtherType, c.Slow + o.Slow}
 }
 
 // recShard holds what a group of clients recorded since the last tick.

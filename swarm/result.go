@@ -37,6 +37,10 @@ type Result struct {
 	Config  ConfigEcho `json:"config"`
 	Started time.Time  `json:"started"`
 	Ended   time.Time  `json:"ended"`
+	// PublishStarted is when publishing began (the earliest part's after
+	// Merge): phases, storms and slowdowns are offsets from it. Absent
+	// when the run stopped before publishing.
+	PublishStarted time.Time `json:"publish_started,omitzero"`
 	// Interrupted is set when the run was stopped (Ctrl-C) before its end.
 	Interrupted bool `json:"interrupted,omitempty"`
 
@@ -75,24 +79,46 @@ type PartInfo struct {
 
 // ConfigEcho is the Config a result was measured with, defaults filled in.
 type ConfigEcho struct {
-	Clients         int           `json:"clients"` // of the whole run
-	Channels        int           `json:"channels"`
-	Distribution    Distribution  `json:"distribution"`
-	ChannelPrefix   string        `json:"channel_prefix"`
-	RampPerS        float64       `json:"ramp_per_s"`
-	RateEventsPerS  float64       `json:"rate_events_per_s"` // of the whole run
-	Pacing          Pacing        `json:"pacing"`
-	SizeBytes       int           `json:"size_bytes"`
-	DurationSeconds float64       `json:"duration_seconds"`
-	SettleSeconds   float64       `json:"settle_seconds"`
-	DrainSeconds    float64       `json:"drain_seconds"`
-	Churn           Lifetime      `json:"churn"`
-	StormsSeconds   []float64     `json:"storms_seconds,omitempty"`
-	LedgerWindowS   float64       `json:"ledger_window_seconds"`
-	Seed            uint64        `json:"seed"`
-	ProfileDetail   Profile       `json:"profile_detail"`
-	RetrySeconds    float64       `json:"default_retry_seconds"`
-	LateAfter       time.Duration `json:"late_after_ns"`
+	Clients         int            `json:"clients"` // of the whole run
+	Channels        int            `json:"channels"`
+	Distribution    Distribution   `json:"distribution"`
+	ChannelPrefix   string         `json:"channel_prefix"`
+	RampPerS        float64        `json:"ramp_per_s"`
+	RateEventsPerS  float64        `json:"rate_events_per_s"` // of the whole run
+	Pacing          Pacing         `json:"pacing"`
+	SizeBytes       int            `json:"size_bytes"`
+	DurationSeconds float64        `json:"duration_seconds"`
+	SettleSeconds   float64        `json:"settle_seconds"`
+	DrainSeconds    float64        `json:"drain_seconds"`
+	Churn           Lifetime       `json:"churn"`
+	StormsSeconds   []float64      `json:"storms_seconds,omitempty"`
+	LedgerWindowS   float64        `json:"ledger_window_seconds"`
+	Seed            uint64         `json:"seed"`
+	ProfileDetail   Profile        `json:"profile_detail"`
+	RetrySeconds    float64        `json:"default_retry_seconds"`
+	LateAfter       time.Duration  `json:"late_after_ns"`
+	Phases          []PhaseEcho    `json:"phases,omitempty"`
+	Slowdowns       []SlowdownEcho `json:"slowdowns,omitempty"`
+}
+
+// PhaseEcho is one Config.Phases entry as run.
+type PhaseEcho struct {
+	Name string `json:"name"`
+	// StartSeconds is the phase's offset from the first publish.
+	StartSeconds    float64 `json:"start_seconds"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	// RateEventsPerS is the phase's rate over the whole run; in a hot
+	// phase, the hot channel's rate on top of Config.Rate.
+	RateEventsPerS float64 `json:"rate_events_per_s"`
+	// HotChannel is the hot channel's index, in a hot phase only.
+	HotChannel *int `json:"hot_channel,omitempty"`
+}
+
+// SlowdownEcho is one Config.Slowdowns entry.
+type SlowdownEcho struct {
+	AtSeconds        float64 `json:"at_seconds"`
+	Clients          int     `json:"clients"` // of the whole run
+	ReadDelaySeconds float64 `json:"read_delay_seconds"`
 }
 
 // Totals counts client lifecycle events.
@@ -105,11 +131,20 @@ type Totals struct {
 	StormCuts  int64 `json:"storm_cuts"` // streams cut by a reconnect storm
 	Churned    int64 `json:"churned"`    // sessions that ended by churn
 	Failed     int64 `json:"failed"`     // clients that gave up (non-SSE answer)
+	// SlowClients counts clients made slow readers (Config.Slowdowns).
+	SlowClients int64 `json:"slow_clients,omitempty"`
+	// Failovers counts moves of a client to the next target after a
+	// connect failed below HTTP (several Config.Targets).
+	Failovers int64 `json:"failovers,omitempty"`
 }
 
 func (t Totals) add(o Totals) Totals {
-	return Totals{t.Planned + o.Planned, t.Connected + o.Connected, t.Connects + o.Connects, t.Reconnects + o.Reconnects,
-		t.Drops + o.Drops, t.StormCuts + o.StormCuts, t.Churned + o.Churned, t.Failed + o.Failed}
+	return Totals{
+		Planned: t.Planned + o.Planned, Connected: t.Connected + o.Connected, Connects: t.Connects + o.Connects,
+		Reconnects: t.Reconnects + o.Reconnects, Drops: t.Drops + o.Drops, StormCuts: t.StormCuts + o.StormCuts,
+		Churned: t.Churned + o.Churned, Failed: t.Failed + o.Failed,
+		SlowClients: t.SlowClients + o.SlowClients, Failovers: t.Failovers + o.Failovers,
+	}
 }
 
 // PublishInfo counts publishes.
@@ -340,6 +375,9 @@ func Merge(results ...*Result) (*Result, error) {
 		}
 		if r.Ended.After(out.Ended) {
 			out.Ended = r.Ended
+		}
+		if !r.PublishStarted.IsZero() && (out.PublishStarted.IsZero() || r.PublishStarted.Before(out.PublishStarted)) {
+			out.PublishStarted = r.PublishStarted
 		}
 		out.Clients = out.Clients.add(r.Clients)
 		out.Events = out.Events.add(r.Events)

@@ -136,6 +136,8 @@ func FuzzTemplate(f *testing.F) {
 	}
 	f.Add("{target}/s?c={channel}", "{target}/p/{channel}", "seq={seq}&ts={ts}{payload}", "seq=", "ts=", "X: {channel}")
 	f.Add("{target}/{nope}", "{{", "{seq}{ts}", "", "", ":")
+	f.Add("{target}/sub/{channels}?uid={client}", "{target}/pub?id={channel}", defaultBody, `"seq":`, `"ts":`, "X-Client: {channel}")
+	f.Add("{target}/sub/{channel}", "{target}/pub?id={channel}&u={client}", "{seq} {ts} {client}", "", " ", "X: {client}") // subscribe only
 	f.Fuzz(func(t *testing.T, sub, pubURL, body, seqMarker, tsMarker, header string) {
 		p := Profile{Name: "fuzz", Subscribe: sub, Publish: PublishTemplate{URL: pubURL, Body: body, Headers: []string{header}},
 			Extract: Extract{Seq: seqMarker, TS: tsMarker}}
@@ -147,7 +149,10 @@ func FuzzTemplate(f *testing.F) {
 			return
 		}
 		// A profile that compiles reads back what it publishes.
-		v := values{target: "http://127.0.0.1:9", channel: "c_7", seq: 99, ts: 1234567890, payload: 5}
+		v := values{target: "http://127.0.0.1:9", channel: "c_7", client: 3, seq: 99, ts: 1234567890, payload: 5}
+		if strings.Contains(c.subscribe.expand(&v), "{client}") {
+			t.Fatalf("placeholder left in %q", c.subscribe.expand(&v))
+		}
 		data := c.pubBody.append(nil, &v)
 		seq, ts, _, ok := c.extract(data)
 		if !ok || seq != 99 || ts != 1234567890 {

@@ -119,6 +119,28 @@ func (r *run) cutAll() {
 	}
 }
 
+// slowDown makes this part's share of sd.Clients slow readers: the
+// clients whose index in the whole run is among sd.Clients indices spread
+// evenly over 0 … Clients-1, so that the parts' shares add up exactly and
+// the same clients turn slow whatever the split.
+func (r *run) slowDown(sd Slowdown) {
+	n, total := int64(sd.Clients), int64(r.cfg.Clients)
+	var made int64
+	for i, c := range r.clients {
+		g := int64(r.asg.ids[i])
+		// Chosen: g == floor(j * total / n) for some j < n; the only
+		// candidate is j = ceil(g * n / total).
+		if j := (g*n + total - 1) / total; j >= n || j*total/n != g {
+			continue
+		}
+		if c.readDelay.Swap(int64(sd.ReadDelay)) == 0 {
+			made++
+		}
+	}
+	r.log.Info("slowing clients down", "clients", made, "read_delay", sd.ReadDelay)
+	r.count(func(t *totals) { t.SlowClients += made })
+}
+
 // shutdown stops every client and waits for them. Safe to call twice.
 func (r *run) shutdown() {
 	if r.stopping.Swap(true) {
@@ -162,39 +184,54 @@ func newRun(cfg Config) (*run, error) {
 	for i, n := range asg.names {
 		r.chanIndex[n] = i
 	}
-	// Clients take the targets in turn; each dials its subscribe URL's
-	// host, resolved once per host.
+	// Clients take the targets in turn, and move on to the next when one
+	// fails (failover); each dials its subscribe URL's host, resolved once
+	// per host. Endpoints and paths are shared, so that a client costs a
+	// few words per target.
 	var sources []*net.TCPAddr
-	resolved := map[string]string{}
+	endpoints := map[string]*endpoint{}
+	paths := map[string]string{}
 	for i, chans := range asg.clients {
 		names := make([]string, len(chans))
 		for j, ch := range chans {
 			names[j] = asg.names[ch]
 		}
-		v := values{target: cfg.Targets[i%len(cfg.Targets)], channel: names[0], channels: joinStrings(names, prof.ChannelSeparator)}
-		su, err := url.Parse(prof.subscribe.expand(&v))
-		if err != nil || su.Scheme != "http" {
-			return nil, fmt.Errorf("%w: subscribe URL %q: the swarm's clients speak plain http only", ErrTemplate, prof.subscribe.expand(&v))
-		}
-		addr, ok := resolved[su.Host]
-		if !ok {
-			hostport := su.Host
-			if su.Port() == "" {
-				hostport = net.JoinHostPort(su.Hostname(), "80")
+		c := &client{r: r, idx: i, seed: cfg.Seed + uint64(i)*0x9e3779b97f4a7c15}
+		c.subs = make([]subscribeURL, len(cfg.Targets))
+		v := values{channel: names[0], channels: joinStrings(names, prof.ChannelSeparator), client: asg.ids[i]}
+		for k := range cfg.Targets {
+			v.target = cfg.Targets[(i+k)%len(cfg.Targets)]
+			raw := prof.subscribe.expand(&v)
+			su, err := url.Parse(raw)
+			if err != nil || su.Scheme != "http" {
+				return nil, fmt.Errorf("%w: subscribe URL %q: the swarm's clients speak plain http only", ErrTemplate, raw)
 			}
-			a, err := net.ResolveTCPAddr("tcp", hostport)
-			if err != nil {
-				return nil, fmt.Errorf("resolve %s: %w", su.Host, err)
-			}
-			addr = a.String()
-			resolved[su.Host] = addr
-			if ip4 := a.IP.To4(); i == 0 && ip4 != nil && ip4.IsLoopback() {
-				for k := range cfg.Sources {
-					sources = append(sources, &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+k))})
+			ep, ok := endpoints[su.Host]
+			if !ok {
+				hostport := su.Host
+				if su.Port() == "" {
+					hostport = net.JoinHostPort(su.Hostname(), "80")
+				}
+				a, err := net.ResolveTCPAddr("tcp", hostport)
+				if err != nil {
+					return nil, fmt.Errorf("resolve %s: %w", su.Host, err)
+				}
+				ep = &endpoint{addr: a.String(), host: su.Host}
+				endpoints[su.Host] = ep
+				if ip4 := a.IP.To4(); i == 0 && k == 0 && ip4 != nil && ip4.IsLoopback() {
+					for k := range cfg.Sources {
+						sources = append(sources, &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+k))})
+					}
 				}
 			}
+			path := su.RequestURI()
+			if p, ok := paths[path]; ok {
+				path = p
+			} else {
+				paths[path] = path
+			}
+			c.subs[k] = subscribeURL{ep: ep, path: path}
 		}
-		c := &client{r: r, idx: i, addr: addr, host: su.Host, path: su.RequestURI(), seed: cfg.Seed + uint64(i)*0x9e3779b97f4a7c15}
 		c.chans = make([]chanState, len(chans))
 		for j, ch := range chans {
 			c.chans[j].ch = ch
@@ -314,18 +351,33 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 		resources.RSSPerConnKiB = float64(rssIdle-rssBefore) / float64(idle)
 	}
 
-	// Phase 3: publish, with storms on schedule.
+	// Phase 3: publish, at PublishAt when it is still ahead, with storms
+	// and slowdowns on schedule.
+	if wait := time.Until(cfg.PublishAt); !cfg.PublishAt.IsZero() && wait > 0 {
+		r.log.Info("waiting for the publish start", "at", cfg.PublishAt.Format(time.RFC3339Nano))
+		if !ctxwait.Sleep(ctx, wait) {
+			return interrupted()
+		}
+	}
 	cpuStart := fanoutbench.SelfCPU()
 	eventsStart := r.eventsSoFar()
+	start := time.Now()
+	res.PublishStarted = start
+	if cfg.OnPublish != nil {
+		cfg.OnPublish(start)
+	}
 	var timers []*time.Timer
 	for _, at := range cfg.Storms {
-		timers = append(timers, time.AfterFunc(at, func() {
+		timers = append(timers, time.AfterFunc(time.Until(start.Add(at)), func() {
 			r.log.Info("reconnect storm: cutting every connection", "open", r.open.Load())
 			r.cutAll()
 		}))
 	}
+	for _, sd := range cfg.Slowdowns {
+		timers = append(timers, time.AfterFunc(time.Until(start.Add(sd.At)), func() { r.slowDown(sd) }))
+	}
 	share := float64(len(r.asg.mine)) / float64(cfg.Channels)
-	r.log.Info("publishing", "rate", cfg.Rate*share, "pacing", cfg.Pacing.Kind, "duration", cfg.Duration)
+	r.log.Info("publishing", "rate", cfg.Rate*share, "pacing", cfg.Pacing.Kind, "phases", len(cfg.Phases), "duration", cfg.Duration)
 	r.publish(ctx, share)
 	for _, t := range timers {
 		t.Stop()
@@ -414,6 +466,19 @@ func (r *run) newResult(began time.Time) *Result {
 	}
 	for _, s := range cfg.Storms {
 		res.Config.StormsSeconds = append(res.Config.StormsSeconds, s.Seconds())
+	}
+	var at time.Duration
+	for _, p := range cfg.Phases {
+		e := PhaseEcho{Name: p.Name, StartSeconds: at.Seconds(), DurationSeconds: p.Duration.Seconds(), RateEventsPerS: p.Rate}
+		if p.Hot {
+			hc := p.HotChannel
+			e.HotChannel = &hc
+		}
+		res.Config.Phases = append(res.Config.Phases, e)
+		at += p.Duration
+	}
+	for _, s := range cfg.Slowdowns {
+		res.Config.Slowdowns = append(res.Config.Slowdowns, SlowdownEcho{AtSeconds: s.At.Seconds(), Clients: s.Clients, ReadDelaySeconds: s.ReadDelay.Seconds()})
 	}
 	return res
 }

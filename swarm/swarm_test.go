@@ -153,6 +153,7 @@ func TestRunBadConfig(t *testing.T) {
 		{Distribution: Distribution{Kind: DistSeveral, PerClient: 2}, Profile: builtinProfiles["nchan"]},
 		{Storms: []time.Duration{time.Hour}},
 		{Part: Part{Index: 3, Count: 2}},
+		{Profile: Profile{Name: "x", Subscribe: "{target}/sub/{channel}", Publish: PublishTemplate{URL: "{target}/pub?id={channel}&by={client}", Body: defaultBody}, Extract: defaultExtract}},
 	} {
 		if _, err := Run(context.Background(), cfg); !errors.Is(err, ErrConfig) && !errors.Is(err, ErrTemplate) {
 			t.Errorf("Run(%+v) = %v, want a config or template error", cfg, err)

@@ -21,6 +21,7 @@ const (
 	phTarget   = "target"   // the --target base URL, without a trailing slash
 	phChannel  = "channel"  // one channel name
 	phChannels = "channels" // the client's channels joined by Profile.ChannelSeparator
+	phClient   = "client"   // the client's index in the whole run (0 to Clients-1), the same across reconnects and part splits
 	phSeq      = "seq"      // the event's sequence number within its channel
 	phTS       = "ts"       // the intended send time, Unix nanoseconds
 	phPayload  = "payload"  // padding ('x' repeated) up to the event size
@@ -31,7 +32,8 @@ type Profile struct {
 	// Name identifies the profile in results.
 	Name string `json:"name"`
 	// Subscribe is the subscribe URL template ({target}, {channel} or
-	// {channels}); plain http only.
+	// {channels}, and {client}: the client's index in the whole run, the
+	// same across its reconnects whatever the part split); plain http only.
 	Subscribe string `json:"subscribe"`
 	// ChannelSeparator joins a client's channels in {channels}; empty means
 	// the server takes one channel per connection.
@@ -197,9 +199,13 @@ type values struct {
 	target   string
 	channel  string
 	channels string
+	client   int
 	seq, ts  int64
 	payload  int // bytes of padding
 }
+
+// padding fills {payload}, a block at a time.
+var padding = bytes.Repeat([]byte{'x'}, 4096)
 
 func (t template) append(dst []byte, v *values) []byte {
 	for _, p := range t.parts {
@@ -212,13 +218,15 @@ func (t template) append(dst []byte, v *values) []byte {
 			dst = append(dst, v.channel...)
 		case phChannels:
 			dst = append(dst, v.channels...)
+		case phClient:
+			dst = strconv.AppendInt(dst, int64(v.client), 10)
 		case phSeq:
 			dst = strconv.AppendInt(dst, v.seq, 10)
 		case phTS:
 			dst = strconv.AppendInt(dst, v.ts, 10)
 		case phPayload:
-			for range v.payload {
-				dst = append(dst, 'x')
+			for n := v.payload; n > 0; n -= min(n, len(padding)) {
+				dst = append(dst, padding[:min(n, len(padding))]...)
 			}
 		}
 	}
@@ -253,7 +261,7 @@ func (p Profile) compile(multi bool) (*compiledProfile, error) {
 	}
 	c := &compiledProfile{Profile: p, multi: multi}
 	var err error
-	if c.subscribe, err = parseTemplate("subscribe URL", p.Subscribe, phTarget, phChannel, phChannels); err != nil {
+	if c.subscribe, err = parseTemplate("subscribe URL", p.Subscribe, phTarget, phChannel, phChannels, phClient); err != nil {
 		return nil, err
 	}
 	switch {
@@ -313,7 +321,7 @@ func (p Profile) compile(multi bool) (*compiledProfile, error) {
 		}
 	}
 	// The extractor must find what the publisher writes.
-	sample := values{target: "http://127.0.0.1:1", channel: "ch_1", channels: "ch_1", seq: 12345, ts: 1700000000123456789, payload: 3}
+	sample := values{target: "http://127.0.0.1:1", channel: "ch_1", channels: "ch_1", client: 7, seq: 12345, ts: 1700000000123456789, payload: 3}
 	body := c.pubBody.append(nil, &sample)
 	seq, ts, ch, ok := c.extract(body)
 	if !ok || seq != sample.seq || ts != sample.ts || (multi && string(ch) != sample.channel) {

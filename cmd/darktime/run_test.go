@@ -2,9 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/darktime/darktime/report"
 )
 
 // inProcess runs `darktime ARGS...` in-process and returns the exit status
@@ -42,11 +49,154 @@ func TestRunCheckExitCodes(t *testing.T) {
 		{[]string{"--check", "../../scenarios/ci-smoke.yaml", "../../scenarios/vs-nchan.yaml"}, 0, "ok ../../scenarios/vs-nchan.yaml"},
 		{[]string{"--check", "../../scenario/testdata/node-missing.yaml"}, 2, "node-missing.yaml:9:26: faults[0].kill_node: node 3 does not exist"},
 		{[]string{"--check"}, 2, "give at least one scenario FILE"},
-		{[]string{"../../scenarios/ci-smoke.yaml"}, 2, "running scenarios is not implemented yet; use --check"},
+		{[]string{"--shadow", "101", "../../scenarios/ci-smoke.yaml"}, 2, "--shadow between 0 and 100"},
+		{[]string{"--embedded", "../../scenarios/redis-restart.yaml"}, 2, "needs a Redis broker darktime starts: set target.broker: redis (with --embedded)"},
+		{[]string{"--check", "--embedded", "--shadow", "10", "--clients", "5000", "--time-scale", "0.25", "../../scenarios/steady-state.yaml"}, 0, "ok ../../scenarios/steady-state.yaml: steady-state: 5000 clients"},
 	} {
 		code, out := runCmd(t, c.args...)
 		if code != c.code || !strings.Contains(out, c.want) {
 			t.Errorf("darktime run %v: exit %d, want %d; output:\n%s\nwant it to hold %q", c.args, code, c.code, out, c.want)
 		}
+	}
+}
+
+// readReport reads a darktime.report/v1 file.
+func readReport(t *testing.T, path string) *report.Report {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the run wrote no report: %v", err)
+	}
+	var r report.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return &r
+}
+
+// TestRunNodeFailure runs a fault scenario end to end in child processes:
+// three Redis-backed nodes, slow consumers, one node killed with SIGKILL
+// and a reconnect storm; every client resumes on a node
+// left with nothing lost, and the swarm's ledger reconciles.
+func TestRunNodeFailure(t *testing.T) {
+	requireRedis(t)
+	dir := t.TempDir()
+	code, out := darktime(t, t.Context(), "run", "--quiet", "--out", dir, "testdata/node-failure-small.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, out)
+	}
+	for _, want := range []string{"PASS: 3 gate(s) passed, 0 failed", "HTML report:", "a node was killed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	r := readReport(t, filepath.Join(dir, "report.json"))
+	m := r.Metrics
+	if m["lost"] != 0 || m["duplicated"] != 0 || m["clients_failed"] != 0 || m["unbalanced_ledgers"] != 0 {
+		t.Errorf("lost %v, duplicated %v, clients_failed %v, unbalanced ledgers %v: want 0", m["lost"], m["duplicated"], m["clients_failed"], m["unbalanced_ledgers"])
+	}
+	if m["deliveries"] == 0 || m["expected"] != m["deliveries"] {
+		t.Errorf("deliveries %v, expected %v: want equal and positive", m["deliveries"], m["expected"])
+	}
+	if r.Scenario == nil || len(r.Scenario.Faults) != 3 {
+		t.Fatalf("faults in the report: %+v", r.Scenario)
+	}
+	for i, kind := range []string{"slow_consumers", "kill_node", "storm"} {
+		if f := r.Scenario.Faults[i]; f.Kind != kind || f.Error != "" {
+			t.Errorf("fault %d: %+v, want %s injected", i, f, kind)
+		}
+	}
+	if len(r.Phases) != 2 || r.Phases[1].Name != "steady" {
+		t.Errorf("phases in the report: %+v", r.Phases)
+	}
+	for _, f := range []string{"report.html", "junit.xml", "swarm.json", "scenario.yaml", "logs/primary-1.log"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("missing output: %v", err)
+		}
+	}
+}
+
+// TestRunShadowFaults runs the shadow proxy with an embedded candidate in
+// front of a Redis-backed node that is paused, with a hot-channel spike;
+// the shadow ledger and the server's /stats reconcile.
+func TestRunShadowFaults(t *testing.T) {
+	requireRedis(t)
+	dir := t.TempDir()
+	code, out := darktime(t, t.Context(), "run", "--quiet", "--out", dir, "testdata/shadow-small.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, out)
+	}
+	r := readReport(t, filepath.Join(dir, "report.json"))
+	sources := map[string]bool{}
+	for _, l := range r.Ledgers {
+		sources[l.Source] = true
+		if !l.Balanced && l.Source != "server_fanout" {
+			t.Errorf("ledger %s does not balance: %+v", l.Name, l)
+		}
+	}
+	for _, want := range []string{"shadow_candidate", "server_written", "swarm"} {
+		if !sources[want] {
+			t.Errorf("no %s ledger in the report (have %v)", want, sources)
+		}
+	}
+	if m := r.Metrics; m["shadow_lost"] != 0 || m["lost"] != 0 {
+		t.Errorf("shadow_lost %v, lost %v", m["shadow_lost"], m["lost"])
+	}
+	if f := r.Scenario.Faults; len(f) != 1 || f[0].Kind != "pause_node" || f[0].Error != "" {
+		t.Errorf("faults: %+v", f)
+	}
+}
+
+// TestRunInterrupted stops a run with SIGINT: it still writes what it
+// measured, marked interrupted, and exits 1.
+func TestRunInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "run", "--quiet", "--embedded", "--clients", "50", "--out", dir, "../../scenarios/steady-state.yaml")
+	cmd.Env = append(os.Environ(), asMainEnv+"=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt once publishing is under way.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "logs", "primary-0.log")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not start a node within 30s:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second)
+	_ = cmd.Process.Signal(os.Interrupt)
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1:\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "interrupted") {
+		t.Errorf("output does not say it was interrupted:\n%s", out.String())
+	}
+	r := readReport(t, filepath.Join(dir, "report.json"))
+	if !r.Interrupted {
+		t.Error("the report is not marked interrupted")
+	}
+}
+
+// requireRedis fails the test when redis-server is missing (make test
+// installs it); DARKTIME_SKIP_REDIS skips it instead.
+func requireRedis(t *testing.T) {
+	t.Helper()
+	if os.Getenv("DARKTIME_SKIP_REDIS") != "" {
+		t.Skip("DARKTIME_SKIP_REDIS is set")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server not found: install it (apt-get install -y redis-server, or make deps)")
 	}
 }

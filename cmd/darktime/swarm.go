@@ -28,6 +28,7 @@ func newSwarmCmd() *cobra.Command {
 		profile, profileFile               string
 		distribution, pacing, churn, part  string
 		storms                             []time.Duration
+		phases, slowdowns                  []string
 		procs, agents                      int
 		targets                            []string
 		redisURL, redisPrefix              string
@@ -46,8 +47,10 @@ publishes --rate events/s (vegeta pacing) for --duration, then writes one JSON
 result (swarm/RESULTS.md) with latency histograms, a per-second series and a
 per-channel +1/-1 ledger of what was owed, received, lost and duplicated.
 --profile darktime|nchan picks the target's URLs; the --subscribe/--publish-*
-flags override them (templates with {target} {channel} {channels} {seq} {ts}
-{payload}). Every run stops by itself; Ctrl-C stops early and still writes
+flags override them (templates with {target} {channel} {channels} {client}
+{seq} {ts} {payload}). --phase splits the publishing into stretches with rates
+of their own (one may spike a single hot channel); --slowdown turns clients into
+slow readers. Every run stops by itself; Ctrl-C stops early and still writes
 results.`,
 		Example: `  darktime swarm --profile darktime --target http://127.0.0.1:8080 --clients 1000 --channels 10 \
     --distribution zipf --rate 100 --duration 30s --out results/run.json --hdr-log results/run.hlog`,
@@ -89,6 +92,20 @@ results.`,
 			}
 			cfg.Storms = storms
 			cfg.Targets = targets
+			for _, p := range phases {
+				ph, err := swarm.ParsePhase(p)
+				if err != nil {
+					return usageError{err}
+				}
+				cfg.Phases = append(cfg.Phases, ph)
+			}
+			for _, s := range slowdowns {
+				sd, err := swarm.ParseSlowdown(s)
+				if err != nil {
+					return usageError{err}
+				}
+				cfg.Slowdowns = append(cfg.Slowdowns, sd)
+			}
 			if procs < 1 || procs > 64 {
 				return usagef("--procs must be between 1 and 64")
 			}
@@ -162,6 +179,8 @@ results.`,
 	f.DurationVar(&cfg.Drain, "drain", swarm.DefaultDrain, "wait for deliveries after the last publish")
 	f.StringVar(&churn, "churn", "none", "connection lifetime: none, fixed:D, exp:MEAN, uniform:MIN-MAX")
 	f.DurationSliceVar(&storms, "storm", nil, "cut every connection at this offset into publishing (repeatable)")
+	f.StringArrayVar(&phases, "phase", nil, "publish in phases, one after another, instead of --duration: NAME:DURATION[:RATE][:hot=CHANNEL] (repeatable; hot sends RATE to that channel on top of --rate)")
+	f.StringArrayVar(&slowdowns, "slowdown", nil, "AT:CLIENTS:READ_DELAY: from AT into publishing, CLIENTS clients wait READ_DELAY before every read (repeatable)")
 	f.DurationVar(&cfg.DefaultRetry, "retry", swarm.DefaultRetry, "reconnect delay until the server sends a retry hint")
 	f.DurationVar(&cfg.LedgerWindow, "ledger-window", swarm.DefaultLedgerWindow, "ledger time window (0: one account per channel)")
 	f.Uint64Var(&cfg.Seed, "seed", 0, "seed for channel assignment (default random)")
@@ -352,6 +371,9 @@ func printSwarmSummary(w io.Writer, res *swarm.Result) {
 	}
 	fmt.Fprintf(w, "clients   planned %d  connected %d  connects %d  reconnects %d  drops %d  storm cuts %d  churned %d  failed %d\n",
 		res.Clients.Planned, res.Clients.Connected, res.Clients.Connects, res.Clients.Reconnects, res.Clients.Drops, res.Clients.StormCuts, res.Clients.Churned, res.Clients.Failed)
+	if res.Clients.SlowClients > 0 || res.Clients.Failovers > 0 {
+		fmt.Fprintf(w, "          slow clients %d  failovers %d\n", res.Clients.SlowClients, res.Clients.Failovers)
+	}
 	fmt.Fprintf(w, "publishes attempted %d  ok %d  failed %d\n", res.Publish.Attempted, res.Publish.OK, res.Publish.Failed)
 	fmt.Fprintf(w, "ledger    owed %d  received %d  lost %d  duplicated %d  reordered %d  late %d  balance %d\n",
 		t.Credit, t.Debit, t.Lost, t.Duplicated, t.Reordered, t.Late, t.Balance())

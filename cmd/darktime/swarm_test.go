@@ -22,7 +22,7 @@ import (
 // asMainEnv makes the test binary run main() with its arguments, so that
 // tests see the real exit codes; --procs re-executes this binary with the
 // same environment, so its workers run main() too.
-const asMainEnv = "DARKTIME_TEST_AS_MAIN"
+const asMainEnv = asMainEnvName
 
 func TestMain(m *testing.M) {
 	if os.Getenv(asMainEnv) != "" {
