@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -232,6 +233,12 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 			before, after = nil, nil
 		}
 	}
+	// A mirror candidate's counters are not reconciled with the swarm
+	// (its readers are the proxies) but say what it received.
+	var candidate []server.Stats
+	if c.candidate != nil {
+		candidate = c.snapshot([]string{c.candURL})
+	}
 	c.stop()
 	stopped = true
 	var ledgers []shadow.Report
@@ -251,6 +258,9 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 	}
 	if err := writeFile(filepath.Join(dir, "swarm.json"), res.Write); err != nil {
 		return to, err
+	}
+	for _, st := range candidate {
+		_ = writeJSON(filepath.Join(dir, "stats", "after-candidate.json"), st)
 	}
 	for i := range before {
 		_ = writeJSON(filepath.Join(dir, "stats", "before-"+before[i].Node+".json"), before[i])
@@ -287,6 +297,11 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 			return to, err
 		}
 		to.Files = append(to.Files, path)
+	}
+	if strings.HasPrefix(s.Publishers.Pacing, "linear") {
+		nodes := max(t.Nodes, 1)
+		to.Notes = append(to.Notes, fmt.Sprintf("a ramp: plan capacity from it with darktime report capacity %s --nodes %d --slo-p99-ms 50 --users 200000 --rate 20",
+			filepath.Join(dir, "swarm.json"), nodes))
 	}
 	if interrupted {
 		why := "stopped by a signal"
