@@ -3,7 +3,6 @@ package runner
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -60,16 +59,6 @@ func (p *proc) start() error {
 	}()
 	p.cmd, p.done, p.paused = cmd, done, false
 	return nil
-}
-
-// pid is the process id, or 0 when it is not running.
-func (p *proc) pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
 }
 
 // exited reports whether the process has ended by itself.
@@ -203,19 +192,5 @@ func httpGet(ctx context.Context, client *http.Client, url string) ([]byte, erro
 	return b.Bytes(), nil
 }
 
-// dialCheck succeeds once addr accepts TCP connections.
-func dialCheck(addr string) func() error {
-	return func() error {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}
-}
-
 // logPath is the log file of a child named name in dir.
 func logPath(dir, name string) string { return filepath.Join(dir, "logs", name+".log") }
-
-// errStopped is returned by faults that found their process gone.
-var errStopped = errors.New("process not running")
