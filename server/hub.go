@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"hash/maphash"
 	"log/slog"
@@ -102,9 +103,35 @@ func (h *hub) dispatch(d broker.Delivery) {
 	f := &frame{ch: ch, id: d.ID, wire: wire, bodyOff: bodyOff}
 	ch.stats.received.Add(1)
 	h.stats.received.Add(1)
+	if d.CaughtUp {
+		h.stats.caughtUp.Add(1)
+	}
 	select {
 	case ch.shard.q <- f:
 	case <-h.stop:
+	}
+}
+
+// catchUp is the broker's OnCatchUp: its link to the other nodes was lost
+// and is back, and the events published meanwhile follow through dispatch.
+// Where some of them are gone from history, the channel's subscribers get a
+// darktime.missed notice first, through the channel's shard so that it
+// comes after the events before the gap and before those after it.
+func (h *hub) catchUp(cu broker.CatchUp) {
+	h.stats.catchUps.Add(1)
+	for _, g := range cu.Gaps {
+		h.mu.RLock()
+		ch := h.channels[g.Channel]
+		h.mu.RUnlock()
+		if ch == nil {
+			continue
+		}
+		data, _ := json.Marshal(missedNotice{Channel: g.Channel, LastEventID: g.After.String(), Reason: string(g.Reason)})
+		wire, _ := sse.AppendEvent(nil, sse.Event{Event: "darktime.missed", Data: data})
+		select {
+		case ch.shard.q <- &frame{ch: ch, wire: wire, notice: true}:
+		case <-h.stop:
+		}
 	}
 }
 
@@ -135,6 +162,11 @@ func (sh *shard) run() {
 func (sh *shard) fanOut() {
 	var total uint64
 	for i, f := range sh.batch {
+		if f.notice {
+			sh.notify(f)
+			sh.batch[i] = nil
+			continue
+		}
 		n := uint64(0)
 		for _, s := range *f.ch.subs.Load() {
 			accepted, schedule := s.enqueue(f)
@@ -155,6 +187,21 @@ func (sh *shard) fanOut() {
 		sh.dirty[i] = nil
 	}
 	sh.dirty = sh.dirty[:0]
+}
+
+// notify queues a notice frame for every subscriber of its channel.
+func (sh *shard) notify(f *frame) {
+	var n uint64
+	for _, s := range *f.ch.subs.Load() {
+		accepted, schedule := s.enqueueNotice(f)
+		if accepted {
+			n++
+		}
+		if schedule {
+			sh.dirty = append(sh.dirty, s)
+		}
+	}
+	sh.h.stats.missedNotices.Add(n)
 }
 
 var errShuttingDown = errors.New("server is shutting down")
@@ -217,6 +264,19 @@ func (h *hub) leave(ch *channel, s *subscriber) {
 	}
 }
 
+// track counts a goroutine that a request handler is about to start among
+// those shutdown waits for. Once shutdown has begun it returns false and the
+// goroutine must not start: an Add racing shutdown's Wait could be missed.
+func (h *hub) track() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return false
+	}
+	h.wg.Add(1)
+	return true
+}
+
 // register records a new open subscriber.
 func (h *hub) register(s *subscriber) bool {
 	h.mu.Lock()
@@ -232,7 +292,7 @@ func (h *hub) register(s *subscriber) bool {
 
 // detach unregisters a closed subscriber.
 func (h *hub) detach(s *subscriber) {
-	for _, ch := range s.chans {
+	for _, ch := range s.joined() {
 		if ch != nil {
 			h.leave(ch, s)
 		}

@@ -193,7 +193,7 @@ func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
 	s.hub = newHub(cfg, cfg.Logger)
-	bcfg := broker.Config{Handler: s.hub.dispatch, MaxLen: cfg.HistoryLength, MaxAge: cfg.HistoryAge}
+	bcfg := broker.Config{Handler: s.hub.dispatch, OnCatchUp: s.hub.catchUp, MaxLen: cfg.HistoryLength, MaxAge: cfg.HistoryAge}
 	var err error
 	switch {
 	case cfg.NewBroker != nil:

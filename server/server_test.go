@@ -109,17 +109,38 @@ func TestCORS(t *testing.T) {
 	}
 }
 
+// r3Backoff makes r3labs reconnect every 100ms until ctx ends; its
+// default backoff ignores the subscription's context, which keeps the
+// client's goroutine alive for minutes after the test.
+type r3Backoff struct{ ctx context.Context }
+
+func (b r3Backoff) NextBackOff() time.Duration {
+	if b.ctx.Err() != nil {
+		return -1 // backoff.Stop
+	}
+	return 100 * time.Millisecond
+}
+
+func (b r3Backoff) Reset()                   {}
+func (b r3Backoff) Context() context.Context { return b.ctx }
+
 func TestR3labsClient(t *testing.T) {
 	t.Parallel()
 	_, base := startServer(t, Config{})
 	client := r3sse.NewClient(base + "/sub/r3")
 	events := make(chan *r3sse.Event, 10)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	client.ReconnectStrategy = r3Backoff{ctx}
+	done := make(chan struct{})
+	defer func() {
+		cancel()
+		<-done
+	}()
 	connected := make(chan struct{})
 	var once sync.Once
 	client.OnConnect(func(*r3sse.Client) { once.Do(func() { close(connected) }) })
 	go func() {
+		defer close(done)
 		_ = client.SubscribeRawWithContext(ctx, func(ev *r3sse.Event) {
 			// r3labs dispatches blocks without data (our opening retry
 			// hint); the specification and browsers do not.

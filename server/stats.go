@@ -38,6 +38,8 @@ type nodeStats struct {
 	historyReplayed atomic.Uint64 // events written from history on resume
 	missedNotices   atomic.Uint64 // darktime.missed notices sent
 	brokerErrors    atomic.Uint64 // broker receive errors (Redis lost, ...)
+	caughtUp        atomic.Uint64 // events received from history after the broker link was restored
+	catchUps        atomic.Uint64 // broker link restorations caught up
 	connections     atomic.Uint64 // SSE connections accepted since start
 	disconnects     [numReasons]atomic.Uint64
 	subscribers     atomic.Int64 // open SSE connections
@@ -103,6 +105,8 @@ type NodeTotals struct {
 	HistoryReplayed     uint64            `json:"history_replayed"`
 	MissedNotices       uint64            `json:"missed_notices"`
 	BrokerErrors        uint64            `json:"broker_errors"`
+	CaughtUp            uint64            `json:"caught_up"`
+	CatchUps            uint64            `json:"catch_ups"`
 	Subscribers         int64             `json:"subscribers"`
 	Connections         uint64            `json:"connections"`
 	DisconnectsByReason map[string]uint64 `json:"disconnects_by_reason"`
@@ -167,6 +171,8 @@ func (h *hub) snapshot() Stats {
 	t.HistoryReplayed = st.historyReplayed.Load()
 	t.MissedNotices = st.missedNotices.Load()
 	t.BrokerErrors = st.brokerErrors.Load()
+	t.CaughtUp = st.caughtUp.Load()
+	t.CatchUps = st.catchUps.Load()
 	t.Subscribers = st.subscribers.Load()
 	t.Connections = st.connections.Load()
 	t.DisconnectsByReason = map[string]uint64{}
@@ -223,8 +229,10 @@ var metricHelp = map[string]string{
 	"dropped_total":          "Event copies dropped, by reason.",
 	"queued":                 "Event copies queued and not yet written.",
 	"history_replayed_total": "Events written from history to resuming subscribers.",
-	"missed_notices_total":   "darktime.missed notices sent to resuming subscribers whose id was too old.",
+	"missed_notices_total":   "darktime.missed notices sent: to resuming subscribers whose id was too old, and to subscribers of a channel whose history lost events while the broker link was down.",
 	"broker_errors_total":    "Errors receiving from the broker (for example Redis lost).",
+	"caught_up_total":        "Events received from history, not live: published while the broker link was down (included in received).",
+	"catch_ups_total":        "Times the broker link was restored and the missed events were read back from history.",
 	"subscribers":            "Open SSE connections.",
 	"connections_total":      "SSE connections accepted since start.",
 	"disconnects_total":      "SSE connections ended, by reason.",
@@ -254,6 +262,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("history_replayed_total", st.historyReplayed.Load())
 	counter("missed_notices_total", st.missedNotices.Load())
 	counter("broker_errors_total", st.brokerErrors.Load())
+	counter("caught_up_total", st.caughtUp.Load())
+	counter("catch_ups_total", st.catchUps.Load())
 	counter("connections_total", st.connections.Load())
 	for i, r := range allReasons {
 		counter("dropped_total", st.deliveryCounters.dropped[i].Load(), r)

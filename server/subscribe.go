@@ -103,7 +103,11 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 			s.failUnavailable(w, "subscribe", err)
 			return
 		}
-		sub.chans[i] = ch
+		if !sub.setChannel(i, ch) {
+			// Cut (a slow consumer) while joining: detach has run without
+			// this channel. The stream ends below, once it has started.
+			s.hub.leave(ch, sub)
+		}
 	}
 
 	initial, replayed, err := s.initialBytes(ctx, sub, resume, plain, cursor)
@@ -231,9 +235,19 @@ func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, initial [
 		s.serveStream(w, nil, sub, initial, replayed)
 		return
 	}
+	// The subscriber has been receiving events since it joined, and may
+	// already have been cut (a slow consumer while history was read): then
+	// nobody else will close the connection.
+	sub.mu.Lock()
+	if sub.state == stateClosed {
+		sub.mu.Unlock()
+		_ = conn.Close()
+		return
+	}
 	sub.conn = conn
 	sub.raw = rawConnOf(conn)
 	sub.chunked = true
+	sub.mu.Unlock()
 	_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if _, err := conn.Write(head.Bytes()); err != nil {
 		sub.close(reasonWriteError)
@@ -242,7 +256,9 @@ func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, initial [
 	_ = conn.SetWriteDeadline(time.Time{})
 	sub.goLive(replayed)
 
-	s.hub.wg.Add(1)
+	if !s.hub.track() {
+		return // shutting down: Shutdown closes the subscriber
+	}
 	go func() {
 		defer s.hub.wg.Done()
 		buf := make([]byte, 64)

@@ -41,12 +41,15 @@ const (
 // chunk in one write.
 const chunkRoom = 10
 
-// frame is one event encoded once for every subscriber of its channel.
+// frame is one event encoded once for every subscriber of its channel, or
+// a notice about the channel (a darktime.missed event without id, not
+// counted as an event).
 type frame struct {
 	ch      *channel
 	id      eventid.ID
-	wire    []byte // "id: <id>\n" + body + "\n"
+	wire    []byte // "id: <id>\n" + body + "\n"; a notice: the whole event
 	bodyOff int    // where the body starts in wire
+	notice  bool
 }
 
 // subscriber is one SSE connection. Events are copied into pending by the
@@ -179,6 +182,27 @@ func (s *subscriber) enqueue(f *frame) (accepted, schedule bool) {
 	schedule = !s.scheduled
 	s.scheduled = true
 	s.mu.Unlock()
+	return true, schedule
+}
+
+// enqueueNotice queues a notice frame in its place among the channel's
+// events: held while history is written, like events. accepted says the
+// notice will be written; schedule as for enqueue.
+func (s *subscriber) enqueueNotice(f *frame) (accepted, schedule bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case stateResuming:
+		s.held = append(s.held, f)
+		return true, false
+	case stateLive:
+	default:
+		return false, false
+	}
+	s.startLocked()
+	s.pending = append(s.pending, f.wire...)
+	schedule = !s.scheduled
+	s.scheduled = true
 	return true, schedule
 }
 
@@ -376,8 +400,13 @@ func (s *subscriber) finish(detach bool) {
 		return
 	}
 	close(s.done)
-	if s.conn != nil {
-		_ = s.conn.Close()
+	// conn is set under s.mu after the subscriber joined; if it is not set
+	// yet, serveHijacked sees the closed state and closes it itself.
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	if conn != nil {
+		_ = conn.Close()
 	}
 	s.hub.detach(s)
 }
@@ -434,6 +463,11 @@ func (s *subscriber) goLive(replayedUpTo map[*channel]eventid.ID) {
 	}
 	n := 0
 	for _, f := range s.held {
+		if f.notice {
+			s.startLocked()
+			s.pending = append(s.pending, f.wire...)
+			continue
+		}
 		if upTo, ok := s.skip[f.ch]; ok {
 			if !upTo.Less(f.id) {
 				continue
@@ -448,6 +482,23 @@ func (s *subscriber) goLive(replayedUpTo map[*channel]eventid.ID) {
 	s.held = nil
 	s.mu.Unlock()
 	s.flush()
+}
+
+// setChannel records the i-th channel the subscriber joined. It returns
+// false when the subscriber is closed already: detach, which leaves the
+// channels recorded, has run or is running without this one.
+func (s *subscriber) setChannel(i int, ch *channel) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chans[i] = ch
+	return s.state != stateClosed
+}
+
+// joined returns the channels the subscriber joined so far.
+func (s *subscriber) joined() []*channel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*channel(nil), s.chans...)
 }
 
 // queuedEvents returns the number of events queued but not yet written.

@@ -4,7 +4,8 @@
 //
 // Two implementations share one interface and one conformance suite: Memory
 // (one node, no dependency) and Redis (any number of nodes on one Redis,
-// history in Redis streams, fan-out through Redis pub/sub).
+// history in Redis streams, fan-out through Redis pub/sub; a node whose
+// pub/sub connection was lost catches up from the streams once it is back).
 package broker
 
 import (
@@ -34,11 +35,37 @@ type Delivery struct {
 	Channel string
 	ID      eventid.ID
 	Body    []byte
+	// CaughtUp marks an event read back from the channel's history after a
+	// lost link to the other nodes was restored, rather than received live:
+	// it was published while the link was down (see Config.OnCatchUp).
+	CaughtUp bool
 }
 
 // Handler receives every event published on a channel this node
-// subscribed to, in id order per channel. It must not block for long.
+// subscribed to, once, in id order per channel, also across a lost and
+// restored link to the other nodes. Calls for one channel never overlap. It
+// must not block for long.
 type Handler func(Delivery)
+
+// CatchUp reports a lost link to the other nodes (Redis: the pub/sub
+// connection) that was restored. The events of subscribed channels
+// published meanwhile were read back from history; the Handler receives
+// them next, marked CaughtUp, before any event received live afterwards.
+type CatchUp struct {
+	Channels int // subscribed channels whose history was read
+	Events   int // events about to be delivered from history
+	// Gaps lists the channels where that was not every missed event:
+	// history had already lost some of them.
+	Gaps []Gap
+}
+
+// Gap says that events of a channel published after an id will never reach
+// this node.
+type Gap struct {
+	Channel string
+	After   eventid.ID // the newest event the node had received before the gap
+	Reason  MissReason
+}
 
 // MissReason says why a History cannot vouch that nothing was missed.
 type MissReason string
@@ -51,6 +78,10 @@ const (
 	// MissTooOld: the channel has no history and the requested id is older
 	// than MaxAge, so whatever followed it has expired.
 	MissTooOld MissReason = "too_old"
+	// MissUnavailable: after a lost link was restored, the channel's
+	// history could not be read, so whatever was published meanwhile is
+	// lost for this node.
+	MissUnavailable MissReason = "history_unavailable"
 )
 
 // History is what a channel holds after a given id.
@@ -71,7 +102,8 @@ type Broker interface {
 	Publish(ctx context.Context, msgs []Message) ([]eventid.ID, error)
 	// Subscribe makes this node receive the channel's events through the
 	// Handler. When it returns nil, every event published afterwards is
-	// delivered.
+	// delivered, even one published while the link to the other nodes is
+	// down (it is caught up from history once the link is back).
 	Subscribe(ctx context.Context, channel string) error
 	// Unsubscribe stops delivery of the channel's events to this node.
 	Unsubscribe(ctx context.Context, channel string) error
@@ -89,6 +121,12 @@ type Broker interface {
 type Config struct {
 	// Handler receives the events of subscribed channels. Required.
 	Handler Handler
+	// OnCatchUp, if set, is called each time a lost link is restored, after
+	// the missed events were read back and before the Handler receives them,
+	// from the goroutine that calls the Handler (so a notice about a Gap can
+	// be ordered before the channel's next events). Memory has no link to
+	// lose and never calls it.
+	OnCatchUp func(CatchUp)
 	// MaxLen bounds each channel's history by count (default 100).
 	MaxLen int
 	// MaxAge bounds each channel's history by age (default 5m).

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/darktime/darktime/internal/eventid"
 	"github.com/darktime/darktime/internal/redistest"
 )
@@ -43,7 +45,34 @@ func (r *recorder) waitFor(t *testing.T, n int) []Delivery {
 	return nil
 }
 
+// catchUps collects OnCatchUp reports.
+type catchUps struct {
+	mu  sync.Mutex
+	got []CatchUp
+}
+
+func (c *catchUps) add(cu CatchUp) {
+	c.mu.Lock()
+	c.got = append(c.got, cu)
+	c.mu.Unlock()
+}
+
+func (c *catchUps) snapshot() []CatchUp {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]CatchUp(nil), c.got...)
+}
+
 type factory func(t *testing.T, cfg Config) Broker
+
+// suite is one broker implementation under the conformance suite.
+type suite struct {
+	newBroker factory
+	// linkDown cuts every node's link to the others and keeps new links
+	// from being made until restore is called; nil when the broker has no
+	// link to lose.
+	linkDown func(t *testing.T) (restore func())
+}
 
 func memoryFactory(t *testing.T, cfg Config) Broker {
 	b, err := NewMemory(cfg)
@@ -54,18 +83,44 @@ func memoryFactory(t *testing.T, cfg Config) Broker {
 	return b
 }
 
-// redisFactory returns a factory whose brokers share one private Redis, so
+// redisSuite returns a suite whose brokers share one private Redis, so
 // two brokers made by it are two nodes.
-func redisFactory(t *testing.T, sharded bool) factory {
+func redisSuite(t *testing.T, sharded bool) suite {
 	srv := redistest.Start(t)
+	admin := srv.Client()
 	prefix := fmt.Sprintf("t%d:", time.Now().UnixNano())
-	return func(t *testing.T, cfg Config) Broker {
-		b, err := NewRedis(RedisConfig{Config: cfg, URL: srv.URL, Prefix: prefix, Sharded: sharded})
-		if err != nil {
+	return suite{
+		newBroker: func(t *testing.T, cfg Config) Broker {
+			b, err := NewRedis(RedisConfig{Config: cfg, URL: srv.URL, Prefix: prefix, Sharded: sharded})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = b.Close() })
+			return b
+		},
+		linkDown: func(t *testing.T) func() {
+			return cutPubSub(t, admin)
+		},
+	}
+}
+
+// cutPubSub kills every pub/sub connection of a Redis and refuses new
+// connections (maxclients 1; connections already open keep working, so
+// publishing goes on) until restore.
+func cutPubSub(t *testing.T, admin *redis.Client) (restore func()) {
+	t.Helper()
+	ctx := context.Background()
+	if err := admin.ConfigSet(ctx, "maxclients", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := admin.ConfigSet(ctx, "maxclients", "10000").Err(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = b.Close() })
-		return b
 	}
 }
 
@@ -73,10 +128,10 @@ func body(s string) []byte { return []byte("data: " + s + "\n") }
 
 // TestConformance runs the same suite against every broker.
 func TestConformance(t *testing.T) {
-	for name, mk := range map[string]func(t *testing.T) factory{
-		"memory":        func(*testing.T) factory { return memoryFactory },
-		"redis":         func(t *testing.T) factory { return redisFactory(t, false) },
-		"redis-sharded": func(t *testing.T) factory { return redisFactory(t, true) },
+	for name, mk := range map[string]func(t *testing.T) suite{
+		"memory":        func(*testing.T) suite { return suite{newBroker: memoryFactory} },
+		"redis":         func(t *testing.T) suite { return redisSuite(t, false) },
+		"redis-sharded": func(t *testing.T) suite { return redisSuite(t, true) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -85,8 +140,9 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-func runConformance(t *testing.T, newBroker factory) {
+func runConformance(t *testing.T, s suite) {
 	ctx := context.Background()
+	newBroker := s.newBroker
 
 	t.Run("delivers in order to subscribers only", func(t *testing.T) {
 		rec := &recorder{}
@@ -287,6 +343,135 @@ func runConformance(t *testing.T, newBroker factory) {
 		h, err := nodes[2].History(ctx, "multi", eventid.ID{})
 		if err != nil || len(h.Events) != 30 {
 			t.Fatalf("history via another node: %d events, %v", len(h.Events), err)
+		}
+	})
+
+	t.Run("events published while the link is down are caught up once, in order", func(t *testing.T) {
+		rec := &recorder{}
+		var cus catchUps
+		node := newBroker(t, Config{Handler: rec.handle, OnCatchUp: cus.add})
+		publishers := []Broker{node}
+		if s.linkDown != nil {
+			publishers = append(publishers, newBroker(t, Config{Handler: func(Delivery) {}}))
+		}
+		want := map[string][]eventid.ID{}
+		n := 0
+		pub := func(channel string) {
+			t.Helper()
+			ids, err := publishers[n%len(publishers)].Publish(ctx, []Message{{Channel: channel, Body: body(fmt.Sprint(n))}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			want[channel] = append(want[channel], ids[0])
+		}
+		// Published before the node subscribed: a catch-up must not bring it.
+		pub("gap")
+		pub("quiet")
+		want = map[string][]eventid.ID{}
+		for _, c := range []string{"gap", "quiet"} {
+			if err := node.Subscribe(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pub("gap")
+		pub("gap")
+		rec.waitFor(t, 2)
+
+		restore := func() {}
+		if s.linkDown != nil {
+			restore = s.linkDown(t)
+		}
+		for i := 0; i < 10; i++ {
+			pub("gap")
+		}
+		// quiet had no event since the node subscribed: its catch-up starts
+		// from the newest event before the subscription.
+		pub("quiet")
+		pub("quiet")
+		time.Sleep(50 * time.Millisecond)
+		restore()
+		for i := 0; i < 5; i++ {
+			pub("gap")
+			time.Sleep(time.Millisecond)
+		}
+		rec.waitFor(t, 19)
+		time.Sleep(50 * time.Millisecond)
+
+		got := map[string][]Delivery{}
+		for _, d := range rec.snapshot() {
+			got[d.Channel] = append(got[d.Channel], d)
+		}
+		for c, ids := range want {
+			if len(got[c]) != len(ids) {
+				t.Fatalf("%s: got %d deliveries %v, want %d %v", c, len(got[c]), got[c], len(ids), ids)
+			}
+			for i, d := range got[c] {
+				if d.ID != ids[i] {
+					t.Fatalf("%s: delivery %d is %v, want %v (got %v)", c, i, d.ID, ids[i], got[c])
+				}
+			}
+		}
+		caught := 0
+		for _, d := range rec.snapshot() {
+			if d.CaughtUp {
+				caught++
+			}
+		}
+		all := cus.snapshot()
+		if s.linkDown == nil {
+			if len(all) != 0 || caught != 0 {
+				t.Fatalf("a broker without a link caught up: %+v, %d events", all, caught)
+			}
+			return
+		}
+		// The 12 events of the outage came from history (the 5 after it may
+		// have too, if published before the node resubscribed).
+		if len(all) == 0 || caught < 12 || caught > 17 {
+			t.Fatalf("catch-ups %+v, %d events caught up; want at least one, and 12 to 17 events", all, caught)
+		}
+		for _, cu := range all {
+			if len(cu.Gaps) != 0 {
+				t.Fatalf("catch-up reported gaps: %+v", cu)
+			}
+		}
+	})
+
+	t.Run("events the history lost while the link was down are reported", func(t *testing.T) {
+		if s.linkDown == nil {
+			t.Skip("the broker has no link to lose")
+		}
+		rec := &recorder{}
+		var cus catchUps
+		node := newBroker(t, Config{Handler: rec.handle, OnCatchUp: cus.add, MaxLen: 5})
+		if err := node.Subscribe(ctx, "lossy"); err != nil {
+			t.Fatal(err)
+		}
+		first, err := node.Publish(ctx, []Message{{Channel: "lossy", Body: body("first")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.waitFor(t, 1)
+		restore := s.linkDown(t)
+		var ids []eventid.ID
+		for i := 0; i < 12; i++ {
+			got, err := node.Publish(ctx, []Message{{Channel: "lossy", Body: body(fmt.Sprint(i))}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, got[0])
+		}
+		restore()
+		got := rec.waitFor(t, 6)
+		for i, d := range got[1:] {
+			if d.ID != ids[7+i] || !d.CaughtUp {
+				t.Fatalf("delivery %d after the gap = %+v, want the retained %v, caught up", i, d, ids[7+i])
+			}
+		}
+		all := cus.snapshot()
+		want := Gap{Channel: "lossy", After: first[0], Reason: MissTrimmed}
+		if len(all) != 1 || len(all[0].Gaps) != 1 || all[0].Gaps[0] != want || all[0].Events != 5 {
+			t.Fatalf("catch-ups %+v, want one with 5 events and gap %+v", all, want)
 		}
 	})
 }

@@ -165,6 +165,13 @@ type Redis struct {
 	waiters map[string][]chan struct{} // pub/sub channel -> subscribe confirmations awaited
 	closed  bool
 
+	// subs is what the receive loop needs to catch up after a lost pub/sub
+	// connection, by pub/sub channel name. Subscribe adds, Unsubscribe
+	// removes; subsMu is its own lock because the loop takes it for every
+	// message.
+	subsMu sync.Mutex
+	subs   map[string]*redisSub
+
 	stop   context.CancelFunc
 	done   chan struct{}
 	closeO sync.Once
@@ -185,7 +192,10 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	r := &Redis{cfg: cfg, client: cfg.Client, log: cfg.Logger, waiters: map[string][]chan struct{}{}, done: make(chan struct{}), pubCmd: "PUBLISH"}
+	r := &Redis{
+		cfg: cfg, client: cfg.Client, log: cfg.Logger, pubCmd: "PUBLISH",
+		waiters: map[string][]chan struct{}{}, subs: map[string]*redisSub{}, done: make(chan struct{}),
+	}
 	if cfg.Sharded {
 		r.pubCmd = "SPUBLISH"
 	}
@@ -346,9 +356,28 @@ func (r *Redis) publishBatch(ctx context.Context, msgs []Message, keysOf func(Me
 }
 
 // Subscribe implements Broker: it returns once Redis confirmed the
-// subscription, so no event published afterwards is missed.
+// subscription, so no event published afterwards is missed. It first reads
+// the channel's newest id: should the pub/sub connection be lost before
+// the channel's first event arrives, the catch-up starts from there.
 func (r *Redis) Subscribe(ctx context.Context, channel string) error {
 	name := r.pubsubChannel(channel)
+	if r.isClosed() {
+		return ErrClosed
+	}
+	r.subsMu.Lock()
+	known := r.subs[name] != nil
+	r.subsMu.Unlock()
+	if !known {
+		last, err := r.Last(ctx, channel)
+		if err != nil {
+			return fmt.Errorf("subscribe to %q: %w", channel, err)
+		}
+		r.subsMu.Lock()
+		if r.subs[name] == nil {
+			r.subs[name] = &redisSub{channel: channel, last: last}
+		}
+		r.subsMu.Unlock()
+	}
 	confirmed := make(chan struct{})
 	r.mu.Lock()
 	if r.closed {
@@ -393,6 +422,9 @@ func (r *Redis) Unsubscribe(ctx context.Context, channel string) error {
 	if r.isClosed() {
 		return nil
 	}
+	r.subsMu.Lock()
+	delete(r.subs, r.pubsubChannel(channel))
+	r.subsMu.Unlock()
 	var err error
 	if r.cfg.Sharded {
 		err = r.ps.SUnsubscribe(ctx, r.pubsubChannel(channel))
@@ -471,15 +503,20 @@ func (r *Redis) Last(ctx context.Context, channel string) (eventid.ID, error) {
 
 // receiveLoop reads pub/sub messages and hands them to the Handler. go-redis
 // reconnects and resubscribes by itself; the loop backs off while Redis is
-// unreachable.
+// unreachable, and once the subscriptions are back it catches up what was
+// published meanwhile.
 func (r *Redis) receiveLoop(ctx context.Context) {
 	defer close(r.done)
 	backoff := 50 * time.Millisecond
+	var lostAt time.Time // when the link was first seen lost since the last catch-up
 	for {
 		msg, err := r.ps.Receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
 				return
+			}
+			if lostAt.IsZero() {
+				lostAt = time.Now()
 			}
 			if r.cfg.OnError != nil {
 				r.cfg.OnError(err)
@@ -497,7 +534,12 @@ func (r *Redis) receiveLoop(ctx context.Context) {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
+				stale := r.confirmed(m)
 				r.confirm(m.Channel)
+				if stale != nil {
+					r.catchUp(ctx, stale, lostAt)
+					lostAt = time.Time{}
+				}
 			}
 		case *redis.Message:
 			channel, ok := r.channelOf(m.Channel)
@@ -510,6 +552,9 @@ func (r *Redis) receiveLoop(ctx context.Context) {
 			}
 			id, err := eventid.Parse(idText)
 			if err != nil {
+				continue
+			}
+			if !r.admit(m.Channel, id) {
 				continue
 			}
 			r.cfg.Handler(Delivery{Channel: channel, ID: id, Body: []byte(body)})
