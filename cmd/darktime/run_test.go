@@ -75,8 +75,8 @@ func readReport(t *testing.T, path string) *report.Report {
 }
 
 // TestRunNodeFailure runs a fault scenario end to end in child processes:
-// three Redis-backed nodes, slow consumers, one node killed with SIGKILL
-// and a reconnect storm; every client resumes on a node
+// three Redis-backed nodes, slow consumers, one node killed with SIGKILL,
+// Redis restarted and a reconnect storm; every client resumes on a node
 // left with nothing lost, and the swarm's ledger reconciles.
 func TestRunNodeFailure(t *testing.T) {
 	requireRedis(t)
@@ -98,10 +98,10 @@ func TestRunNodeFailure(t *testing.T) {
 	if m["deliveries"] == 0 || m["expected"] != m["deliveries"] {
 		t.Errorf("deliveries %v, expected %v: want equal and positive", m["deliveries"], m["expected"])
 	}
-	if r.Scenario == nil || len(r.Scenario.Faults) != 3 {
+	if r.Scenario == nil || len(r.Scenario.Faults) != 4 {
 		t.Fatalf("faults in the report: %+v", r.Scenario)
 	}
-	for i, kind := range []string{"slow_consumers", "kill_node", "storm"} {
+	for i, kind := range []string{"slow_consumers", "kill_node", "restart_redis", "storm"} {
 		if f := r.Scenario.Faults[i]; f.Kind != kind || f.Error != "" {
 			t.Errorf("fault %d: %+v, want %s injected", i, f, kind)
 		}

@@ -204,7 +204,11 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis broker: bad URL %q: %w", redactURL(cfg.URL), err)
 		}
-		opt.MaxRetries = 1
+		// No retries: a publish script that Redis ran but could not answer
+		// (it died in between) would run twice — one event under two ids.
+		// A failed command fails the request (503) and the publisher, who
+		// knows, retries; catch-up and resume retry on their own.
+		opt.MaxRetries = -1
 		r.client = redis.NewClient(opt)
 		r.ownsCli = true
 	}
