@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,9 +19,10 @@ type faultyServer struct {
 	subs     map[string][]chan []byte
 	n        map[string]int // publishes per channel
 	held     map[string][]byte
-	lost     int64 // copies never sent
-	dup      int64 // extra copies sent
-	reorders int64 // copies sent after their successor
+	high     map[string]int64 // per channel: the highest seq sent
+	lost     int64            // copies never sent
+	dup      int64            // extra copies sent
+	reorders int64            // copies sent after their successor
 }
 
 func (s *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -49,7 +51,16 @@ func (s *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		subs := int64(len(s.subs[ch]))
+		// send counts a copy sent after a later event of its channel as
+		// reordered: the held ones, and any that a slow publish let
+		// overtake (the swarm's publishes are concurrent).
 		send := func(ev []byte) {
+			if seq, ok := seqOf(ev); ok {
+				if seq < s.high[ch] {
+					s.reorders += subs
+				}
+				s.high[ch] = max(s.high[ch], seq)
+			}
 			for _, c := range s.subs[ch] {
 				c <- ev
 			}
@@ -72,7 +83,6 @@ func (s *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if h := s.held[ch]; h != nil && n%11 != 5 {
 			send(h)
-			s.reorders += subs
 			delete(s.held, ch)
 		}
 		w.WriteHeader(http.StatusCreated)
@@ -83,7 +93,7 @@ func (s *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestRunDetectsLossDuplicatesReordering(t *testing.T) {
 	t.Parallel()
-	fs := &faultyServer{subs: map[string][]chan []byte{}, n: map[string]int{}, held: map[string][]byte{}}
+	fs := &faultyServer{subs: map[string][]chan []byte{}, n: map[string]int{}, held: map[string][]byte{}, high: map[string]int64{}}
 	ts := httptest.NewServer(fs)
 	t.Cleanup(ts.CloseClientConnections)
 	t.Cleanup(ts.Close)
@@ -124,4 +134,18 @@ func TestRunDetectsLossDuplicatesReordering(t *testing.T) {
 	if placed != lost {
 		t.Errorf("losses placed in accounts: %d, want %d", placed, lost)
 	}
+}
+
+// seqOf finds the seq in a published body ({"seq":N,...}).
+func seqOf(body []byte) (int64, bool) {
+	_, rest, ok := strings.Cut(string(body), `"seq":`)
+	if !ok {
+		return 0, false
+	}
+	end := strings.IndexAny(rest, ",}")
+	if end < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(rest[:end], 10, 64)
+	return n, err == nil
 }
