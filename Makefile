@@ -15,7 +15,7 @@ build: ## build bin/darktime
 	$(GO) build -o $(BIN) ./cmd/darktime
 
 run: build ## the full demo: steady-state on embedded defaults with a 10% shadow candidate (~2 min, no Redis)
-	./$(BIN) run --embedded --shadow 10 --clients 2000 --time-scale 0.25 scenarios/steady-state.yaml
+	./$(BIN) run --embedded --shadow 10 --clients 1000 --time-scale 0.25 scenarios/steady-state.yaml
 
 serve: build ## the reference server alone, with a demo publisher and page on :8080
 	./$(BIN) server --demo

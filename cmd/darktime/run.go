@@ -51,7 +51,7 @@ ephemeral ports, nginx for start: nchan, redis-server for broker: redis).
 The overrides run a library scenario in another setting; the result is
 checked like the file. make run is
 
-  darktime run --embedded --shadow 10 --clients 2000 --time-scale 0.25 scenarios/steady-state.yaml
+  darktime run --embedded --shadow 10 --clients 1000 --time-scale 0.25 scenarios/steady-state.yaml
 
 Exit status: 0 when every gate passed; 1 when a gate failed, the run was
 interrupted (what it measured is written) or something it started failed;
