@@ -15,7 +15,10 @@ build: ## build bin/darktime
 	$(GO) build -o $(BIN) ./cmd/darktime
 
 run: build ## the full demo: steady-state on embedded defaults with a 10% shadow candidate (~2 min, no Redis)
-	./$(BIN) run --embedded --shadow 10 --clients 1000 --time-scale 0.25 scenarios/steady-state.yaml
+	@# The demo shows the verdict; a failed gate (exit 1) does not fail make, since the swarm, the
+	@# server, the proxy and the candidate share this machine's cores. Bad input (2) still does.
+	./$(BIN) run --embedded --shadow 10 --clients 1000 --time-scale 0.25 scenarios/steady-state.yaml; \
+	  status=$$?; if [ $$status -eq 1 ]; then echo "(make run: the verdict above is the demo's; darktime run exits 1 on a failed gate)"; exit 0; fi; exit $$status
 
 serve: build ## the reference server alone, with a demo publisher and page on :8080
 	./$(BIN) server --demo
