@@ -599,11 +599,13 @@ func (c *client) event(typ, data []byte) {
 		}
 		st.high = seq
 	case st.high-seq >= 64:
-		reordered = true // too far back to tell a duplicate; counted as reordered
+		// Too far back to tell a duplicate; counted as reordered when it
+		// had to come first.
+		reordered = r.pubs.orderedBefore(st.ch, seq, st.high)
 	default:
 		bit := uint64(1) << (st.high - seq)
 		dup = st.win&bit != 0
-		reordered = !dup
+		reordered = !dup && r.pubs.orderedBefore(st.ch, seq, st.high)
 		st.win |= bit
 	}
 	lat := time.Duration(c.recvNs - ts)

@@ -120,6 +120,10 @@ type Config struct {
 	// Progress, when set, receives one status line per second.
 	Logger   *slog.Logger
 	Progress io.Writer
+
+	// publishers, when set (tests), bounds the publish requests in flight;
+	// 1 sends each publish once the one before is answered.
+	publishers uint64
 }
 
 // Phase is one stretch of the publishing with its own rate.

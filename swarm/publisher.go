@@ -27,7 +27,22 @@ type publishLog struct {
 	down   []time.Time        // per target: skipped until then after a connection error
 	ts     map[int][]int64    // channel -> seq -> intended send time (Unix ns)
 	status map[int][]pubState // channel -> seq -> outcome
-	info   PublishInfo
+	// sent and answered are, per channel and seq, when the publish left
+	// and when its 2xx answer was back (monotonic ns since epoch, stamped by
+	// orderClock; 0: not yet, or failed). Only a publish answered before a
+	// later one was sent has an order the server must keep (orderedBefore).
+	epoch    time.Time
+	sent     map[int][]int64
+	answered map[int][]int64
+	info     PublishInfo
+}
+
+func newPublishLog() *publishLog {
+	return &publishLog{
+		ts: map[int][]int64{}, status: map[int][]pubState{},
+		epoch: time.Now(), sent: map[int][]int64{}, answered: map[int][]int64{},
+		info: PublishInfo{Errors: map[string]int64{}},
+	}
 }
 
 type pubState uint8
@@ -41,6 +56,54 @@ const (
 func (l *publishLog) ok(ch int, seq int64) bool {
 	s := l.status[ch]
 	return seq < int64(len(s)) && s[seq] == pubOK
+}
+
+// orderedBefore reports whether the publish of seq on channel ch was
+// answered before the publish of later was sent: only then must a server
+// deliver seq first. Publishes in flight together (the publisher keeps
+// many requests going, to several targets) have no order until the server
+// gives them one, which may differ from the order of their seqs: when a
+// stalled node answers late, the next seq, sent to another node, overtakes
+// it everywhere.
+func (l *publishLog) orderedBefore(ch int, seq, later int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	answered, sent := l.answered[ch], l.sent[ch]
+	if seq < 0 || seq >= int64(len(answered)) || later >= int64(len(sent)) {
+		return false
+	}
+	return answered[seq] != 0 && answered[seq] < sent[later]
+}
+
+// stamp records the time now in times[ch][seq].
+func (l *publishLog) stamp(times map[int][]int64, ch int, seq int64) {
+	now := int64(time.Since(l.epoch))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := times[ch]; seq >= 0 && seq < int64(len(s)) {
+		s[seq] = now
+	}
+}
+
+// orderClock stamps every publish with when it left and when its 2xx
+// answer came back, on the request's own goroutine: vegeta hands the
+// result over later, and by the time a later publish's event arrives the
+// answer of every publish before it must be known.
+type orderClock struct {
+	next http.RoundTripper
+	pl   *publishLog
+}
+
+func (o orderClock) RoundTrip(req *http.Request) (*http.Response, error) {
+	ch, seq, _, ok := fromFragment("#" + req.URL.Fragment)
+	if ok {
+		o.pl.stamp(o.pl.sent, ch, seq)
+	}
+	resp, err := o.next.RoundTrip(req)
+	if ok && err == nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		o.pl.stamp(o.pl.answered, ch, seq)
+	}
+	return resp, err
 }
 
 // stampingPacer wraps a vegeta pacer and hands the intended send time of
@@ -107,14 +170,18 @@ func (r *run) publish(ctx context.Context, share float64) {
 		MaxIdleConnsPerHost: 1000,
 	}
 	defer transport.CloseIdleConnections()
-	atk := vegeta.NewAttacker(vegeta.Client(&http.Client{
+	pl := r.pubs
+	opts := []func(*vegeta.Attacker){vegeta.Client(&http.Client{
 		Timeout:   publishTimeout,
-		Transport: transport,
+		Transport: orderClock{next: transport, pl: pl},
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
-	}), vegeta.MaxWorkers(10_000))
-	pl := r.pubs
+	}), vegeta.MaxWorkers(10_000)}
+	if cfg.publishers > 0 {
+		opts = append(opts, vegeta.Workers(cfg.publishers), vegeta.MaxWorkers(cfg.publishers))
+	}
+	atk := vegeta.NewAttacker(opts...)
 	pl.down = make([]time.Time, len(cfg.Targets))
 	pacer := &stampingPacer{inner: cfg.pacer(share), stamps: make(chan stamp, 4096)}
 	if len(cfg.Phases) > 0 {
@@ -141,6 +208,8 @@ func (r *run) publish(ctx context.Context, share float64) {
 		seq := r.nextSeq[ch].Load()
 		pl.ts[ch] = append(pl.ts[ch], ts)
 		pl.status[ch] = append(pl.status[ch], pubPending)
+		pl.sent[ch] = append(pl.sent[ch], 0)
+		pl.answered[ch] = append(pl.answered[ch], 0)
 		pl.info.Attempted++
 		// Clients snapshot nextSeq when they subscribe: bump it only once
 		// the seq is recorded, and before the request leaves.

@@ -143,11 +143,13 @@ func (r *run) slowDown(sd Slowdown) {
 
 // shutdown stops every client and waits for them. Safe to call twice.
 func (r *run) shutdown() {
-	if r.stopping.Swap(true) {
-		return
-	}
+	// Only Run's goroutine calls shutdown: snapshot before clients can
+	// see stopping and read finalSeq.
 	if r.finalSeq == nil {
 		r.snapshotFinal()
+	}
+	if r.stopping.Swap(true) {
+		return
 	}
 	r.stop()
 	for _, c := range r.clients {
@@ -177,7 +179,7 @@ func newRun(cfg Config) (*run, error) {
 		chanIndex: make(map[string]int, len(asg.names)),
 		nextSeq:   make([]atomic.Int64, cfg.Channels),
 		ledger:    ledger.New(cfg.LedgerWindow),
-		pubs:      &publishLog{ts: map[int][]int64{}, status: map[int][]pubState{}, info: PublishInfo{Errors: map[string]int64{}}},
+		pubs:      newPublishLog(),
 		errs:      map[string]int64{},
 		samples:   map[string]string{},
 	}
