@@ -1,0 +1,58 @@
+package swarm
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/darktime/darktime/internal/fanoutbench"
+)
+
+// BenchmarkClientEventFromWire is BenchmarkClientEvent plus the decoding
+// in front of it: the darktime server's chunked wire bytes (one event per
+// chunk, id, event and data lines) fed to the client's stream in reads of
+// the client's buffer size, as its read loop does.
+func BenchmarkClientEventFromWire(b *testing.B) {
+	cfg := Config{Clients: 1, Channels: 1, Seed: 1, ChannelPrefix: "bench"}.withDefaults()
+	r, err := newRun(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.rec = newRecorder(time.Now())
+	c := r.clients[0]
+	c.shard = &r.rec.shards[0]
+	c.beginSession()
+	head := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+	stream, err := fanoutbench.NewTypedEventStream(head, c.event)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.stream = stream
+	const events = 1024
+	now := time.Now().UnixNano()
+	var wire []byte
+	for i := range events {
+		ev := fmt.Appendf(nil, "id: 1795628608000-%d\nevent: message\ndata: %s\n\n", i,
+			`{"ch":"bench_0","seq":`+strconv.Itoa(i)+`,"ts":`+strconv.FormatInt(now+int64(i)*int64(time.Millisecond), 10)+`,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)
+		wire = fmt.Appendf(wire, "%x\r\n%s\r\n", len(ev), ev)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(wire)))
+	b.ResetTimer()
+	for range b.N {
+		c.beginSession() // the seqs start over
+		c.recvNs = now + int64(time.Millisecond)
+		for i := 0; i < len(wire); i += readBufferSize {
+			if err := c.stream.Feed(wire[i:min(i+readBufferSize, len(wire))]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event")
+	c.flushDebits()
+	if got := r.ledger.Totals().Debit; got != int64(b.N)*events {
+		b.Fatalf("debits %d, want %d", got, int64(b.N)*events)
+	}
+}
