@@ -1,177 +1,89 @@
 package sse
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
-	"fmt"
 	"io"
 )
 
-// ErrLineTooLong is returned when a line exceeds the Reader's limit.
-var ErrLineTooLong = errors.New("sse: line too long")
+// readerMaxLine is the Reader's line limit when NewReader is given none.
+const readerMaxLine = 1 << 20
 
-// DefaultMaxLine bounds a single line (and so an event's data line).
-const DefaultMaxLine = 1 << 20
+// readerMaxEvent bounds one event's data for a Reader.
+const readerMaxEvent = 16 << 20
 
-// Reader parses an event stream incrementally.
+// Reader is a Decoder over an io.Reader that returns one event per call,
+// for code that can afford a copy per event (tests, examples).
 type Reader struct {
-	br          *bufio.Reader
-	maxLine     int
-	lastID      string
-	skipLF      bool // the previous line ended in CR: a following LF belongs to it
-	started     bool // the optional BOM has been handled
-	line        []byte
-	data        []byte
-	event       string
-	retry       int
-	hasData     bool
-	pendingID   string
-	pendingHave bool
+	r      io.Reader
+	dec    Decoder
+	buf    []byte
+	queue  []Event // decoded, not yet returned
+	next   int     // index in queue of the next event to return
+	data   []byte  // backing store of the queued events' Data
+	err    error   // what ends the stream once queue is drained
+	lastID string
 }
 
-// NewReader returns a Reader over r. maxLine <= 0 means DefaultMaxLine.
+// NewReader returns a Reader over r. maxLine <= 0 means 1 MiB.
 func NewReader(r io.Reader, maxLine int) *Reader {
 	if maxLine <= 0 {
-		maxLine = DefaultMaxLine
+		maxLine = readerMaxLine
 	}
-	br, ok := r.(*bufio.Reader)
-	if !ok {
-		br = bufio.NewReaderSize(r, 4096)
-	}
-	return &Reader{br: br, maxLine: maxLine}
+	rd := &Reader{r: r, buf: make([]byte, 4096)}
+	rd.dec.Reset(Limits{MaxLine: maxLine, MaxEvent: max(readerMaxEvent, 2*maxLine)}, rd.queueMessage)
+	return rd
 }
 
-// LastEventID is the stream's last event id buffer, as a browser keeps it
-// to send back in Last-Event-ID when it reconnects.
+// LastEventID is the stream's last event ID as of the last event Next
+// returned (or of the end of the stream), as a browser keeps it to send
+// back in Last-Event-ID when it reconnects.
 func (r *Reader) LastEventID() string { return r.lastID }
 
 // Next returns the next dispatched event. Comments and events without data
-// are consumed silently (an id-only block still updates LastEventID). The
-// returned Data is valid until the next call. At the end of the stream it
-// returns io.EOF; an incomplete final event is discarded, as the
-// specification says.
+// are consumed silently (an id-only block still updates LastEventID).
+// ID is the last event ID, Event the type ("message" when the event had
+// none), Retry the stream's reconnection time so far and HasID whether ID
+// is set. The returned Data is valid until the next call. At the end of
+// the stream it returns io.EOF, or io.ErrUnexpectedEOF when it ended in
+// the middle of a line; an incomplete final event is discarded, as the
+// specification says. A line or event beyond the limits returns an error
+// wrapping ErrLineTooLong or ErrEventTooLong.
 func (r *Reader) Next() (Event, error) {
-	for {
-		line, err := r.readLine()
-		if err != nil {
-			return Event{}, err
+	for r.next == len(r.queue) {
+		if r.err != nil {
+			r.lastID = string(r.dec.LastEventID())
+			return Event{}, r.err
 		}
-		if len(line) == 0 {
-			ev, ok := r.dispatch()
-			if ok {
-				return ev, nil
-			}
-			continue
-		}
-		r.field(line)
-	}
-}
-
-func (r *Reader) dispatch() (Event, bool) {
-	if r.pendingHave {
-		r.lastID = r.pendingID
-	}
-	ev := Event{ID: r.lastID, Event: r.event, Retry: r.retry, HasID: r.pendingHave}
-	ok := r.hasData
-	if ok {
-		data := r.data
-		if len(data) > 0 && data[len(data)-1] == '\n' {
-			data = data[:len(data)-1]
-		}
-		ev.Data = data
-	}
-	r.data = r.data[:0]
-	r.event = ""
-	r.retry = 0
-	r.hasData = false
-	r.pendingHave = false
-	r.pendingID = ""
-	return ev, ok
-}
-
-func (r *Reader) field(line []byte) {
-	if line[0] == ':' {
-		return // comment
-	}
-	name, value := line, []byte(nil)
-	if i := bytes.IndexByte(line, ':'); i >= 0 {
-		name, value = line[:i], line[i+1:]
-		if len(value) > 0 && value[0] == ' ' {
-			value = value[1:]
-		}
-	}
-	switch string(name) {
-	case "data":
-		r.data = append(r.data, value...)
-		r.data = append(r.data, '\n')
-		r.hasData = true
-	case "event":
-		r.event = string(value)
-	case "id":
-		if bytes.IndexByte(value, 0) < 0 {
-			r.pendingID = string(value)
-			r.pendingHave = true
-		}
-	case "retry":
-		if n, ok := digits(value); ok {
-			r.retry = n
-		}
-	}
-}
-
-func digits(b []byte) (int, bool) {
-	if len(b) == 0 || len(b) > 9 {
-		return 0, false
-	}
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
-}
-
-// readLine returns the next line without its terminator.
-func (r *Reader) readLine() ([]byte, error) {
-	r.line = r.line[:0]
-	for {
-		b, err := r.br.ReadByte()
-		if err != nil {
-			if err == io.EOF && len(r.line) > 0 {
-				return nil, io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-		if r.skipLF {
-			r.skipLF = false
-			if b == '\n' {
-				continue
+		r.queue, r.next, r.data = r.queue[:0], 0, r.data[:0]
+		n, err := r.r.Read(r.buf)
+		if n > 0 {
+			if ferr := r.dec.Feed(r.buf[:n]); ferr != nil {
+				r.err = ferr
 			}
 		}
-		if !r.started {
-			r.started = true
-			if b == 0xEF {
-				// Possible UTF-8 BOM: EF BB BF.
-				rest, err := r.br.Peek(2)
-				if err == nil && rest[0] == 0xBB && rest[1] == 0xBF {
-					_, _ = r.br.Discard(2)
-					continue
-				}
+		if err != nil && r.err == nil {
+			r.err = err
+			if err == io.EOF && r.dec.pending() {
+				r.err = io.ErrUnexpectedEOF
 			}
 		}
-		switch b {
-		case '\n':
-			return r.line, nil
-		case '\r':
-			r.skipLF = true
-			return r.line, nil
-		}
-		if len(r.line) >= r.maxLine {
-			return nil, fmt.Errorf("%w (limit %d bytes)", ErrLineTooLong, r.maxLine)
-		}
-		r.line = append(r.line, b)
 	}
+	ev := r.queue[r.next]
+	r.next++
+	r.lastID = ev.ID
+	return ev, nil
+}
+
+// queueMessage copies a decoded event for Next; the Data of the events of
+// one Feed share r.data, which is reset only when they have all been
+// returned.
+func (r *Reader) queueMessage(m Message) {
+	start := len(r.data)
+	r.data = append(r.data, m.Data...)
+	r.queue = append(r.queue, Event{
+		ID:    string(m.LastEventID),
+		Event: string(m.Type),
+		Data:  r.data[start:len(r.data):len(r.data)],
+		Retry: r.dec.RetryMs(),
+		HasID: len(m.LastEventID) > 0,
+	})
 }

@@ -1,13 +1,17 @@
-// Package sse encodes and parses the Server-Sent Events wire format
-// (text/event-stream, WHATWG HTML "Server-sent events").
+// Package sse encodes and decodes the Server-Sent Events wire format
+// (text/event-stream, WHATWG HTML "Server-sent events"). It is darktime's
+// one event-stream parser: the server's tests, the swarm and the lean
+// benchmark clients, and the shadow proxy all read events with it.
 //
 // The encoder appends to a caller's buffer so a server can encode an event
-// once and write the same bytes to every subscriber. The Reader is an
-// incremental parser that follows the specification's rules: lines end in
-// CRLF, LF or CR; a leading U+FEFF is ignored; one space after the colon is
-// stripped; data lines are joined with LF; an event is dispatched on a blank
-// line and only when it has data; ids containing NUL are ignored; retry is
-// digits only.
+// once and write the same bytes to every subscriber.
+//
+// The Decoder is incremental and in place: it is fed bytes as they are
+// read, in any split, and hands each dispatched event to a callback as
+// slices of its own buffers, following the standard's interpretation
+// algorithm to the letter (see Decoder). Stream puts it behind the HTTP/1.1
+// body framing of a raw connection; Reader puts it behind an io.Reader and
+// returns copies, one event per call.
 package sse
 
 import (
@@ -19,13 +23,25 @@ import (
 // ContentType is the media type of an event stream.
 const ContentType = "text/event-stream"
 
-// Event is one dispatched server-sent event.
+// Event is one server-sent event as the encoder writes it and the Reader
+// returns it.
 type Event struct {
-	ID    string // the id field; "" when the event set none
-	Event string // the event type; "" means "message"
+	// ID is the id field. Encoding, "" writes none (unless HasID); the
+	// Reader gives the stream's last event ID, which persists across
+	// events.
+	ID string
+	// Event is the event type. Encoding, "" writes no event line, which
+	// a client reads as "message"; the Reader gives "message" then.
+	Event string
 	Data  []byte // data lines joined with "\n"
-	Retry int    // reconnection time in ms from a retry field; 0 when absent
-	HasID bool   // an id field was present (an empty id resets the last event id)
+	// Retry is a reconnection time in ms: encoding, a retry line when
+	// positive; the Reader gives the stream's from its last retry field,
+	// 0 when none came.
+	Retry int
+	// HasID makes the encoder write an id line even for an empty ID,
+	// which resets the client's last event ID; the Reader sets it when ID
+	// is not empty.
+	HasID bool
 }
 
 // ErrInvalidField is returned by the encoder for an id or event name that

@@ -67,27 +67,25 @@ func readAll(t *testing.T, stream string) []Event {
 	}
 }
 
-func TestReaderSpecExamples(t *testing.T) {
+// TestReader checks what the Reader adds to the Decoder: one copied event
+// per call, the event fields, and how the stream ends.
+func TestReader(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		stream string
 		want   []Event
 	}{
-		{"two data lines", "data: YHOO\ndata: +2\ndata: 10\n\n", []Event{{Data: []byte("YHOO\n+2\n10")}}},
-		{"comment then events with id", ": test stream\n\ndata: first event\nid: 1\n\ndata:second event\nid\n\ndata:  third event\n\n",
-			[]Event{{ID: "1", HasID: true, Data: []byte("first event")}, {ID: "", HasID: true, Data: []byte("second event")}, {Data: []byte(" third event")}}},
-		{"empty data dispatches", "data\n\ndata\ndata\n\ndata:\n", []Event{{Data: []byte("")}, {Data: []byte("\n")}}},
-		{"space after colon optional", "data:test\n\ndata: test\n\n", []Event{{Data: []byte("test")}, {Data: []byte("test")}}},
-		{"CR and CRLF endings", "event: a\rdata: 1\r\n\r\ndata: 2\r\r", []Event{{Event: "a", Data: []byte("1")}, {Data: []byte("2")}}},
-		{"BOM ignored", "\xEF\xBB\xBFdata: x\n\n", []Event{{Data: []byte("x")}}},
-		{"id with NUL ignored", "id: a\x00b\ndata: x\n\n", []Event{{Data: []byte("x")}}},
-		{"retry digits only", "retry: 10x\ndata: a\n\nretry: 300\ndata: b\n\n", []Event{{Data: []byte("a")}, {Retry: 300, Data: []byte("b")}}},
-		{"id persists", "id: 7\ndata: a\n\ndata: b\n\n", []Event{{ID: "7", HasID: true, Data: []byte("a")}, {ID: "7", Data: []byte("b")}}},
+		{"events of one read one at a time", "id: 1\nevent: post\ndata: a\n\ndata: b\ndata: c\n\n",
+			[]Event{{ID: "1", HasID: true, Event: "post", Data: []byte("a")}, {ID: "1", HasID: true, Event: "message", Data: []byte("b\nc")}}},
+		{"empty id resets", "id: 1\ndata: a\n\nid\ndata: b\n\n", []Event{{ID: "1", HasID: true, Event: "message", Data: []byte("a")}, {Event: "message", Data: []byte("b")}}},
+		{"retry is the stream's so far", "retry: 10x\ndata: a\n\nretry: 300\n\ndata: b\n\n", []Event{{Event: "message", Data: []byte("a")}, {Retry: 300, Event: "message", Data: []byte("b")}}},
+		{"BOM", "\xEF\xBB\xBFdata: x\r\n\r\n", []Event{{Event: "message", Data: []byte("x")}}},
 		{"no data no dispatch", "event: x\n\nid: 3\n\n", nil},
-		{"unterminated final event dropped", "data: a\n\ndata: b", []Event{{Data: []byte("a")}}},
+		{"unterminated final event dropped", "data: a\n\ndata: b", []Event{{Event: "message", Data: []byte("a")}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			got := readAll(t, tc.stream)
 			if len(got) != len(tc.want) {
 				t.Fatalf("got %d events %+v, want %d", len(got), got, len(tc.want))
@@ -99,6 +97,30 @@ func TestReaderSpecExamples(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestReaderEnd(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		stream string
+		want   error
+		lastID string
+	}{
+		{"data: a\n\n", io.EOF, ""},
+		{"data: a\n\nid: 2\n\n", io.EOF, "2"},
+		{"data: a\n\ndata: b\n", io.EOF, ""}, // an unfinished event, but whole lines
+		{"data: a\n\ndata: b", io.ErrUnexpectedEOF, ""},
+		{"\xEF\xBB", io.ErrUnexpectedEOF, ""},
+	} {
+		r := NewReader(strings.NewReader(tc.stream), 0)
+		var err error
+		for err == nil {
+			_, err = r.Next()
+		}
+		if err != tc.want || r.LastEventID() != tc.lastID {
+			t.Errorf("%q: ended with %v, last id %q; want %v, %q", tc.stream, err, r.LastEventID(), tc.want, tc.lastID)
+		}
 	}
 }
 
@@ -136,7 +158,7 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add("", "", []byte("a\r\nb\rc\n"), 0)
 	f.Add("x", "", []byte(""), 5)
 	f.Fuzz(func(t *testing.T, id, event string, data []byte, retry int) {
-		if retry < 0 || retry > 1e9 {
+		if retry < 0 || retry > MaxRetry {
 			retry = 0
 		}
 		ev := Event{ID: id, Event: event, Data: data, Retry: retry}
@@ -160,24 +182,12 @@ func FuzzRoundTrip(f *testing.F) {
 		if bytes.IndexByte([]byte(id), 0) >= 0 {
 			wantID = "" // the reader ignores ids with NUL
 		}
-		if got[0].ID != wantID || got[0].Event != event || got[0].Retry != retry {
-			t.Fatalf("got %+v, want id %q event %q retry %d", got[0], wantID, event, retry)
+		wantEvent := event
+		if wantEvent == "" {
+			wantEvent = "message"
 		}
-	})
-}
-
-// FuzzReader feeds arbitrary bytes to the reader: it must never panic or
-// loop, and every event it returns must have been terminated by a blank line.
-func FuzzReader(f *testing.F) {
-	f.Add([]byte("data: a\n\n"))
-	f.Add([]byte("\xEF\xBB\xBFid: 1\r\nretry: 5\r\ndata\r\n\r\n:c\n"))
-	f.Fuzz(func(t *testing.T, stream []byte) {
-		r := NewReader(bytes.NewReader(stream), 64)
-		for i := 0; i <= len(stream); i++ {
-			if _, err := r.Next(); err != nil {
-				return
-			}
+		if got[0].ID != wantID || got[0].Event != wantEvent || got[0].Retry != retry {
+			t.Fatalf("got %+v, want id %q event %q retry %d", got[0], wantID, wantEvent, retry)
 		}
-		t.Fatalf("more events than bytes in %q", stream)
 	})
 }
