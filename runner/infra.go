@@ -17,17 +17,12 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/darktime/darktime/internal/nchanconf"
 	"github.com/darktime/darktime/scenario"
 )
 
 // readyTimeout bounds the start of one child process.
 const readyTimeout = 15 * time.Second
-
-// NchanConf is the nginx + nchan configuration start: nchan uses.
-var NchanConf = "/work/shared/peers/nchan-nginx.conf"
-
-// nchanModules are where Debian's libnginx-mod-nchan puts the module.
-var nchanModules = []string{"/usr/lib/nginx/modules/ngx_nchan_module.so", "/usr/share/nginx/modules/ngx_nchan_module.so"}
 
 // cluster is what one target run started: Redis, the server nodes, nginx,
 // the shadow proxies and their candidate.
@@ -220,43 +215,38 @@ func (c *cluster) startNode(ctx context.Context, name, redisURL string, workers 
 	return p, url, nil
 }
 
-// startNchan runs nginx + nchan from NchanConf, on its port when that is
-// free and on another otherwise.
+// startNchan runs nginx + nchan from the repository's nchan-nginx.conf
+// (embedded: internal/nchanconf), on its port when that is free and on
+// another otherwise.
 func (c *cluster) startNchan(ctx context.Context) error {
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
-		return errors.New("start: nchan needs nginx, which is not on PATH: apt-get install -y nginx-light libnginx-mod-nchan")
+		return errors.New("start: nchan needs nginx, which is not on PATH: " + nchanconf.InstallHint)
 	}
-	module := ""
-	for _, m := range nchanModules {
-		if _, err := os.Stat(m); err == nil {
-			module = m
-			break
-		}
-	}
+	module := nchanconf.Module()
 	if module == "" {
-		return fmt.Errorf("start: nchan needs the nchan module (%s): apt-get install -y libnginx-mod-nchan", nchanModules[0])
+		return fmt.Errorf("start: nchan needs the nchan module (%s): %s", nchanconf.Modules[0], nchanconf.InstallHint)
 	}
-	conf, err := os.ReadFile(NchanConf)
+	dir, err := filepath.Abs(filepath.Join(c.dir, "nginx"))
 	if err != nil {
-		return fmt.Errorf("start: nchan: %w", err)
+		return err
 	}
-	dir := filepath.Join(c.dir, "nginx")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	text := strings.Replace(string(conf), "modules/ngx_nchan_module.so", module, 1)
-	text = strings.Replace(text, "http {", "http {\n  client_body_temp_path "+dir+";", 1)
-	addr := strings.TrimPrefix(scenario.NchanURL, "http://")
+	addr := nchanconf.Addr
 	if !portFree(addr) {
 		port, err := freePort()
 		if err != nil {
 			return err
 		}
 		newAddr := "127.0.0.1:" + strconv.Itoa(port)
-		text = strings.Replace(text, "listen "+addr, "listen "+newAddr, 1)
 		c.r.log.Warn("the nchan port is taken; nginx listens on another", "taken", addr, "addr", newAddr)
 		addr = newAddr
+	}
+	text, err := nchanconf.Render(nchanconf.Options{Dir: dir, Module: module, Listen: addr})
+	if err != nil {
+		return fmt.Errorf("start: nchan: %w", err)
 	}
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -264,8 +254,7 @@ func (c *cluster) startNchan(ctx context.Context) error {
 	}
 	c.nginx = &proc{
 		name: "nginx", path: nginx, log: logPath(c.dir, "nginx"),
-		args: []string{"-c", path, "-p", dir, "-e", filepath.Join(dir, "error.log"),
-			"-g", "daemon off; pid " + filepath.Join(dir, "nginx.pid") + ";"},
+		args: []string{"-p", dir, "-c", path, "-e", filepath.Join(dir, "error.log")},
 	}
 	if err := c.nginx.start(); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/darktime/darktime/internal/nchanconf"
 	"github.com/darktime/darktime/swarm"
 )
 
@@ -36,11 +37,8 @@ type Options struct {
 // logs, Redis, the Go runtime.
 const fdHeadroom = 64
 
-// nchanMaxConns is worker_connections in peers/nchan-nginx.conf.
-const nchanMaxConns = 19_000
-
-// nchanModules are where Debian's libnginx-mod-nchan puts the module.
-var nchanModules = []string{"/usr/lib/nginx/modules/ngx_nchan_module.so", "/usr/share/nginx/modules/ngx_nchan_module.so"}
+// nchanMaxConns is worker_connections in nchan-nginx.conf.
+const nchanMaxConns = nchanconf.MaxConns
 
 func (o Options) fileLimit() int {
 	if o.FileLimit > 0 {
@@ -138,9 +136,9 @@ func (v *validator) machine() {
 		switch {
 		case t.t.Start == StartNchan:
 			if _, err := look("nginx"); err != nil {
-				v.errorf(t.path+".start", "start: nchan needs nginx, which is not on PATH: apt-get install -y nginx-light libnginx-mod-nchan")
-			} else if !anyExists(nchanModules) {
-				v.errorf(t.path+".start", "start: nchan needs the nchan module (%s): apt-get install -y libnginx-mod-nchan", nchanModules[0])
+				v.errorf(t.path+".start", "start: nchan needs nginx, which is not on PATH: %s", nchanconf.InstallHint)
+			} else if nchanconf.Module() == "" {
+				v.errorf(t.path+".start", "start: nchan needs the nchan module (%s): %s", nchanconf.Modules[0], nchanconf.InstallHint)
 			}
 		case t.t.Embedded() && t.t.Broker == BrokerRedis:
 			if _, err := look("redis-server"); err != nil {
@@ -148,15 +146,6 @@ func (v *validator) machine() {
 			}
 		}
 	}
-}
-
-func anyExists(paths []string) bool {
-	for _, p := range paths {
-		if _, err := os.Stat(p); err == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // isLoopback reports whether every server of t is on loopback (so the

@@ -17,7 +17,8 @@ import (
 var update = flag.Bool("update", false, "rewrite the .golden files of testdata/")
 
 // testOpts pins the machine so results do not depend on where tests run:
-// the limits of the machine darktime is built for (peers/README.md).
+// the limits of the machine darktime is built for (a process may open
+// 20,000 files; 28,232 ephemeral ports).
 var testOpts = Options{SkipBinaries: true, FileLimit: 20_000, EphemeralPorts: 28_232}
 
 func TestLibraryChecks(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/darktime/darktime/internal/nchanconf"
 )
 
 // Version is the schema version this package reads.
@@ -49,11 +51,12 @@ const (
 )
 
 // StartNchan is the one external server the runner knows how to start:
-// nginx with nchan, from /work/shared/peers/nchan-nginx.conf.
+// nginx with nchan, from the repository's nchan-nginx.conf (embedded in
+// the binary: internal/nchanconf).
 const StartNchan = "nchan"
 
 // NchanURL is where nchan-nginx.conf listens.
-const NchanURL = "http://127.0.0.1:8090"
+const NchanURL = "http://" + nchanconf.Addr
 
 // Target is either embedded (darktime starts Nodes reference servers on
 // loopback) or external (URL or URLs of servers already running, or

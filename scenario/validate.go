@@ -140,7 +140,7 @@ func (v *validator) target(path string, t *Target, label string) {
 		}
 		if t.Start != "" {
 			if t.Start != StartNchan {
-				v.errorf(p("start"), "%q: darktime can only start nchan (nginx + nchan from peers/nchan-nginx.conf)", t.Start)
+				v.errorf(p("start"), "%q: darktime can only start nchan (nginx + nchan from the repository's nchan-nginx.conf)", t.Start)
 			}
 			if t.Start == StartNchan && ((t.URL != "" && t.URL != NchanURL) || len(t.URLs) > 0) {
 				v.errorf(p("start"), "start: nchan listens on %s; leave url and urls out", NchanURL)

@@ -8,7 +8,9 @@
 #
 # Usage: scripts/bench-fanout.sh [darktime|nchan|all]     (default darktime)
 # Environment: REPEAT SUBSCRIBERS CHANNELS DURATION SIZE BASE_RATE SAT_RATE
-#              SAT_DRAIN SHARED_DIR (default ../shared beside the repo)
+#              SAT_DRAIN
+# nchan runs the repository's internal/nchanconf/nchan-nginx.conf (the one
+# `start: nchan` uses).
 # Results: results/bench/<UTC time>/<kind>-<phase>-<n>.json (git-ignored).
 set -euo pipefail
 
@@ -24,7 +26,6 @@ SIZE=${SIZE:-100}
 BASE_RATE=${BASE_RATE:-20}
 SAT_RATE=${SAT_RATE:-250}
 SAT_DRAIN=${SAT_DRAIN:-5s}
-SHARED_DIR=${SHARED_DIR:-$repo/../shared}
 
 case "$kind" in
 darktime | nchan) kinds=("$kind") ;;
@@ -83,7 +84,7 @@ start_server() { # kind
 			exit 1
 		fi
 		server_dir=$(mktemp -d)
-		cp "$SHARED_DIR/peers/nchan-nginx.conf" "$server_dir/"
+		cp "$repo/internal/nchanconf/nchan-nginx.conf" "$server_dir/"
 		(cd "$server_dir" && taskset -c 0 nginx -c "$PWD/nchan-nginx.conf" -g "pid $PWD/nginx.pid; error_log $PWD/error.log warn;")
 		for _ in $(seq 50); do [ -s "$server_dir/nginx.pid" ] && break; sleep 0.1; done
 		server_pid=$(cat "$server_dir/nginx.pid") # the master; its worker is measured as its child

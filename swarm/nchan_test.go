@@ -2,79 +2,37 @@ package swarm
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/darktime/darktime/internal/nchanconf"
 )
 
-// nchanConf is shared/peers/nchan-nginx.conf on a port of the test's.
-const nchanConf = `load_module /usr/share/nginx/modules/ngx_nchan_module.so;
-worker_processes 1;
-daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s;
-  server {
-    listen 127.0.0.1:%[2]d;
-    location ~ /sub/(\w+)$ {
-      nchan_subscriber eventsource;
-      nchan_channel_id $1;
-    }
-    location = /pub {
-      nchan_publisher;
-      nchan_channel_id $arg_id;
-      nchan_message_buffer_length 100;
-      nchan_message_timeout 5m;
-    }
-  }
-}
-`
-
-// ensureNginx finds nginx with nchan, installing Debian's packages when
-// they are missing; it skips the test only when apt cannot.
-func ensureNginx(t *testing.T) string {
+// findNginx finds nginx with the nchan module, or skips the test: tests
+// install nothing (make deps does).
+func findNginx(t *testing.T) (nginx, module string) {
 	t.Helper()
-	hasModule := func() bool {
-		_, err := os.Stat("/usr/share/nginx/modules/ngx_nchan_module.so")
-		return err == nil
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		t.Skip("nginx is not on PATH: " + nchanconf.InstallHint)
 	}
-	if path, err := exec.LookPath("nginx"); err == nil && hasModule() {
-		return path
+	if module = nchanconf.Module(); module == "" {
+		t.Skipf("the nchan module (%s) is missing: %s", nchanconf.Modules[0], nchanconf.InstallHint)
 	}
-	if _, err := exec.LookPath("apt-get"); err != nil || os.Geteuid() != 0 {
-		t.Skip("nginx + nchan missing and apt-get is unavailable (not root or not Debian): apt-get install -y nginx-light libnginx-mod-nchan")
-	}
-	cmd := exec.Command("apt-get", "install", "-y", "nginx-light", "libnginx-mod-nchan")
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("apt-get install nginx-light libnginx-mod-nchan failed (%v): %s", err, lastLines(string(out), 3))
-	}
-	path, err := exec.LookPath("nginx")
-	if err != nil || !hasModule() {
-		t.Skip("nginx + nchan still missing after apt-get install")
-	}
-	return path
+	return nginx, module
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// startNchan runs a private nginx + nchan and returns its base URL.
+// startNchan runs a private nginx + nchan, with the repository's
+// nchan-nginx.conf on a port of the test's, and returns its base URL.
 func startNchan(t *testing.T) string {
 	t.Helper()
-	nginx := ensureNginx(t)
+	nginx, module := findNginx(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -82,11 +40,16 @@ func startNchan(t *testing.T) string {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, nchanConf, dir, port), 0o644); err != nil {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	text, err := nchanconf.Render(nchanconf.Options{Dir: dir, Module: module, Listen: addr})
+	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(nginx, "-c", conf, "-p", dir, "-e", filepath.Join(dir, "error.log"))
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nginx, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -102,7 +65,6 @@ func startNchan(t *testing.T) string {
 			<-done
 		}
 	})
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()

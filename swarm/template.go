@@ -114,8 +114,8 @@ var builtinProfiles = map[string]Profile{
 		Extract:   Extract{Seq: "seq=", TS: "ts="},
 		EventType: "post.saved",
 	},
-	// nginx + nchan as configured in peers/nchan-nginx.conf: one channel
-	// per connection, channel names \w+.
+	// nginx + nchan as configured in internal/nchanconf/nchan-nginx.conf:
+	// one channel per connection, channel names \w+.
 	"nchan": {
 		Name:           "nchan",
 		Subscribe:      "{target}/sub/{channel}",
