@@ -1,20 +1,58 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on a fresh Debian machine:
+# Installs what the test suite needs on a Debian machine, from Debian's
+# packages, when it is missing (make deps; make test and .ci/run call it, so
+# nothing skips in CI):
 #   redis-server                      tests start private instances on free ports
-#   nginx-light, libnginx-mod-nchan   the swarm is tested against a real nchan
+#   nginx-light, libnginx-mod-nchan   the swarm is tested against a real nchan; start: nchan
 #   chromium                          report's HTML page is checked in headless Chromium
+# The tests themselves install nothing: one whose tool is missing skips
+# (nginx, chromium) or fails (redis-server) and says to run make deps.
 set -euo pipefail
+
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+nchan_module() { [ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || [ -e /usr/share/nginx/modules/ngx_nchan_module.so ]; }
+
 need=()
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
-ls /usr/lib/nginx/modules/ngx_nchan_module.so >/dev/null 2>&1 || need+=(libnginx-mod-nchan)
-command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing from Debian's packages: ${need[*]}" >&2
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  # The package starts nginx on port 80; the tests run their own.
-  if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi
-  pkill -x nginx 2>/dev/null || true
+have redis-server || need+=(redis-server)
+have nginx || need+=(nginx-light)
+nchan_module || need+=(libnginx-mod-nchan)
+have chromium || have chromium-browser || need+=(chromium)
+if [ ${#need[@]} -eq 0 ]; then
+	exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "ensure-deps: missing ${need[*]}, and this is not a Debian machine (no apt-get): install them" >&2
+	exit 1
+fi
+if [ "$(id -u)" -eq 0 ]; then
+	sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+	sudo=(sudo)
+else
+	echo "ensure-deps: missing ${need[*]}; as root: apt-get install -y ${need[*]}" >&2
+	exit 1
+fi
+new_nginx=no
+if ! have nginx; then new_nginx=yes; fi
+
+echo "installing from Debian's packages: ${need[*]}" >&2
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+
+# A freshly installed nginx package may start Debian's service on port 80
+# with the default config; the tests and start: nchan run private nginx
+# processes of their own. Stop that service through its init system, or
+# through the default config's pid file (nginx -s quit) where there is
+# none — never by process name, which would stop anyone's nginx.
+if [ "$new_nginx" = yes ]; then
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+		"${sudo[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
+	elif command -v service >/dev/null 2>&1; then
+		"${sudo[@]}" service nginx stop >/dev/null 2>&1 || true
+	fi
+	if [ -s /run/nginx.pid ]; then
+		nginx=$(command -v nginx || echo /usr/sbin/nginx)
+		"${sudo[@]}" "$nginx" -s quit >/dev/null 2>&1 || true
+	fi
 fi
