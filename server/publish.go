@@ -80,6 +80,9 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, http.StatusBadRequest, err.Error())
 		case errors.Is(err, broker.ErrClosed):
 			s.fail(w, http.StatusServiceUnavailable, "server is shutting down; publish to another node")
+		case errors.Is(err, broker.ErrOutcomeUnknown):
+			s.log.Warn("publish outcome unknown", "err", err, "events", len(msgs))
+			s.fail(w, http.StatusGatewayTimeout, "publish outcome unknown: the broker took the command and did not answer, so the event may be delivered; a retry with the same idempotency key (Idempotency-Key, or \"key\" in a batch) publishes it at most once: "+err.Error())
 		default:
 			s.log.Warn("publish failed", "err", err, "events", len(msgs))
 			s.fail(w, http.StatusServiceUnavailable, "publish failed, nothing is guaranteed delivered; retry: "+err.Error())

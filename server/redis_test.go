@@ -115,6 +115,32 @@ func TestRedisLostMidRun(t *testing.T) {
 	}
 }
 
+// TestPublishOutcomeUnknown: with Redis paused, a publish that was sent
+// and never answered is not a refusal: it answers 504 (the event may be
+// delivered), and once Redis continues the event is delivered — which a
+// 503 ("not delivered, retry") would have denied. A publish refused
+// before it was sent (Redis down) still answers 503.
+func TestPublishOutcomeUnknown(t *testing.T) {
+	t.Parallel()
+	rds := redistest.Start(t)
+	_, base := startServer(t, Config{RedisURL: rds.URL, KeepAlive: 100 * time.Millisecond})
+	s := subscribe(t, base+"/sub/paused", nil)
+	publish(t, base, "paused", "before")
+	if ev := s.next(5 * time.Second); string(ev.Data) != "before" {
+		t.Fatalf("first event %q", ev.Data)
+	}
+	rds.Pause()
+	code, body := do(t, "POST", base+"/pub?id=paused", nil, "during")
+	if code != http.StatusGatewayTimeout || !strings.Contains(fmt.Sprint(body["error"]), "outcome unknown") {
+		t.Fatalf("publish with Redis paused: %d %v, want 504 outcome unknown", code, body)
+	}
+	rds.Resume()
+	ev := s.next(15 * time.Second)
+	if string(ev.Data) != "during" {
+		t.Fatalf("after Redis continued the subscriber got %q, want the publish answered 504", ev.Data)
+	}
+}
+
 func TestRedisUnreachableAtStart(t *testing.T) {
 	t.Parallel()
 	_, err := New(Config{RedisURL: "redis://127.0.0.1:1/0", Logger: testLogger(t)})

@@ -151,6 +151,14 @@ func (c Config) withDefaults() Config {
 // ErrClosed is returned by a closed broker.
 var ErrClosed = errors.New("broker: closed")
 
-// ErrUnavailable wraps errors that mean the broker cannot be reached now;
-// the HTTP layer answers 503 for them.
+// ErrUnavailable wraps errors that mean the broker cannot be reached now
+// and did not take the command; the HTTP layer answers 503 for them (not
+// done: retry).
 var ErrUnavailable = errors.New("broker unavailable")
+
+// ErrOutcomeUnknown wraps errors after which nobody knows whether the
+// broker ran the command: it was sent, and the answer did not come (a
+// timeout, the connection closed). The HTTP layer answers 504: the event
+// may be delivered; a retry with the same idempotency key publishes it at
+// most once.
+var ErrOutcomeUnknown = errors.New("broker outcome unknown")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -281,7 +282,7 @@ func (r *Redis) Publish(ctx context.Context, msgs []Message) ([]eventid.ID, erro
 	if len(msgs) == 1 {
 		res, err := publishScript.Run(ctx, r.client, keysOf(msgs[0]), argsOf(msgs[0])...).Text()
 		if err != nil {
-			return nil, fmt.Errorf("%w: publish to redis: %w", ErrUnavailable, err)
+			return nil, publishErr("publish to redis", err)
 		}
 		id, err := eventid.Parse(res)
 		if err != nil {
@@ -301,7 +302,7 @@ func (r *Redis) Publish(ctx context.Context, msgs []Message) ([]eventid.ID, erro
 		return nil
 	})
 	if err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
-		return nil, fmt.Errorf("%w: publish batch to redis: %w", ErrUnavailable, err)
+		return nil, publishErr("publish batch to redis", err)
 	}
 	for i, c := range cmds {
 		res, err := c.Text()
@@ -311,7 +312,7 @@ func (r *Redis) Publish(ctx context.Context, msgs []Message) ([]eventid.ID, erro
 			res, err = publishScript.Run(ctx, r.client, keysOf(msgs[i]), argsOf(msgs[i])...).Text()
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: publish to redis: %w", ErrUnavailable, err)
+			return nil, publishErr("publish to redis", err)
 		}
 		if ids[i], err = eventid.Parse(res); err != nil {
 			return nil, fmt.Errorf("redis broker: publish script returned %q: %w", res, err)
@@ -343,7 +344,7 @@ func (r *Redis) publishBatch(ctx context.Context, msgs []Message, keysOf func(Me
 		}
 		res, err := publishBatchScript.Run(ctx, r.client, keys, args...).StringSlice()
 		if err != nil {
-			return nil, fmt.Errorf("%w: publish batch to redis: %w", ErrUnavailable, err)
+			return nil, publishErr("publish batch to redis", err)
 		}
 		if len(res) != len(part) {
 			return nil, fmt.Errorf("redis broker: batch script returned %d ids for %d events", len(res), len(part))
@@ -596,4 +597,24 @@ func (r *Redis) Close() error {
 		}
 	})
 	return nil
+}
+
+// publishErr classifies a failed publish command: refused or never sent
+// (ErrUnavailable: nothing was published) against sent and not answered
+// (ErrOutcomeUnknown: the script may have run, and its event be
+// delivered). When in doubt it says unknown: a 503 is a promise that
+// nothing was delivered.
+func publishErr(what string, err error) error {
+	var opErr *net.OpError
+	var redisErr redis.Error
+	switch {
+	case errors.As(err, &redisErr):
+		// Redis answered with an error (LOADING, READONLY, OOM, NOSCRIPT
+		// …): the script did not run.
+		return fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
+	case errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrClosed),
+		errors.As(err, &opErr) && opErr.Op == "dial":
+		return fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrOutcomeUnknown, what, err)
 }
