@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/darktime/darktime/internal/fanoutbench"
+	"github.com/darktime/darktime/internal/sse"
 )
 
 // connectTimeout bounds each subscriber's dial and response head.
@@ -20,12 +20,12 @@ const connectTimeout = 10 * time.Second
 const readBufferSize = 32 << 10
 
 // subscriber is one lean SSE client on one thread channel: a raw TCP
-// connection decoded in place by fanoutbench's EventStream.
+// connection decoded in place by internal/sse's Stream.
 type subscriber struct {
 	r      *run
 	index  int // thread index: hook id mod Subscribers
 	conn   atomic.Pointer[net.TCPConn]
-	stream *fanoutbench.EventStream
+	stream *sse.Stream
 	recvNs int64 // wall clock of the read that carried the current event
 	buf    [readBufferSize]byte
 }
@@ -93,7 +93,7 @@ func (s *subscriber) connect(ctx context.Context) error {
 			return fmt.Errorf("read response head: %w", err)
 		}
 	}
-	stream, err := fanoutbench.NewEventStream(s.buf[:headEnd], s.event)
+	stream, err := sse.NewStream(s.buf[:headEnd], sse.Limits{}, s.event)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func (s *subscriber) readLoop() {
 			}
 		}
 		if err != nil {
-			if errors.Is(err, fanoutbench.ErrStreamEnded) {
+			if errors.Is(err, sse.ErrStreamEnded) {
 				err = fmt.Errorf("thread %s: %w", s.r.threads[s.index], err)
 			}
 			s.r.ended(err)
@@ -140,9 +140,9 @@ func (s *subscriber) close() {
 
 // event accounts one event: its hook id picks the phase, its send time
 // gives the latency.
-func (s *subscriber) event(data []byte) {
+func (s *subscriber) event(m sse.Message) {
 	r := s.r
-	id, sendNs, ok := parseEvent(data)
+	id, sendNs, ok := parseEvent(m.Data)
 	if !ok || id >= int64(len(r.delivered)) || id%int64(len(r.subs)) != int64(s.index) {
 		r.foreign.Add(1)
 		return
