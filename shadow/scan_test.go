@@ -1,12 +1,10 @@
 package shadow
 
 import (
-	"bytes"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
-
-	"github.com/darktime/darktime/internal/sse"
 )
 
 type scanned struct {
@@ -14,77 +12,85 @@ type scanned struct {
 	id  uint64
 }
 
-// viaReader identifies events with internal/sse's Reader, the reference.
-func viaReader(stream []byte, byID bool) []scanned {
-	var out []scanned
-	r := sse.NewReader(bytes.NewReader(stream), 1<<20)
-	for {
-		ev, err := r.Next()
-		if err != nil {
-			return out
-		}
-		body := hashBytes(fnvOffset, ev.Data)
-		if byID && ev.ID != "" {
-			body = hashBytes(fnvOffset, []byte(ev.ID))
-		}
-		out = append(out, scanned{ev.Event, mixIdentity(hashBytes(fnvOffset, []byte(ev.Event)), body)})
-	}
-}
-
-// viaScanner feeds the stream in chunks of n bytes.
-func viaScanner(stream []byte, byID bool, n int) []scanned {
+// scan feeds the stream in chunks of n bytes.
+func scan(stream string, byID bool, n int) []scanned {
 	var out []scanned
 	sc := newScanner(byID, func(typ []byte, id uint64) { out = append(out, scanned{string(typ), id}) })
 	for len(stream) > 0 {
 		k := min(n, len(stream))
-		_, _ = sc.Write(stream[:k])
+		_, _ = sc.Write([]byte(stream[:k]))
 		stream = stream[k:]
 	}
 	return out
 }
 
-func checkSame(t *testing.T, stream []byte) {
+// identities scans the stream whole and in pieces and fails unless the
+// pieces agree with the whole.
+func identities(t *testing.T, stream string, byID bool) []scanned {
 	t.Helper()
-	if len(stream) > 0 && !bytes.ContainsAny(stream[len(stream)-1:], "\r\n") {
-		stream = append(stream[:len(stream):len(stream)], '\n') // the Reader drops an unterminated tail
-	}
-	for _, byID := range []bool{false, true} {
-		want := viaReader(stream, byID)
-		for _, n := range []int{1, 3, 4096} {
-			got := viaScanner(stream, byID, n)
-			if len(got) != len(want) {
-				t.Fatalf("byID=%v chunks of %d: %d events, the Reader %d\nstream %q\n%v\n%v", byID, n, len(got), len(want), stream, got, want)
-			}
-			for i := range got {
-				if got[i] != want[i] {
-					t.Fatalf("byID=%v chunks of %d: event %d %+v, the Reader %+v\nstream %q", byID, n, i, got[i], want[i], stream)
-				}
-			}
+	whole := scan(stream, byID, len(stream)+1)
+	for _, n := range []int{1, 3, 4096} {
+		if got := scan(stream, byID, n); fmt.Sprint(got) != fmt.Sprint(whole) {
+			t.Fatalf("byID=%v, chunks of %d: %v, whole: %v\nstream %q", byID, n, got, whole, stream)
 		}
 	}
+	return whole
 }
 
-func TestScannerMatchesReader(t *testing.T) {
+func TestScannerIdentity(t *testing.T) {
 	t.Parallel()
-	for _, s := range []string{
-		"id: 1\nevent: post\ndata: a\ndata: b\n\n",
-		"\xEF\xBB\xBFdata:x\r\n\r\ndata\n\n: comment\n\nretry: 5\nid: 7\n\ndata: after id-only\n\n",
-		"data: one\rdata: two\r\rid: a\x00b\ndata: nul id ignored\n\n",
-		"event: darktime.reconnect\ndata: {}\n\nevent:\ndata:  two spaces\n\n",
-		"\xEFdata: x\n\n",
-		"data: no blank line at the end\n",
-		"verylongfieldname: x\ndata: y\n\n",
+	const base = "id: 1\nevent: post\ndata: a\ndata: b\n\nid: 2\ndata: c\n\n"
+	for _, tc := range []struct {
+		name   string
+		stream string
+		same   bool // the same events as base for both identities
+	}{
+		{"CRLF", strings.ReplaceAll(base, "\n", "\r\n"), true},
+		{"CR", strings.ReplaceAll(base, "\n", "\r"), true},
+		{"BOM, comments and keep-alives", "\xEF\xBB\xBF: hi\n\nid:1\nevent:post\ndata:a\n: between\ndata:b\n\n:\n\nid: 2\nevent: message\ndata: c\n\n", true},
+		{"retry and unknown fields", "retry: 5\nid: 1\nevent: post\nfoo: bar\ndata: a\ndata: b\n\nid: 2\ndata: c\n\n", true},
+		{"other data", "id: 1\nevent: post\ndata: a\ndata: x\n\nid: 2\ndata: c\n\n", false},
+		{"other type", "id: 1\nevent: put\ndata: a\ndata: b\n\nid: 2\ndata: c\n\n", false},
+		{"data on one line", "id: 1\nevent: post\ndata: a\\nb\n\nid: 2\ndata: c\n\n", false},
 	} {
-		checkSame(t, []byte(s))
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, byID := range []bool{false, true} {
+				want, got := identities(t, base, byID), identities(t, tc.stream, byID)
+				same := fmt.Sprint(got) == fmt.Sprint(want)
+				if byID && tc.name == "other data" || byID && tc.name == "data on one line" {
+					// By id, the data does not matter.
+					if !same {
+						t.Errorf("byID: %v, base %v: want the same", got, want)
+					}
+					continue
+				}
+				if same != tc.same {
+					t.Errorf("byID=%v: %v, base %v: same = %v, want %v", byID, got, want, same, tc.same)
+				}
+			}
+		})
 	}
 }
 
-func FuzzScanner(f *testing.F) {
-	f.Add([]byte("id: 1\nevent: post\ndata: a\ndata: b\n\n"))
-	f.Add([]byte("\xEF\xBB\xBFdata:x\r\n\r\n"))
-	f.Fuzz(func(t *testing.T, stream []byte) {
-		checkSame(t, stream)
-	})
+func TestScannerEvents(t *testing.T) {
+	t.Parallel()
+	got := identities(t, "event: darktime.reconnect\ndata: {}\n\nid: 7\n\ndata: no type\n\ndata: unfinished", false)
+	if len(got) != 2 || got[0].typ != "darktime.reconnect" || got[1].typ != "message" {
+		t.Fatalf("events %v, want darktime.reconnect and message", got)
+	}
+	// By id, a stream that sent no id yet falls back on the data, and an
+	// id persists.
+	byID := identities(t, "data: a\n\ndata: b\n\nid: 9\ndata: c\n\ndata: d\n\n", true)
+	byData := identities(t, "data: a\n\ndata: b\n\n", false)
+	if byID[0] != byData[0] || byID[1] != byData[1] || byID[0] == byID[1] || byID[2] != byID[3] {
+		t.Errorf("by id %v, by data %v", byID, byData)
+	}
+	// An event past the limits is left out; the next one is identified.
+	long := "data: " + strings.Repeat("x", scanLimits.MaxLine) + "\n\ndata: after\n\n"
+	if got := scan(long, false, 16<<10); len(got) != 1 || got[0] != identities(t, "data: after\n\n", false)[0] {
+		t.Errorf("after a line past the limit: %v", got)
+	}
 }
 
 var _ io.Writer = (*scanner)(nil)
