@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/darktime/darktime/internal/fanoutbench"
 	"github.com/darktime/darktime/internal/ledger"
+	"github.com/darktime/darktime/internal/sse"
 )
 
 // The client keeps fanoutbench's lean wire code (raw TCP, in-place chunked
@@ -108,7 +108,7 @@ type client struct {
 
 	conn    atomic.Pointer[net.TCPConn]
 	cut     atomic.Uint32
-	stream  *fanoutbench.EventStream
+	stream  *sse.Stream
 	lastID  []byte
 	retry   time.Duration
 	recvNs  int64
@@ -384,7 +384,7 @@ func (c *client) connect(resume bool) error {
 	if err := checkStatus(head); err != nil {
 		return err
 	}
-	stream, err := fanoutbench.NewTypedEventStream(head, c.event)
+	stream, err := sse.NewStream(head, sse.Limits{}, func(m sse.Message) { c.event(m.Type, m.Data) })
 	if err != nil {
 		return &connectError{kind: "not_sse", permanent: true, err: err}
 	}
@@ -650,7 +650,7 @@ func errKind(err error) string {
 	switch {
 	case errors.As(err, &ce):
 		return ce.kind
-	case errors.Is(err, fanoutbench.ErrStreamEnded):
+	case errors.Is(err, sse.ErrStreamEnded):
 		return "stream_ended"
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"

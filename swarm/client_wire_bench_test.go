@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/darktime/darktime/internal/fanoutbench"
+	"github.com/darktime/darktime/internal/sse"
 )
 
 // BenchmarkClientEventFromWire is BenchmarkClientEvent plus the decoding
@@ -24,7 +24,7 @@ func BenchmarkClientEventFromWire(b *testing.B) {
 	c.shard = &r.rec.shards[0]
 	c.beginSession()
 	head := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-	stream, err := fanoutbench.NewTypedEventStream(head, c.event)
+	stream, err := sse.NewStream(head, sse.Limits{}, func(m sse.Message) { c.event(m.Type, m.Data) }) // as connect does
 	if err != nil {
 		b.Fatal(err)
 	}
