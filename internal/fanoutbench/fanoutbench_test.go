@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/darktime/darktime/internal/sse"
 )
 
 func TestMain(m *testing.M) {
@@ -260,7 +262,12 @@ func newTestSubscriber(n int) *subscriber {
 		r.shards[i].hist = newHistogram()
 	}
 	s := newSubscriber(r, 0)
-	s.body.mode = bodyChunked
+	head := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+	stream, err := sse.NewStream(head, sse.Limits{}, s.event)
+	if err != nil {
+		panic(err)
+	}
+	s.stream = stream
 	return s
 }
 
@@ -268,9 +275,9 @@ func TestSubscriberDuplicates(t *testing.T) {
 	t.Parallel()
 	s := newTestSubscriber(200)
 	for _, seq := range []int64{0, 1, 1, 3, 2, 2, 150, 100, 40, 199, 250} {
-		s.event(nil, appendPayload(nil, seq, time.Now().UnixNano(), 0))
+		s.event(sse.Message{Data: appendPayload(nil, seq, time.Now().UnixNano(), 0)})
 	}
-	s.event(nil, []byte("not ours"))
+	s.event(sse.Message{Data: []byte("not ours")})
 	sh := s.shard
 	if sh.events != 12 || sh.duplicated != 2 || sh.reordered != 3 || sh.foreign != 2 {
 		t.Errorf("events %d, duplicated %d, reordered %d, foreign %d; want 12, 2, 3, 2",
@@ -297,7 +304,7 @@ func TestSubscriberNoAllocs(t *testing.T) {
 	stream := chunkedEvents(1000)
 	feed := func() {
 		for i := 0; i < len(stream); i += 700 { // odd pieces: events span reads
-			if err := s.body.feed(stream[i:min(i+700, len(stream))]); err != nil {
+			if err := s.stream.Feed(stream[i:min(i+700, len(stream))]); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -315,7 +322,7 @@ func BenchmarkSubscriberEvents(b *testing.B) {
 	b.SetBytes(int64(len(stream)))
 	for b.Loop() {
 		for i := 0; i < len(stream); i += readBufferSize {
-			if err := s.body.feed(stream[i:min(i+readBufferSize, len(stream))]); err != nil {
+			if err := s.stream.Feed(stream[i:min(i+readBufferSize, len(stream))]); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/darktime/darktime/internal/sse"
 )
 
 // readBufferSize is each subscriber's one read buffer. Events are ~100
@@ -64,9 +65,8 @@ type subscriber struct {
 	shard   *latencyShard
 	conn    atomic.Pointer[net.TCPConn]
 
-	body   bodyDecoder
-	events eventParser
-	recvNs int64 // wall clock of the read that carried the current event
+	stream *sse.Stream // decodes the body in place in buf
+	recvNs int64       // wall clock of the read that carried the current event
 
 	// Duplicate and reorder detection over the per-channel index
 	// (seq / channels) of the events seen: bit i of seen is set once index i
@@ -90,8 +90,6 @@ func newSubscriber(r *run, idx int) *subscriber {
 	if len(r.sources) > 0 {
 		s.source = r.sources[idx%len(r.sources)]
 	}
-	s.body.sink = &s.events
-	s.events.sink = s
 	return s
 }
 
@@ -151,11 +149,11 @@ func (s *subscriber) connect(start time.Time) (leftover []byte, err error) {
 			return nil, fmt.Errorf("read response head: %w", err)
 		}
 	}
-	mode, length, err := parseResponseHead(s.buf[:headEnd])
+	stream, err := sse.NewStream(s.buf[:headEnd], sse.Limits{}, s.event)
 	if err != nil {
 		return nil, err
 	}
-	s.body.mode, s.body.remaining = mode, length
+	s.stream = stream
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		return nil, err
 	}
@@ -166,7 +164,7 @@ func (s *subscriber) readLoop(leftover []byte) error {
 	conn := s.conn.Load()
 	if len(leftover) > 0 {
 		s.recvNs = time.Now().UnixNano()
-		if err := s.body.feed(leftover); err != nil {
+		if err := s.stream.Feed(leftover); err != nil {
 			return err
 		}
 	}
@@ -174,7 +172,7 @@ func (s *subscriber) readLoop(leftover []byte) error {
 		n, err := conn.Read(s.buf[:])
 		if n > 0 {
 			s.recvNs = time.Now().UnixNano()
-			if ferr := s.body.feed(s.buf[:n]); ferr != nil {
+			if ferr := s.stream.Feed(s.buf[:n]); ferr != nil {
 				return ferr
 			}
 		}
@@ -194,10 +192,10 @@ func (s *subscriber) close() {
 	}
 }
 
-// event implements eventSink: it accounts one delivered event.
-func (s *subscriber) event(_, data []byte) {
+// event accounts one delivered event.
+func (s *subscriber) event(m sse.Message) {
 	r := s.r
-	seq, ts, ok := parsePayload(data)
+	seq, ts, ok := parsePayload(m.Data)
 	channels := int64(len(r.channels))
 	sh := s.shard
 	if !ok || seq >= int64(len(r.delivered)) || seq%channels != int64(s.channel) {
@@ -233,50 +231,4 @@ func (s *subscriber) event(_, data []byte) {
 	if !dup {
 		r.delivered[seq].Add(1)
 	}
-}
-
-// parseResponseHead checks the status and content type of a subscribe
-// response and tells how its body is delimited.
-func parseResponseHead(head []byte) (mode bodyMode, length int64, err error) {
-	lines := bytes.Split(bytes.TrimSuffix(head, []byte("\r\n\r\n")), []byte("\r\n"))
-	status := lines[0]
-	if !bytes.HasPrefix(status, []byte("HTTP/1.")) || len(status) < 12 {
-		return 0, 0, fmt.Errorf("bad response status line %q", status)
-	}
-	if code := string(status[9:12]); code[0] != '2' {
-		return 0, 0, fmt.Errorf("subscribe answered %q, want 200", status[9:])
-	}
-	contentType := ""
-	length = -1
-	for _, line := range lines[1:] {
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			continue
-		}
-		value = bytes.TrimSpace(value)
-		switch string(bytes.ToLower(bytes.TrimSpace(name))) {
-		case "transfer-encoding":
-			if bytes.Contains(bytes.ToLower(value), []byte("chunked")) {
-				mode = bodyChunked
-			}
-		case "content-length":
-			n, perr := strconv.ParseInt(string(value), 10, 64)
-			if perr != nil || n < 0 {
-				return 0, 0, fmt.Errorf("bad Content-Length %q", value)
-			}
-			length = n
-		case "content-type":
-			contentType = string(value)
-		}
-	}
-	if !bytes.HasPrefix([]byte(contentType), []byte("text/event-stream")) {
-		return 0, 0, fmt.Errorf("subscribe answered Content-Type %q, want text/event-stream", contentType)
-	}
-	switch {
-	case mode == bodyChunked:
-		return bodyChunked, 0, nil
-	case length >= 0:
-		return bodyLength, length, nil
-	}
-	return bodyClose, 0, nil
 }
