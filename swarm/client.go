@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -70,6 +72,21 @@ type chanState struct {
 	end   int64
 	high  int64
 	win   uint64 // bit i: seq high-i arrived
+	// gaps are the ranges skipped in this session (a later seq arrived
+	// first), each with what the client knew when it opened; fills are
+	// seqs of a gap that arrived later after all. Both stay empty on a
+	// healthy stream. See attribution.go.
+	gaps  []gap
+	fills []int64
+	// announced is set by a darktime.missed notice for the channel: the
+	// next gap was announced by the server.
+	announced bool
+	// resume is how the client came back since the channel's last event
+	// (resumeNone when it did not reconnect); resumeFrom is the channel's
+	// next seq when the reconnect was requested: an event below it that
+	// continues the stream came from the server's history.
+	resume     resumeKind
+	resumeFrom int64
 }
 
 // endpoint is where a subscribe URL's host is dialled; one per distinct
@@ -106,16 +123,20 @@ type client struct {
 	// turned slow and ended its claims on its channels.
 	slowed bool
 
-	conn    atomic.Pointer[net.TCPConn]
-	cut     atomic.Uint32
-	stream  *sse.Stream
-	lastID  []byte
-	retry   time.Duration
-	recvNs  int64
-	started time.Time // first connect of the session
-	waiting bool      // the session has not received its first event
-	feedErr error     // a stream error found while connecting
-	shard   *recShard
+	conn atomic.Pointer[net.TCPConn]
+	cut  atomic.Uint32
+	// discarding, during a storm's hang-up, counts events in discarded
+	// instead of using them.
+	discarding bool
+	discarded  int64
+	stream     *sse.Stream
+	lastID     []byte
+	retry      time.Duration
+	recvNs     int64
+	started    time.Time // first connect of the session
+	waiting    bool      // the session has not received its first event
+	feedErr    error     // a stream error found while connecting
+	shard      *recShard
 	// debits are the ledger debits not yet applied: the ledger takes a
 	// lock and a hashed map lookup, so a client sums its events per
 	// channel and window and hands them over about once a second.
@@ -219,16 +240,27 @@ func (c *client) session(first *bool) bool {
 		if r.stopping.Load() {
 			if err == nil {
 				r.open.Add(-1)
+				c.hangUp(hangStop)
 			}
 			c.close()
-			c.endSession(inSession, r.finalSeq)
+			c.endSession(inSession, r.finalSeq, lossTail)
 			return false
+		}
+		if err != nil && c.cut.Swap(cutNone) == cutStorm {
+			// Cut by a storm while connecting: not the target's error.
+			r.count(func(t *totals) { t.StormCuts++ })
+			c.close()
+			if !r.sleep(c.retry) {
+				c.endSession(inSession, r.finalSeq, lossTail)
+				return false
+			}
+			continue
 		}
 		if err != nil {
 			if permanent {
 				r.countError(ce.kind, err)
 				r.count(func(t *totals) { t.Failed++ })
-				c.endSession(inSession, nil)
+				c.endSession(inSession, nil, lossGaveUp)
 				return false
 			}
 			r.countError(errKind(err), err)
@@ -241,7 +273,7 @@ func (c *client) session(first *bool) bool {
 				}
 			}
 			if !r.sleep(c.retry) {
-				c.endSession(inSession, r.finalSeq)
+				c.endSession(inSession, r.finalSeq, lossTail)
 				return false
 			}
 			continue
@@ -265,22 +297,23 @@ func (c *client) session(first *bool) bool {
 		r.open.Add(-1)
 		switch {
 		case r.stopping.Load():
-			c.close()
-			c.endSession(true, r.finalSeq)
+			c.hangUp(hangStop)
+			c.endSession(true, r.finalSeq, lossTail)
 			return false
 		case errors.Is(err, errLifetimeOver):
-			c.close()
-			c.endSession(true, nil) // ends were set when the lifetime ran out
+			c.hangUp(hangChurn)
+			c.endSession(true, nil, lossTail) // ends were set when the lifetime ran out
 			return true
 		case c.cut.Swap(cutNone) == cutStorm:
 			r.count(func(t *totals) { t.StormCuts++ })
+			c.hangUp(hangStorm)
 		default:
 			r.count(func(t *totals) { t.Drops++ })
 			r.countError("drop_"+errKind(err), err)
 		}
 		c.close()
 		if !r.sleep(c.retry) {
-			c.endSession(true, r.finalSeq)
+			c.endSession(true, r.finalSeq, lossTail)
 			return false
 		}
 		r.count(func(t *totals) { t.Reconnects++ })
@@ -301,13 +334,16 @@ func (c *client) beginSession() {
 		}
 		st.high = st.first - 1
 		st.win = 0
+		st.gaps, st.fills = nil, nil
+		st.announced, st.resume = false, resumeNone
 	}
 	c.waiting = true
 }
 
 // endSession records the session's ranges for the ledger. ends gives the
-// last seq (exclusive) per channel; nil means "up to now".
-func (c *client) endSession(inSession bool, ends []int64) {
+// last seq (exclusive) per channel; nil means "up to now". tail is why
+// whatever came after the session's last event never arrived.
+func (c *client) endSession(inSession bool, ends []int64, tail lossCause) {
 	if !inSession {
 		return
 	}
@@ -325,8 +361,10 @@ func (c *client) endSession(inSession bool, ends []int64) {
 			}
 		}
 		if end > st.first {
-			r.sessions = append(r.sessions, session{ch: st.ch, first: st.first, end: end})
+			r.sessions = append(r.sessions, session{ch: st.ch, first: st.first, end: end, high: st.high,
+				gaps: st.gaps, fills: st.fills, tail: tail})
 		}
+		st.gaps, st.fills = nil, nil
 	}
 }
 
@@ -363,6 +401,13 @@ func (c *client) connect(resume bool) error {
 		req = append(req, c.lastID...)
 		req = append(req, "\r\n"...)
 	}
+	if resume {
+		// What the channels had published when the request left: an event
+		// below it that comes first was replayed from history.
+		for i := range c.chans {
+			c.chans[i].resumeFrom = r.nextSeq[c.chans[i].ch].Load()
+		}
+	}
 	req = append(req, "\r\n"...)
 	if _, err := conn.Write(req); err != nil {
 		return fmt.Errorf("write subscribe request: %w", err)
@@ -393,6 +438,22 @@ func (c *client) connect(resume bool) error {
 	}
 	c.stream = stream
 	c.started = start
+	if resume {
+		kind := resumeWithID
+		if len(c.lastID) == 0 {
+			kind = resumeNoID
+		}
+		for i := range c.chans {
+			c.chans[i].resume = kind
+		}
+		r.tally(func(a *Attribution) {
+			if kind == resumeWithID {
+				a.Resumes.WithID++
+			} else {
+				a.Resumes.NoID++
+			}
+		})
+	}
 	took := time.Since(start)
 	r.open.Add(1)
 	r.connected(c.shard, took)
@@ -441,6 +502,11 @@ func (c *client) readLoop(lifeEnd time.Time) error {
 		if err := conn.SetReadDeadline(lifeEnd); err != nil {
 			return err
 		}
+	}
+	// After every deadline change: a wake (storm, stop) that came before
+	// it was overwritten, and the flags say so.
+	if c.cut.Load() != cutNone || c.r.stopping.Load() {
+		return errStopped
 	}
 	raw, err := conn.SyscallConn()
 	if err != nil {
@@ -519,7 +585,10 @@ func (c *client) readLoop(lifeEnd time.Time) error {
 		if err == nil {
 			err = readErr
 		}
-		if !lifeEnd.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) && !c.r.stopping.Load() {
+		if c.cut.Load() != cutNone || c.r.stopping.Load() {
+			return err // a storm or the end of the run woke the read
+		}
+		if !lifeEnd.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
 			if leaving {
 				return errLifetimeOver
 			}
@@ -530,9 +599,82 @@ func (c *client) readLoop(lifeEnd time.Time) error {
 			if err := conn.SetReadDeadline(time.Now().Add(c.r.cfg.ChurnGrace)); err != nil {
 				return err
 			}
+			if c.cut.Load() != cutNone || c.r.stopping.Load() {
+				return errStopped // woken while the deadline moved (see wake)
+			}
 			continue
 		}
 		return err
+	}
+}
+
+// hangup is why the client itself ends a connection.
+type hangup uint8
+
+const (
+	hangStorm hangup = iota // a reconnect storm cut it
+	hangChurn               // the client leaves (churn)
+	hangStop                // the run ends
+)
+
+// HangupTimeout bounds how long a hang-up waits for the server to close
+// its side after the client's FIN.
+const HangupTimeout = time.Second
+
+// hangUp ends the connection by the client's own decision. A browser just
+// drops it; the swarm first sends FIN and reads until the server closes in
+// turn, so that every copy the server wrote reaches the ledger: used as
+// any event (a leaving client, the end of the run: it had arrived), or
+// counted as discarded (a storm: the stream resumes before it, with the
+// Last-Event-ID of the last event used). Then it resets the connection,
+// as close does.
+func (c *client) hangUp(why hangup) {
+	conn := c.conn.Load()
+	if conn == nil || c.stream == nil {
+		c.close()
+		return
+	}
+	_ = conn.CloseWrite()
+	_ = conn.SetReadDeadline(time.Now().Add(HangupTimeout))
+	c.discarding, c.discarded = why == hangStorm, 0
+	timedOut := false
+	for {
+		n, err := conn.Read(c.buf[:])
+		if n > 0 {
+			c.recvNs = time.Now().UnixNano()
+			if c.stream.Feed(c.buf[:n]) != nil {
+				break
+			}
+		}
+		if err != nil {
+			timedOut = errors.Is(err, os.ErrDeadlineExceeded)
+			break
+		}
+	}
+	c.discarding = false
+	c.r.tally(func(a *Attribution) {
+		switch why {
+		case hangStorm:
+			a.Hangups.Storm++
+		case hangChurn:
+			a.Hangups.Churn++
+		default:
+			a.Hangups.Stop++
+		}
+		a.Hangups.Discarded += c.discarded
+		if timedOut {
+			a.Hangups.Timeouts++
+		}
+	})
+	c.close()
+}
+
+// wake interrupts whatever the client's goroutine reads on its
+// connection (a storm, the end of the run); it checks the flags after
+// every deadline change of its own.
+func (c *client) wake() {
+	if conn := c.conn.Load(); conn != nil {
+		_ = conn.SetReadDeadline(time.Now())
 	}
 }
 
@@ -549,6 +691,14 @@ func (c *client) close() {
 func (c *client) event(typ, data []byte) {
 	r := c.r
 	sh := c.shard
+	if c.discarding {
+		c.discarded++
+		return
+	}
+	if p := r.prof.Notices; p != "" && len(typ) > len(p) && string(typ[:len(p)]) == p {
+		c.notice(typ[len(p):], data)
+		return
+	}
 	if r.eventType != "" && string(typ) != r.eventType && !(len(typ) == 0 && r.eventType == "message") {
 		sh.add(func(s *recShard) { s.c.OtherType++ })
 		return
@@ -592,6 +742,14 @@ func (c *client) event(typ, data []byte) {
 	var dup, reordered bool
 	switch {
 	case seq > st.high:
+		gapped := seq > st.high+1
+		if gapped {
+			c.openGap(st, seq)
+		}
+		if st.resume != resumeNone {
+			c.firstAfterResume(st, seq, gapped)
+		}
+		st.announced = false
 		if d := seq - st.high; d >= 64 {
 			st.win = 1
 		} else {
@@ -599,13 +757,20 @@ func (c *client) event(typ, data []byte) {
 		}
 		st.high = seq
 	case st.high-seq >= 64:
-		// Too far back to tell a duplicate; counted as reordered when it
-		// had to come first.
-		reordered = r.pubs.orderedBefore(st.ch, seq, st.high)
+		// Older than the window: a seq of a gap arriving late, or a
+		// duplicate of one received before.
+		dup = !skippedIn(st.gaps, st.fills, seq)
+		if !dup {
+			st.fills = append(st.fills, seq)
+			reordered = r.pubs.orderedBefore(st.ch, seq, st.high)
+		}
 	default:
 		bit := uint64(1) << (st.high - seq)
 		dup = st.win&bit != 0
-		reordered = !dup && r.pubs.orderedBefore(st.ch, seq, st.high)
+		if !dup {
+			st.fills = append(st.fills, seq) // below high and not seen: it was in a gap
+			reordered = r.pubs.orderedBefore(st.ch, seq, st.high)
+		}
 		st.win |= bit
 	}
 	lat := time.Duration(c.recvNs - ts)
@@ -641,6 +806,26 @@ func (c *client) event(typ, data []byte) {
 		cnt.Late = 1
 	}
 	c.debit(st.ch, ts, cnt)
+}
+
+// notice accounts a control event of the server (Profile.Notices); kind
+// is its type after the prefix. A missed notice marks its channel: the
+// next gap there was announced.
+func (c *client) notice(kind, data []byte) {
+	c.shard.add(func(s *recShard) { s.c.Notices++ })
+	if string(kind) != "missed" {
+		return
+	}
+	var n struct {
+		Channel string `json:"channel"`
+	}
+	_ = json.Unmarshal(data, &n) // rare: may allocate
+	for i := range c.chans {
+		st := &c.chans[i]
+		if len(c.chans) == 1 || c.r.asg.names[st.ch] == n.Channel || strings.HasSuffix(n.Channel, ":"+c.r.asg.names[st.ch]) {
+			st.announced = true
+		}
+	}
 }
 
 // errKind names a connection error for the error counters.

@@ -124,6 +124,11 @@ func TestRunDetectsLossDuplicatesReordering(t *testing.T) {
 	if lost == 0 || dup == 0 || reorders == 0 {
 		t.Errorf("the faulty server did not misbehave enough: lost %d dup %d reorders %d", lost, dup, reorders)
 	}
+	// Every loss is a silent one: no notice, no reconnect explains it (one
+	// held at the very end counts as the tail of its sessions).
+	if a := res.Attribution; a.Lost["silent_gap"]+a.Lost["tail"] != lost || a.LostTotal() != lost || a.Residual != 0 {
+		t.Errorf("attribution %+v: want all %d losses silent (gaps or tail), residual 0", a, lost)
+	}
 	if tot.Balance() != lost-dup {
 		t.Errorf("balance %d, want lost - duplicated = %d", tot.Balance(), lost-dup)
 	}

@@ -50,8 +50,32 @@ type pubState uint8
 const (
 	pubPending pubState = iota
 	pubOK
-	pubFailed
+	// pubNotSent: the request never reached the server (no connection).
+	pubNotSent
+	// pubRefused: the server answered that it did not accept the event
+	// (4xx, 503): an event it delivers anyway is a defect of the server.
+	pubRefused
+	// pubUnknown: the request left but no answer says whether the event
+	// was taken (a timeout, a reset after sending, 500, 502, 504): the
+	// event may be delivered.
+	pubUnknown
 )
+
+// failureState classifies a failed publish by what its answer proves.
+func failureState(code uint16, errMsg string) pubState {
+	switch {
+	case code == 0 && dialFailure(errMsg):
+		return pubNotSent
+	case code == 503 || (code >= 400 && code < 500):
+		return pubRefused
+	}
+	return pubUnknown
+}
+
+// dialFailure says a publish failed before its request was sent.
+func dialFailure(msg string) bool {
+	return strings.Contains(msg, "dial ") || strings.Contains(msg, "connection refused")
+}
 
 func (l *publishLog) ok(ch int, seq int64) bool {
 	s := l.status[ch]
@@ -254,7 +278,7 @@ func (r *run) publish(ctx context.Context, share float64) {
 			if success {
 				pl.status[ch][seq] = pubOK
 			} else {
-				pl.status[ch][seq] = pubFailed
+				pl.status[ch][seq] = failureState(res.Code, res.Error)
 			}
 		}
 		if success {

@@ -52,11 +52,15 @@ type EventCounts struct {
 	// before stays owed to it; what comes after is counted here only, so
 	// the run's latency and ledger say what the other clients got.
 	Slow int64 `json:"slow,omitempty"`
+	// Notices: the server's control events (Profile.Notices), such as
+	// darktime.missed and darktime.reconnect; not events of the run.
+	Notices int64 `json:"notices,omitempty"`
 }
 
 func (c EventCounts) add(o EventCounts) EventCounts {
 	return EventCounts{c.Events + o.Events, c.Duplicated + o.Duplicated, c.Reordered + o.Reordered, c.Late + o.Late,
-		c.Outside + o.Outside, c.Malformed + o.Malformed, c.Foreign + o.Foreign, c.OtherType + o.OtherType, c.Slow + o.Slow}
+		c.Outside + o.Outside, c.Malformed + o.Malformed, c.Foreign + o.Foreign, c.OtherType + o.OtherType, c.Slow + o.Slow,
+		c.Notices + o.Notices}
 }
 
 // recShard holds what a group of clients recorded since the last tick.

@@ -62,6 +62,9 @@ type Result struct {
 	Series []Second `json:"series"`
 	// Ledger is the per-channel, per-window +1/-1 account of deliveries.
 	Ledger *ledger.Ledger `json:"ledger"`
+	// Attribution gives every lost and extra delivery of the ledger its
+	// cause, with the resume and hang-up evidence behind them.
+	Attribution Attribution `json:"attribution,omitzero"`
 	// Resources are this side's costs, per part.
 	Resources []Resources `json:"resources"`
 
@@ -381,6 +384,7 @@ func Merge(results ...*Result) (*Result, error) {
 		}
 		out.Clients = out.Clients.add(r.Clients)
 		out.Events = out.Events.add(r.Events)
+		out.Attribution = out.Attribution.add(r.Attribution)
 		out.Publish.Attempted += r.Publish.Attempted
 		out.Publish.OK += r.Publish.OK
 		out.Publish.Failed += r.Publish.Failed
@@ -417,7 +421,6 @@ func Merge(results ...*Result) (*Result, error) {
 			}
 		}
 	}
-	out.Ledger = withLost(out.Ledger)
 	for name, h := range hists {
 		out.Histograms[name] = encodeHistogram(h)
 		out.Summary[name] = percentiles(h)
@@ -463,26 +466,4 @@ func mergeHistograms(into map[string]*hdrhistogram.Histogram, from map[string]st
 		}
 	}
 	return nil
-}
-
-// withLost returns the ledger with each account's Lost set from its sums:
-// what was owed and not received once, max(0, credit - (debit -
-// duplicated)). Merging recomputes it, so parts that share channels (or
-// agents on several machines) still get exact figures.
-func withLost(l *ledger.Ledger) *ledger.Ledger {
-	out := ledger.New(l.Window())
-	for _, e := range l.Entries() {
-		c := e.Counts
-		c.Lost = max(0, c.Credit-(c.Debit-c.Duplicated))
-		out.Apply(e.Scope, windowTime(e.Window, l.Window()), c)
-	}
-	return out
-}
-
-// windowTime turns a ledger window key back into a time inside it.
-func windowTime(w int64, window time.Duration) time.Time {
-	if window <= 0 || w == 0 {
-		return time.Time{}
-	}
-	return time.Unix(w, 0)
 }

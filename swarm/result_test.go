@@ -28,8 +28,13 @@ func syntheticResult(runID string, part Part, lat []int64, owed map[string]int64
 	for ch, n := range got {
 		l.Debit(ch, at, n)
 	}
+	for ch, n := range owed {
+		if lost := n - got[ch]; lost > 0 {
+			l.Apply(ch, at, ledger.Counts{Lost: lost})
+		}
+	}
 	r := &Result{
-		Schema: Schema, RunID: runID, Parts: []PartInfo{{Part: part}}, Ledger: withLost(l),
+		Schema: Schema, RunID: runID, Parts: []PartInfo{{Part: part}}, Ledger: l,
 		Histograms: map[string]string{HistDelivery: encodeHistogram(h)},
 		Clients:    Totals{Planned: int64(len(lat))}, Events: EventCounts{Events: int64(len(lat))},
 		Series: []Second{{T: at.Unix(), Events: int64(len(lat)), Histograms: map[string]string{HistDelivery: encodeHistogram(sec)}}},

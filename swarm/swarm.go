@@ -26,6 +26,12 @@ var errStopped = errors.New("swarm stopping")
 type session struct {
 	ch         int
 	first, end int64
+	// high is the highest seq received; gaps and fills what the stream
+	// skipped (attribution.go); tail why [high+1, end) never came.
+	high  int64
+	gaps  []gap
+	fills []int64
+	tail  lossCause
 }
 
 // run is the state shared by the clients and the phases of one Run.
@@ -56,6 +62,7 @@ type run struct {
 	mu       sync.Mutex // guards the fields below
 	sessions []session
 	totals   Totals
+	attr     Attribution // resumes and hang-ups; lost and extra at the end
 	errs     map[string]int64
 	samples  map[string]string
 }
@@ -111,10 +118,9 @@ func (r *run) sleep(d time.Duration) bool {
 // cutAll closes every open connection at once (a reconnect storm).
 func (r *run) cutAll() {
 	for _, c := range r.clients {
-		if conn := c.conn.Load(); conn != nil {
+		if c.conn.Load() != nil {
 			c.cut.Store(cutStorm)
-			_ = conn.SetLinger(0)
-			_ = conn.Close()
+			c.wake()
 		}
 	}
 }
@@ -153,7 +159,7 @@ func (r *run) shutdown() {
 	}
 	r.stop()
 	for _, c := range r.clients {
-		c.close()
+		c.wake() // each hangs up itself (client.hangUp)
 	}
 	r.clientWG.Wait()
 }
@@ -488,8 +494,9 @@ func (r *run) newResult(began time.Time) *Result {
 // finish credits the ledger and fills the result from the recorder.
 func (r *run) finish(res *Result, began time.Time) {
 	r.creditLedger()
+	res.Attribution = r.attribute()
 	res.Ended = time.Now()
-	res.Ledger = withLost(r.ledger)
+	res.Ledger = r.ledger
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res.Clients = r.totals

@@ -50,6 +50,12 @@ type Profile struct {
 	// counted as other_type (darktime's own darktime.* notices, say).
 	// Empty means the default type, "message".
 	EventType string `json:"event_type,omitempty"`
+	// Notices is the event-type prefix of the server's control events
+	// ("darktime." for the reference server's darktime.missed and
+	// darktime.reconnect): they are counted as notices, not other_type, and
+	// a <Notices>missed event announces a gap on the channel its JSON data
+	// names ({"channel": …}), so that the loss is reported as announced.
+	Notices string `json:"notices,omitempty"`
 }
 
 // PublishTemplate is an HTTP request with placeholders in the URL, the
@@ -94,6 +100,7 @@ var builtinProfiles = map[string]Profile{
 		},
 		Extract:   defaultExtract,
 		EventType: "message",
+		Notices:   "darktime.",
 	},
 	// darktime's whole hook pipeline: each event is a post_save hook
 	// posted to /hooks, queued, run through the default pipeline
@@ -113,6 +120,7 @@ var builtinProfiles = map[string]Profile{
 		},
 		Extract:   Extract{Seq: "seq=", TS: "ts="},
 		EventType: "post.saved",
+		Notices:   "darktime.",
 	},
 	// nginx + nchan as configured in internal/nchanconf/nchan-nginx.conf:
 	// one channel per connection, channel names \w+.

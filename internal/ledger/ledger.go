@@ -31,6 +31,10 @@ type Counts struct {
 	Duplicated int64 `json:"duplicated"` // observed more than once
 	Late       int64 `json:"late"`       // observed after the allowed delay
 	Reordered  int64 `json:"reordered"`  // observed out of order
+	// Extra: observed, never expected (a delivery no successful publish
+	// owed). Balance = Lost − Extra − Duplicated when every difference is
+	// classified.
+	Extra int64 `json:"extra,omitempty"`
 }
 
 // Balance is Credit - Debit: 0 when every expected thing was observed once.
@@ -41,6 +45,7 @@ func (c Counts) Add(o Counts) Counts {
 	return Counts{
 		Credit: c.Credit + o.Credit, Debit: c.Debit + o.Debit, Lost: c.Lost + o.Lost,
 		Duplicated: c.Duplicated + o.Duplicated, Late: c.Late + o.Late, Reordered: c.Reordered + o.Reordered,
+		Extra: c.Extra + o.Extra,
 	}
 }
 
@@ -163,7 +168,7 @@ func (l *Ledger) ByScope() map[string]Counts {
 func (l *Ledger) Unbalanced() []Entry {
 	var out []Entry
 	for _, e := range l.Entries() {
-		if e.Balance() != 0 || e.Lost != 0 || e.Duplicated != 0 || e.Late != 0 || e.Reordered != 0 {
+		if e.Balance() != 0 || e.Lost != 0 || e.Duplicated != 0 || e.Late != 0 || e.Reordered != 0 || e.Extra != 0 {
 			out = append(out, e)
 		}
 	}
@@ -226,7 +231,7 @@ func (l *Ledger) UnmarshalJSON(data []byte) error {
 	fresh := New(time.Duration(w.WindowSeconds * float64(time.Second)))
 	var t Counts
 	for _, e := range w.Entries {
-		if e.Credit < 0 || e.Debit < 0 || e.Lost < 0 || e.Duplicated < 0 || e.Late < 0 || e.Reordered < 0 {
+		if e.Credit < 0 || e.Debit < 0 || e.Lost < 0 || e.Duplicated < 0 || e.Late < 0 || e.Reordered < 0 || e.Extra < 0 {
 			return fmt.Errorf("ledger: negative count in scope %q window %d", e.Scope, e.Window)
 		}
 		fresh.applyKey(Key{Scope: e.Scope, Window: e.Window}, e.Counts)

@@ -18,8 +18,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"testing"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"

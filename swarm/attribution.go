@@ -1,0 +1,279 @@
+package swarm
+
+import (
+	"slices"
+	"time"
+
+	"github.com/darktime/darktime/internal/ledger"
+)
+
+// The swarm's ledger credits every delivery a successful publish owed a
+// subscribed session and debits every owed event received. Attribution
+// says, for every difference, why: each session remembers the ranges its
+// stream skipped (gaps) with what the client knew when the gap opened —
+// a darktime.missed notice had announced it, it came right after a
+// reconnect, or nothing — and the publisher remembers what each failed
+// publish's answer proved. At the end every lost delivery is one seq of
+// one gap (or of the session's tail) and every extra one is a received
+// seq whose publish failed, so the causes add up to the ledger exactly.
+
+// gap is a range [from, to) of seqs a session's stream skipped.
+type gap struct {
+	from, to int64
+	cause    lossCause
+}
+
+// lossCause is what the client knew when a gap opened.
+type lossCause uint8
+
+const (
+	// lossSilent: nothing announced or explains the gap.
+	lossSilent lossCause = iota
+	// lossAnnounced: a darktime.missed notice for the channel came first.
+	lossAnnounced
+	// lossNotResumed: the first event after a reconnect that sent
+	// Last-Event-ID was a live one past a gap (the target did not replay).
+	lossNotResumed
+	// lossNoID: the first event after a reconnect that had no id to send
+	// (the stream carried no id: field) was past a gap.
+	lossNoID
+	// lossTail: owed after the session's last event and never received.
+	lossTail
+	// lossGaveUp: owed after the client gave up, because the target
+	// answered a reconnect with an error (as a browser gives up).
+	lossGaveUp
+)
+
+// Loss causes as they appear in Attribution.Lost.
+var lossCauseNames = [...]string{
+	lossSilent:     "silent_gap",
+	lossAnnounced:  "announced",
+	lossNotResumed: "not_resumed",
+	lossNoID:       "no_id",
+	lossTail:       "tail",
+	lossGaveUp:     "gave_up",
+}
+
+// Extra causes as they appear in Attribution.Extra, by the failed
+// publish's state.
+var extraCauseNames = map[pubState]string{
+	pubPending: "publish_unanswered",
+	pubNotSent: "publish_not_sent",
+	pubRefused: "publish_refused",
+	pubUnknown: "publish_outcome_unknown",
+}
+
+// resumeKind is how a client came back after its stream ended.
+type resumeKind uint8
+
+const (
+	resumeNone   resumeKind = iota
+	resumeWithID            // reconnected with Last-Event-ID
+	resumeNoID              // reconnected with no id to send
+)
+
+// Attribution explains the ledger: see RESULTS.md "attribution". Counts
+// add up over parts (Merge).
+type Attribution struct {
+	// Lost counts the owed deliveries never received, by cause:
+	// silent_gap, announced, not_resumed, no_id, tail, gave_up. Their sum
+	// is the ledger's lost.
+	Lost map[string]int64 `json:"lost"`
+	// Extra counts deliveries received that no successful publish owed, by
+	// what the failed publish's answer said: publish_outcome_unknown
+	// (timeout, reset, 500/502/504), publish_refused (4xx, 503),
+	// publish_not_sent (no connection), publish_unanswered (the run ended
+	// before the answer came).
+	Extra map[string]int64 `json:"extra"`
+	// Resumes counts how streams came back after they ended.
+	Resumes ResumeCounts `json:"resumes"`
+	// Hangups counts the connections the swarm itself ended.
+	Hangups HangupCounts `json:"hangups"`
+	// Residual is credit − debit − (lost − extra − duplicated) over the
+	// run: 0 unless the swarm's own bookkeeping is wrong.
+	Residual int64 `json:"residual"`
+}
+
+// ResumeCounts says whether the target resumes streams.
+type ResumeCounts struct {
+	// WithID and NoID count reconnects that sent Last-Event-ID and those
+	// that had no id to send (the stream carried none).
+	WithID int64 `json:"with_id"`
+	NoID   int64 `json:"no_id"`
+	// Replayed counts resumed channel streams whose first event was
+	// published before the reconnect: the target replayed its history.
+	Replayed int64 `json:"replayed"`
+	// Gapped counts resumed channel streams whose first event was a live
+	// one past a gap, with no notice.
+	Gapped int64 `json:"gapped"`
+}
+
+// Resumes reports whether the target was seen to resume: it replayed
+// history on some reconnect, or never skipped anything on one.
+func (r ResumeCounts) Resumes() bool { return r.Replayed > 0 || r.Gapped == 0 }
+
+// HangupCounts counts connections the swarm closed itself (a storm, a
+// leaving client, the end of the run). It closes them as a browser's
+// EventSource does, but first sends FIN and reads what the server had
+// already written until the server closes: those bytes are the copies a
+// server counts as written that the client never used.
+type HangupCounts struct {
+	Storm int64 `json:"storm"`
+	Churn int64 `json:"churn"`
+	Stop  int64 `json:"stop"`
+	// Discarded counts the events read after a storm cut, never used:
+	// the stream resumes before them.
+	Discarded int64 `json:"discarded"`
+	// Timeouts counts hang-ups the server did not answer with its own
+	// close within HangupTimeout: what it still had in flight is unknown.
+	Timeouts int64 `json:"timeouts"`
+}
+
+func (h HangupCounts) add(o HangupCounts) HangupCounts {
+	return HangupCounts{h.Storm + o.Storm, h.Churn + o.Churn, h.Stop + o.Stop, h.Discarded + o.Discarded, h.Timeouts + o.Timeouts}
+}
+
+func (a Attribution) add(o Attribution) Attribution {
+	out := Attribution{Lost: map[string]int64{}, Extra: map[string]int64{}, Hangups: a.Hangups.add(o.Hangups), Residual: a.Residual + o.Residual}
+	for _, m := range []map[string]int64{a.Lost, o.Lost} {
+		for k, v := range m {
+			out.Lost[k] += v
+		}
+	}
+	for _, m := range []map[string]int64{a.Extra, o.Extra} {
+		for k, v := range m {
+			out.Extra[k] += v
+		}
+	}
+	out.Resumes = ResumeCounts{a.Resumes.WithID + o.Resumes.WithID, a.Resumes.NoID + o.Resumes.NoID,
+		a.Resumes.Replayed + o.Resumes.Replayed, a.Resumes.Gapped + o.Resumes.Gapped}
+	return out
+}
+
+// IsZero reports whether nothing was attributed (results written before
+// attribution existed have none), so that such files keep their checksum.
+func (a Attribution) IsZero() bool {
+	return len(a.Lost) == 0 && len(a.Extra) == 0 && a.Resumes == (ResumeCounts{}) && a.Hangups == (HangupCounts{}) && a.Residual == 0
+}
+
+// LostTotal sums the lost deliveries over every cause.
+func (a Attribution) LostTotal() int64 {
+	var n int64
+	for _, v := range a.Lost {
+		n += v
+	}
+	return n
+}
+
+// ExtraTotal sums the extra deliveries over every cause.
+func (a Attribution) ExtraTotal() int64 {
+	var n int64
+	for _, v := range a.Extra {
+		n += v
+	}
+	return n
+}
+
+// openGap records that the stream skipped [st.high+1, seq) and why.
+func (c *client) openGap(st *chanState, seq int64) {
+	cause := lossSilent
+	switch {
+	case st.announced:
+		cause = lossAnnounced
+	case st.resume == resumeNoID:
+		cause = lossNoID
+	case st.resume == resumeWithID && seq >= st.resumeFrom:
+		cause = lossNotResumed
+	}
+	st.gaps = append(st.gaps, gap{from: st.high + 1, to: seq, cause: cause})
+}
+
+// firstAfterResume accounts the first event of a channel after a
+// reconnect; gapped says it came past a gap.
+func (c *client) firstAfterResume(st *chanState, seq int64, gapped bool) {
+	switch {
+	case seq < st.resumeFrom:
+		c.r.tally(func(a *Attribution) { a.Resumes.Replayed++ })
+	case gapped && !st.announced && st.resume == resumeWithID:
+		c.r.tally(func(a *Attribution) { a.Resumes.Gapped++ })
+	}
+	st.resume = resumeNone
+}
+
+// skippedIn reports whether seq lies in one of the gaps and did not
+// arrive later (fills).
+func skippedIn(gaps []gap, fills []int64, seq int64) bool {
+	for _, g := range gaps {
+		if seq >= g.from && seq < g.to {
+			return !slices.Contains(fills, seq)
+		}
+	}
+	return false
+}
+
+// tally changes the run's attribution counters.
+func (r *run) tally(f func(*Attribution)) {
+	r.mu.Lock()
+	f(&r.attr)
+	r.mu.Unlock()
+}
+
+// attribute turns the sessions' gaps and the publish outcomes into the
+// ledger's lost and extra counts and the Attribution. Called once, after
+// creditLedger, with the clients stopped.
+func (r *run) attribute() Attribution {
+	r.mu.Lock()
+	sessions := r.sessions
+	a := r.attr
+	r.mu.Unlock()
+	a.Lost, a.Extra = map[string]int64{}, map[string]int64{}
+	pl := r.pubs
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	// failed lists, per channel, the seqs whose publish failed, in order.
+	failed := map[int][]int64{}
+	for ch, st := range pl.status {
+		for seq, s := range st {
+			if s != pubOK {
+				failed[ch] = append(failed[ch], int64(seq))
+			}
+		}
+	}
+	lose := func(s *session, seq int64, cause lossCause) {
+		if !pl.ok(s.ch, seq) {
+			return // not owed
+		}
+		a.Lost[lossCauseNames[cause]]++
+		r.ledger.Apply(r.asg.names[s.ch], time.Unix(0, pl.ts[s.ch][seq]), ledger.Counts{Lost: 1})
+	}
+	for i := range sessions {
+		s := &sessions[i]
+		for _, g := range s.gaps {
+			for seq := max(g.from, s.first); seq < min(g.to, s.end); seq++ {
+				if !slices.Contains(s.fills, seq) {
+					lose(s, seq, g.cause)
+				}
+			}
+		}
+		for seq := max(s.high+1, s.first); seq < s.end; seq++ {
+			lose(s, seq, s.tail)
+		}
+		// Received: [first, min(end, high+1)) but the gaps, plus fills.
+		list := failed[s.ch]
+		lo, _ := slices.BinarySearch(list, s.first)
+		for _, seq := range list[lo:] {
+			if seq >= min(s.end, s.high+1) {
+				break
+			}
+			if skippedIn(s.gaps, s.fills, seq) {
+				continue
+			}
+			st := pl.status[s.ch][seq]
+			a.Extra[extraCauseNames[st]]++
+			r.ledger.Apply(r.asg.names[s.ch], time.Unix(0, pl.ts[s.ch][seq]), ledger.Counts{Extra: 1})
+		}
+	}
+	t := r.ledger.Totals()
+	a.Residual = t.Credit - t.Debit - (t.Lost - t.Extra - t.Duplicated)
+	return a
+}
