@@ -45,6 +45,10 @@ func ExampleBuild() {
 	// Output:
 	// PASS p99_delivery_ms < 100: measured 80.063
 	// FAIL lost == 0: measured 3
+	// PASS expected > 0 (default): measured 360
+	// PASS publish_errors == 0 (default): measured 0
+	// PASS unreadable == 0 (default): measured 0
+	// FAIL unexplained == 0 (default): measured 4
 }
 
 func ExampleParseGate() {
@@ -103,4 +107,8 @@ func ExampleBuild_scenario() {
 	// after-kill: 178 deliveries in 3 s, p99 80.063 ms, 3 lost
 	// PASS phase.warm-up.lost == 0: measured 0
 	// FAIL phase.after-kill.lost == 0: measured 3
+	// PASS expected > 0 (default): measured 360
+	// PASS publish_errors == 0 (default): measured 0
+	// PASS unreadable == 0 (default): measured 0
+	// FAIL unexplained == 0 (default): measured 4
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,6 +24,34 @@ type GateResult struct {
 	Gate
 	Value float64 `json:"value"`
 	Pass  bool    `json:"pass"`
+	// Default marks a gate of DefaultGates that the user's gates did not
+	// replace.
+	Default bool `json:"default,omitempty"`
+}
+
+// DefaultGates hold on every report unless a gate of the user names the
+// same metric: a run in which nothing was owed, publishes failed, the
+// swarm could not read what the target sent, or a ledger difference has
+// no cause proves nothing and never passes.
+var DefaultGates = []string{"expected > 0", "publish_errors == 0", "unreadable == 0", "unexplained == 0"}
+
+// withDefaults appends the default gates whose metric no gate names.
+func withDefaults(gates []Gate) []Gate {
+	named := map[string]bool{}
+	for _, g := range gates {
+		named[g.Metric] = true
+	}
+	out := slices.Clone(gates)
+	for _, expr := range DefaultGates {
+		g, err := ParseGate(expr)
+		if err != nil {
+			panic(err) // a typo in DefaultGates
+		}
+		if !named[g.Metric] {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // String is the gate's one-line verdict, naming the measured value.
@@ -31,7 +60,11 @@ func (g GateResult) String() string {
 	if !g.Pass {
 		verdict = "FAIL"
 	}
-	return fmt.Sprintf("%s %s %s %s: measured %s", verdict, g.Metric, g.Op, formatNum(g.Threshold), formatNum(g.Value))
+	def := ""
+	if g.Default {
+		def = " (default)"
+	}
+	return fmt.Sprintf("%s %s %s %s%s: measured %s", verdict, g.Metric, g.Op, formatNum(g.Threshold), def, formatNum(g.Value))
 }
 
 var ops = []string{"<=", ">=", "==", "!=", "<", ">"} // two-character operators first
@@ -129,14 +162,17 @@ func parseGateFile(name string, data []byte) ([]Gate, error) {
 // Evaluate checks the gates on the report and records the results in
 // r.Gates. A gate on a metric the inputs do not give is an error wrapping
 // ErrInput: a gate never passes by default.
+//
+// The DefaultGates are evaluated too, unless a gate names their metric.
 func (r *Report) Evaluate(gates []Gate) ([]GateResult, error) {
 	var out []GateResult
-	for _, g := range gates {
+	all := withDefaults(gates)
+	for i, g := range all {
 		v, err := r.Value(g.Metric)
 		if err != nil {
 			return nil, fmt.Errorf("gate %q: %w", g.Expr, err)
 		}
-		out = append(out, GateResult{Gate: g, Value: v, Pass: compare(v, g.Op, g.Threshold)})
+		out = append(out, GateResult{Gate: g, Value: v, Pass: compare(v, g.Op, g.Threshold), Default: i >= len(gates)})
 	}
 	r.Gates = out
 	return out, nil

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"strings"
 )
 
 type junitSuites struct {
@@ -41,7 +42,8 @@ type junitFailure struct {
 
 // WriteJUnit writes the gates as JUnit XML: one testsuite for the run,
 // one testcase per gate (a failed gate is a <failure> naming the measured
-// value). Without gates the suite is empty. A scenario run's suite is
+// value), then one per ledger (classname darktime.ledgers, failed when
+// something is unexplained, its causes in system-out). A scenario run's suite is
 // named after the scenario.
 func (r *Report) WriteJUnit(w io.Writer) error {
 	s := junitSuite{
@@ -71,6 +73,28 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 			c.Failure = &junitFailure{Message: g.String(), Type: "threshold",
 				Text: fmt.Sprintf("%s measured %s, threshold %s %s", g.Metric, formatNum(g.Value), g.Op, formatNum(g.Threshold))}
 		}
+		s.Cases = append(s.Cases, c)
+	}
+	// One case per ledger: it fails when something is unexplained, and
+	// its output carries the causes, so CI shows why a ledger is off.
+	for _, l := range r.Ledgers {
+		var out strings.Builder
+		fmt.Fprintf(&out, "%s: +%d -%d = %d: %s", l.Name, l.Credit, l.Debit, l.Balance, l.Verdict)
+		if sm := l.Summary(); sm != "" {
+			out.WriteString(": " + sm)
+		}
+		for _, e := range l.UnexplainedBy {
+			fmt.Fprintf(&out, "\nunexplained %s %d: %s", e.Cause, e.Count, e.Evidence)
+		}
+		for _, e := range l.Explained {
+			fmt.Fprintf(&out, "\nexplained %s %d: %s", e.Cause, e.Count, e.Evidence)
+		}
+		c := junitCase{Name: l.Name, Classname: "darktime.ledgers", Time: "0", SystemOut: out.String()}
+		if !l.Balanced {
+			s.Failures++
+			c.Failure = &junitFailure{Message: fmt.Sprintf("%s: %s: %s", l.Name, l.Verdict, l.Summary()), Type: "ledger", Text: out.String()}
+		}
+		s.Tests++
 		s.Cases = append(s.Cases, c)
 	}
 	if _, err := io.WriteString(w, xml.Header); err != nil {

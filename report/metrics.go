@@ -55,7 +55,14 @@ var Vocabulary = func() []Metric {
 		Metric{Name: "reconnects", Help: "reconnects after a drop or a storm cut", Better: -1},
 		Metric{Name: "drops", Help: "open streams the server or network ended", Better: -1},
 		Metric{Name: "clients_failed", Help: "clients that gave up (non-SSE answer)", Better: -1},
-		Metric{Name: "unbalanced_ledgers", Help: "ledgers (of every input) that do not balance", Better: -1},
+		Metric{Name: "unbalanced_ledgers", Help: "ledgers (of every input) with something unexplained", Better: -1},
+		Metric{Name: "unexplained", Help: "ledger differences without a cause, summed over every ledger (default gate: == 0)", Better: -1},
+		Metric{Name: "unexplained_swarm", Help: "swarm ledger differences without a cause (silent gaps, duplicates, reorders, ...)", Better: -1},
+		Metric{Name: "unexplained_server", Help: "server ledgers' differences without a cause (fan-out and written vs received)", Better: -1, Needs: "stats"},
+		Metric{Name: "unexplained_shadow", Help: "shadow ledgers' differences without a cause, over candidate targets", Better: -1, Needs: "shadow"},
+		Metric{Name: "announced_lost", Help: "lost deliveries the target announced with darktime.missed", Better: -1},
+		Metric{Name: "unreadable", Help: "events the swarm received but could not read: malformed, other_type, foreign (default gate: == 0)", Better: -1},
+		Metric{Name: "discarded_at_cut", Help: "events read after the swarm's own storm cuts and not used (the streams resumed before them)"},
 		Metric{Name: "server_balance", Help: "fanned out - written - dropped - queued over the run, all nodes", Needs: "stats"},
 		Metric{Name: "server_dropped", Help: "copies the servers dropped during the run", Better: -1, Needs: "stats"},
 		Metric{Name: "server_written_vs_received", Help: "copies written by the servers - events read by the swarm", Needs: "stats"},
@@ -227,9 +234,22 @@ func metrics(r *Report, res *swarm.Result) map[string]float64 {
 	m["connects"], m["reconnects"], m["drops"], m["clients_failed"] = float64(c.Connects), float64(c.Reconnects), float64(c.Drops), float64(c.Failed)
 	var unbalanced int
 	shadow := map[string]float64{}
+	m["unexplained"] = 0
+	m["unreadable"] = float64(sum(unreadableKinds(res.Events)))
+	m["announced_lost"] = float64(res.Attribution.Lost["announced"])
+	m["discarded_at_cut"] = float64(res.Attribution.Hangups.Discarded)
 	for _, l := range r.Ledgers {
 		if !l.Balanced {
 			unbalanced++
+		}
+		m["unexplained"] += float64(l.Unexplained)
+		switch {
+		case l.Source == "swarm":
+			m["unexplained_swarm"] = float64(l.Unexplained)
+		case strings.HasPrefix(l.Source, "server_"):
+			m["unexplained_server"] += float64(l.Unexplained)
+		case l.Source == "shadow_candidate":
+			m["unexplained_shadow"] += float64(l.Unexplained)
 		}
 		switch l.Source {
 		case "server_fanout":

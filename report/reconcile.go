@@ -27,10 +27,19 @@ type LedgerReport struct {
 	Credit  int64  `json:"credit"`
 	Debit   int64  `json:"debit"`
 	Balance int64  `json:"balance"`
-	// Balanced is false when the balance is not zero or something was
-	// lost, duplicated, extra or dropped (late and reordered deliveries are
-	// listed but keep a ledger balanced).
+	// Balanced is false when something is unexplained (Unexplained > 0),
+	// or when nothing was owed at all.
 	Balanced bool `json:"balanced"`
+	// Verdict is balanced (nothing to explain), explained (every
+	// difference has a cause), NOT BALANCED (something is unexplained) or
+	// NOTHING OWED (the run proves nothing).
+	Verdict string `json:"verdict"`
+	// Explained lists each part of the difference with its cause and
+	// evidence; UnexplainedBy what is left, by kind, and Unexplained its
+	// sum. See REPORT.md "Causes".
+	Explained     []Explanation `json:"explained"`
+	Unexplained   int64         `json:"unexplained"`
+	UnexplainedBy []Explanation `json:"unexplained_by"`
 	// Kinds counts the differences by kind: lost, duplicated, late,
 	// reordered, extra, dropped_<reason>, queued, pending.
 	Kinds map[string]int64 `json:"kinds"`
@@ -103,7 +112,6 @@ func swarmLedger(res *swarm.Result) LedgerReport {
 		Source: "swarm", Name: "swarm: expected vs received", Plus: "deliveries owed to subscribed sessions",
 		Minus: "owed events received", Credit: t.Credit, Debit: t.Debit, Balance: t.Balance(), Kinds: kindsOf(t),
 	}
-	lr.Balanced = lr.Balance == 0 && t.Lost == 0 && t.Duplicated == 0
 	var windows, scopes []Imbalance
 	for _, e := range res.Ledger.Unbalanced() {
 		windows = append(windows, Imbalance{Scope: e.Scope, Window: e.Window, Credit: e.Credit, Debit: e.Debit,
@@ -118,9 +126,29 @@ func swarmLedger(res *swarm.Result) LedgerReport {
 	}
 	lr.Windows, lr.MoreWindows = worst(windows)
 	lr.ByScope, lr.MoreScopes = worst(scopes)
-	if res.Publish.Failed > 0 && lr.Balance < 0 {
-		lr.Note = fmt.Sprintf("%d publishes failed; a failed publish that was delivered anyway is a debit without a credit", res.Publish.Failed)
+	explainSwarm(&lr, res)
+	return lr
+}
+
+// publishLedger is publishes attempted vs answered 2xx: every failure is
+// explained by its answer, and gated by publish_errors == 0 by default.
+func publishLedger(res *swarm.Result) LedgerReport {
+	p := res.Publish
+	lr := LedgerReport{
+		Source: "publish", Name: "publishes: attempted vs accepted", Plus: "publishes attempted", Minus: "publishes answered 2xx",
+		Credit: p.Attempted, Debit: p.OK, Balance: p.Attempted - p.OK, Kinds: map[string]int64{},
+		ByScope: []Imbalance{}, Windows: []Imbalance{},
 	}
+	if p.Failed > 0 {
+		lr.Kinds["failed"] = p.Failed
+	}
+	for _, msg := range slices.Sorted(maps.Keys(p.Errors)) {
+		lr.explain("failed", p.Errors[msg], false, true, "answered: %s", msg)
+	}
+	if known := sum(p.Errors); known < lr.Balance {
+		lr.explain("unanswered", lr.Balance-known, false, true, "the run ended before their answer came")
+	}
+	lr.settle()
 	return lr
 }
 
@@ -229,18 +257,20 @@ func serverLedgers(before, after []server.Stats, res *swarm.Result) (fan, wr Led
 		received += int64(a.Totals.Received - b.Totals.Received)
 	}
 	fan.Balance = fan.Credit - fan.Debit
-	fan.Balanced = fan.Balance == 0 && droppedTotal(fan.Kinds) == 0
+	explainFanout(&fan, res)
 	fan.ByScope, fan.MoreScopes = worst(scopes)
 	fan.Windows = []Imbalance{}
 	fan.Note = fmt.Sprintf("deltas between the snapshots over %d node(s): %d published, %d received from the broker", len(after), published, received)
 
 	e := res.Events
 	got := e.Events + e.Outside + e.Malformed + e.Foreign + e.OtherType + e.Slow
+	discarded := res.Attribution.Hangups.Discarded
 	wr = LedgerReport{
 		Source: "server_written", Name: "server written vs swarm received", Plus: "copies the servers wrote (live and history replay)",
-		Minus: "events the swarm read", Credit: written + replayed, Debit: got, Kinds: map[string]int64{},
-		ByScope: []Imbalance{}, Windows: []Imbalance{},
-		Note: "assumes the swarm was the servers' only subscriber between the snapshots",
+		Minus: "events the swarm read (used, or discarded after its own storm cuts)", Credit: written + replayed, Debit: got + discarded,
+		Kinds: map[string]int64{}, ByScope: []Imbalance{}, Windows: []Imbalance{},
+		Note: fmt.Sprintf("assumes the swarm was the servers' only subscriber between the snapshots; read: %d measured, %d outside a session, %d by slow readers, %d unreadable; %d notices not counted on either side",
+			e.Events, e.Outside, e.Slow, e.Malformed+e.Foreign+e.OtherType, e.Notices),
 	}
 	wr.Balance = wr.Credit - wr.Debit
 	switch {
@@ -249,7 +279,7 @@ func serverLedgers(before, after []server.Stats, res *swarm.Result) (fan, wr Led
 	case wr.Balance < 0:
 		wr.Kinds["extra"] = -wr.Balance // read but not written between the snapshots: another writer, or a snapshot taken too early
 	}
-	wr.Balanced = wr.Balance == 0
+	explainWritten(&wr, res)
 	return fan, wr, nil
 }
 
@@ -274,7 +304,6 @@ func shadowLedgers(name string, l shadow.Report) []LedgerReport {
 			Plus: "events the primary delivered", Minus: "events the " + t.Role + " delivered on the mirrored stream",
 			Credit: c.Primary, Debit: c.Candidate, Balance: c.Balance, Kinds: shadowKinds(c),
 		}
-		lr.Balanced = c.Balance == 0 && c.Missing == 0 && c.Extra == 0 && c.Duplicated == 0
 		var scopes []Imbalance
 		for _, group := range []struct {
 			prefix string
@@ -296,6 +325,7 @@ func shadowLedgers(name string, l shadow.Report) []LedgerReport {
 		if t.Role == "baseline" {
 			lr.Note = "a baseline measures the noise at connection edges; the candidate is worse only by what exceeds it"
 		}
+		explainShadow(&lr, t, l.Final)
 		out = append(out, lr)
 	}
 	return out

@@ -164,7 +164,7 @@ func Build(in Inputs) (*Report, error) {
 	for _, p := range phases {
 		r.Phases = append(r.Phases, p.finish(r.Series))
 	}
-	r.Ledgers = append(r.Ledgers, swarmLedger(res))
+	r.Ledgers = append(r.Ledgers, swarmLedger(res), publishLedger(res))
 	if len(in.StatsBefore) > 0 || len(in.StatsAfter) > 0 {
 		srv, written, err := serverLedgers(in.StatsBefore, in.StatsAfter, res)
 		if err != nil {

@@ -129,8 +129,8 @@ func TestGates(t *testing.T) {
 		t.Fatal(err)
 	}
 	var gf *GateFailure
-	if err := Failures(res); !errors.As(err, &gf) || len(gf.Failed) != 3 {
-		t.Fatalf("faulty run: %v, want 3 failed gates (p99, lost, duplicated)", err)
+	if err := Failures(res); !errors.As(err, &gf) || len(gf.Failed) != 4 {
+		t.Fatalf("faulty run: %v, want 4 failed gates (p99, lost, duplicated, and the default unexplained == 0)", err)
 	}
 	if msg := gf.Error(); !strings.Contains(msg, "FAIL lost == 0: measured 3") || !strings.Contains(msg, "FAIL p99_delivery_ms < 50: measured 80") {
 		t.Errorf("failure lines should name the measured values:\n%s", msg)
@@ -304,7 +304,7 @@ func TestServerLedgerSeveralNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fan := r.Ledgers[1]
+	fan := r.Ledgers[2] // after swarm and publish
 	if fan.Source != "server_fanout" || fan.Balance != 1 || fan.ByScope[0].Scope != "node n1" {
 		t.Errorf("server ledger over two nodes: %+v", fan)
 	}

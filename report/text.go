@@ -57,13 +57,27 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	r.writePhasesText(&b)
 	r.writeFaultsText(&b)
-	b.WriteString("\nledgers (+1 expected, -1 observed; balance must be 0)\n")
+	b.WriteString("\nledgers (+1 expected, -1 observed; every difference has a cause, or it is unexplained)\n")
 	for _, l := range r.Ledgers {
-		state := "balanced"
-		if !l.Balanced {
-			state = "NOT BALANCED"
+		state := l.Verdict
+		if state == "" { // a report built before verdicts
+			state = map[bool]string{true: VerdictBalanced, false: VerdictNotBalanced}[l.Balanced]
 		}
-		fmt.Fprintf(&b, "  %-12s %s: +%d -%d = %d%s\n", state, l.Name, l.Credit, l.Debit, l.Balance, kindsText(l.Kinds))
+		summary := ""
+		if s := l.Summary(); s != "" {
+			summary = ": " + s
+		}
+		fmt.Fprintf(&b, "  %-12s %s: +%d -%d = %d%s\n", state, l.Name, l.Credit, l.Debit, l.Balance, summary)
+		for _, e := range l.UnexplainedBy {
+			fmt.Fprintf(&b, "      unexplained %s %d: %s\n", e.Cause, e.Count, e.Evidence)
+		}
+		for _, e := range l.Explained {
+			loss := ""
+			if e.Loss {
+				loss = " (lost)"
+			}
+			fmt.Fprintf(&b, "      explained %s %d%s: %s\n", e.Cause, e.Count, loss, e.Evidence)
+		}
 		for _, im := range l.ByScope {
 			fmt.Fprintf(&b, "      %s: +%d -%d = %d%s\n", im.Scope, im.Credit, im.Debit, im.Balance, kindsText(im.Kinds))
 		}
