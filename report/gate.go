@@ -35,11 +35,24 @@ type GateResult struct {
 // no cause proves nothing and never passes.
 var DefaultGates = []string{"expected > 0", "publish_errors == 0", "unreadable == 0", "unexplained == 0"}
 
+// defaultReplacedBy lists, per default gate's metric, the other metrics
+// whose gate replaces it: a scenario that allows some failed publishes
+// says so with either name.
+var defaultReplacedBy = map[string][]string{
+	"publish_errors": {"publish_error_rate"},
+	"expected":       {"deliveries"},
+}
+
 // withDefaults appends the default gates whose metric no gate names.
 func withDefaults(gates []Gate) []Gate {
 	named := map[string]bool{}
 	for _, g := range gates {
 		named[g.Metric] = true
+	}
+	for m, others := range defaultReplacedBy {
+		for _, o := range others {
+			named[m] = named[m] || named[o]
+		}
 	}
 	out := slices.Clone(gates)
 	for _, expr := range DefaultGates {

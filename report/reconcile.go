@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/darktime/darktime/internal/ledger"
 	"github.com/darktime/darktime/server"
@@ -142,8 +144,17 @@ func publishLedger(res *swarm.Result) LedgerReport {
 	if p.Failed > 0 {
 		lr.Kinds["failed"] = p.Failed
 	}
-	for _, msg := range slices.Sorted(maps.Keys(p.Errors)) {
-		lr.explain("failed", p.Errors[msg], false, true, "answered: %s", msg)
+	// By what the answer proves, as the swarm's attribution does.
+	byCause := map[string]map[string]int64{}
+	for msg, n := range p.Errors {
+		c := publishFailureCause(msg)
+		if byCause[c] == nil {
+			byCause[c] = map[string]int64{}
+		}
+		byCause[c][msg] += n
+	}
+	for _, c := range slices.Sorted(maps.Keys(byCause)) {
+		lr.explain(c, sum(byCause[c]), false, true, "%s: %s", publishCauseText[c], kindList(byCause[c]))
 	}
 	if known := sum(p.Errors); known < lr.Balance {
 		lr.explain("unanswered", lr.Balance-known, false, true, "the run ended before their answer came")
@@ -340,4 +351,30 @@ func shadowKinds(c shadow.Counts) map[string]int64 {
 		}
 	}
 	return m
+}
+
+// publishCauseText says what a failed publish's answer proves.
+var publishCauseText = map[string]string{
+	"refused":         "the target answered that it did not take them (4xx, 503)",
+	"not_sent":        "the request never reached the target",
+	"outcome_unknown": "no answer says whether the target took them (timeout, reset, 500/502/504)",
+}
+
+// publishFailureCause classifies a publish error message as the swarm's
+// publisher does (swarm.failureState): a status line or vegeta's error text.
+func publishFailureCause(msg string) string {
+	code := 0
+	if len(msg) >= 3 {
+		code, _ = strconv.Atoi(msg[:3])
+	}
+	if c, ok := strings.CutPrefix(msg, "status "); ok {
+		code, _ = strconv.Atoi(c)
+	}
+	switch {
+	case code == 503 || code >= 400 && code < 500:
+		return "refused"
+	case code == 0 && (strings.Contains(msg, "dial ") || strings.Contains(msg, "connection refused")):
+		return "not_sent"
+	}
+	return "outcome_unknown"
 }
