@@ -32,8 +32,19 @@ type book struct {
 }
 
 type auxCounts struct {
-	matched, extra     int64
-	delaySum, delayMax time.Duration
+	matched, extra                      int64
+	edgeMissing, edgeExtra, lateSettled int64
+	delaySum, delayMax                  time.Duration
+}
+
+func (a *auxCounts) add(o auxCounts) {
+	a.matched += o.matched
+	a.extra += o.extra
+	a.edgeMissing += o.edgeMissing
+	a.edgeExtra += o.edgeExtra
+	a.lateSettled += o.lateSettled
+	a.delaySum += o.delaySum
+	a.delayMax = max(a.delayMax, o.delayMax)
 }
 
 func newBook(name, role, url string) *book {
@@ -49,7 +60,9 @@ func (b *book) apply(channel string, bucket int, t tally) {
 	}
 	b.channels.Apply(channel, time.Time{}, c)
 	b.buckets.Apply(bk, time.Time{}, c)
-	if t.Matched == 0 && t.Extra == 0 {
+	ac := auxCounts{matched: t.Matched, extra: t.Extra, edgeMissing: t.EdgeMissing, edgeExtra: t.EdgeExtra,
+		lateSettled: t.LateSettled, delaySum: t.DelaySum, delayMax: t.DelayMax}
+	if ac == (auxCounts{}) {
 		return
 	}
 	b.mu.Lock()
@@ -59,10 +72,7 @@ func (b *book) apply(channel string, bucket int, t tally) {
 			a = &auxCounts{}
 			b.aux[k] = a
 		}
-		a.matched += t.Matched
-		a.extra += t.Extra
-		a.delaySum += t.DelaySum
-		a.delayMax = max(a.delayMax, t.DelayMax)
+		a.add(ac)
 	}
 	b.mu.Unlock()
 }
@@ -84,6 +94,9 @@ type Report struct {
 	Final       bool           `json:"final"`
 	SettleMS    int64          `json:"settle_ms"`
 	LateMS      int64          `json:"late_ms"`
+	EdgeMS      int64          `json:"edge_ms"`
+	RememberMS  int64          `json:"remember_ms"`
+	RememberMax int64          `json:"remember_max"`
 	Identity    string         `json:"identity"`
 	Targets     []TargetReport `json:"targets"`
 }
@@ -122,14 +135,23 @@ type Counts struct {
 	PendingCandidate int64   `json:"pending_candidate"`
 	DelayMeanMS      float64 `json:"delay_mean_ms"`
 	DelayMaxMS       float64 `json:"delay_max_ms"`
+	// The attribution of missing and extra (LEDGER.md).
+	EdgeMissing        int64 `json:"edge_missing"`
+	EdgeExtra          int64 `json:"edge_extra"`
+	LateSettled        int64 `json:"late_settled"`
+	UnexplainedMissing int64 `json:"unexplained_missing"`
+	UnexplainedExtra   int64 `json:"unexplained_extra"`
 }
 
 func makeCounts(c ledger.Counts, a auxCounts) Counts {
 	out := Counts{
 		Primary: c.Credit, Candidate: c.Debit, Balance: c.Balance(), Matched: a.matched,
 		Missing: c.Lost, Extra: a.extra, Duplicated: c.Duplicated, Late: c.Late, Reordered: c.Reordered,
-		DelayMaxMS: ms(a.delayMax),
+		DelayMaxMS:  ms(a.delayMax),
+		EdgeMissing: a.edgeMissing, EdgeExtra: a.edgeExtra, LateSettled: a.lateSettled,
 	}
+	out.UnexplainedMissing = max(out.Missing-out.EdgeMissing-out.LateSettled, 0)
+	out.UnexplainedExtra = max(out.Extra-out.EdgeExtra-out.LateSettled, 0)
 	out.PendingPrimary = out.Primary - out.Matched - out.Missing
 	out.PendingCandidate = out.Candidate - out.Matched - out.Extra - out.Duplicated
 	if a.matched > 0 {
@@ -156,10 +178,7 @@ func (b *book) report() TargetReport {
 		a := aux["c:"+scope]
 		tr.Channels[scope] = makeCounts(c, a)
 		total = total.Add(c)
-		totalAux.matched += a.matched
-		totalAux.extra += a.extra
-		totalAux.delaySum += a.delaySum
-		totalAux.delayMax = max(totalAux.delayMax, a.delayMax)
+		totalAux.add(a)
 	}
 	tr.Totals = makeCounts(total, totalAux)
 	tr.Buckets = map[string]Counts{}

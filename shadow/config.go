@@ -166,6 +166,12 @@ type LedgerConfig struct {
 	// Late: a candidate event delivered more than this after the
 	// primary's counts as late (250ms).
 	Late time.Duration `yaml:"late" json:"late"`
+	// Edge is the guard of a stream's edges: an unmatched event delivered
+	// within it of the later open (or the other side's close) may have
+	// been published while only one side was listening, and counts as
+	// edge_missing or edge_extra (LEDGER.md). Shorter than Settle (Late,
+	// at most half of Settle).
+	Edge time.Duration `yaml:"edge" json:"edge"`
 	// File, when set, receives the ledger as JSON on Shutdown.
 	File string `yaml:"file" json:"file,omitempty"`
 }
@@ -213,6 +219,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Ledger.Late <= 0 {
 		c.Ledger.Late = 250 * time.Millisecond
+	}
+	if c.Ledger.Edge <= 0 {
+		c.Ledger.Edge = min(c.Ledger.Late, c.Ledger.Settle/2)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -300,6 +309,9 @@ func (c Config) Validate() error {
 	}
 	if c.Mirror.Identity != IdentityData && c.Mirror.Identity != IdentityID {
 		return fieldErr("$.mirror.identity", "%q is not data or id", c.Mirror.Identity)
+	}
+	if c.Ledger.Edge >= c.Ledger.Settle {
+		return fieldErr("$.ledger.edge", "edge %v must be shorter than settle %v (an edge is judged when its event settles)", c.Ledger.Edge, c.Ledger.Settle)
 	}
 	if strings.ContainsAny(c.Mirror.Header, " :\r\n") {
 		return fieldErr("$.mirror.header", "%q is not a header name", c.Mirror.Header)

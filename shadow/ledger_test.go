@@ -67,7 +67,8 @@ func TestLedgerFindsDropsDuplicatesDelaysAndReorders(t *testing.T) {
 		return tot.PendingPrimary == 0 && tot.PendingCandidate == 0 && tot.Candidate == 11
 	})
 	tr := targetOf(getReport(t, admin), "candidate")
-	want := Counts{Primary: 10, Candidate: 11, Balance: -1, Matched: 9, Missing: 1, Extra: 1, Duplicated: 1, Late: 1, Reordered: 1}
+	want := Counts{Primary: 10, Candidate: 11, Balance: -1, Matched: 9, Missing: 1, Extra: 1, Duplicated: 1, Late: 1, Reordered: 1,
+		UnexplainedMissing: 1, UnexplainedExtra: 1}
 	got := tr.Totals
 	got.DelayMeanMS, got.DelayMaxMS = 0, 0
 	if got != want {
@@ -94,7 +95,7 @@ func TestLedgerFindsDropsDuplicatesDelaysAndReorders(t *testing.T) {
 func TestReconcilerFakeClock(t *testing.T) {
 	t.Parallel()
 	ms := func(n int) int64 { return int64(n) * int64(time.Millisecond) }
-	r := newReconciler(time.Second, 100*time.Millisecond, 10)
+	r := newReconciler(time.Second, 100*time.Millisecond, 100*time.Millisecond, 10)
 	r.candidate(1, ms(0)) // the candidate first: matched when the primary comes
 	r.primary(1, ms(5))
 	r.primary(2, ms(10))

@@ -226,6 +226,7 @@ func (p *Proxy) mirrorStream(d *decision, resp *http.Response) {
 		return
 	}
 	s := &streamMirror{p: p, channel: channelLabel(d.rt, d.in), bucket: d.bucket, ignore: cfg.Mirror.IgnoreEvents}
+	opened := p.now().UnixNano()
 	for _, t := range d.st.targets {
 		if !t.breaker.allow() {
 			p.m.circuitOpen.WithLabelValues(t.name).Inc()
@@ -246,7 +247,8 @@ func (p *Proxy) mirrorStream(d *decision, resp *http.Response) {
 			p.nstreams.Add(-1)
 			continue
 		}
-		l := &leg{t: t, rec: newReconciler(cfg.Ledger.Settle, cfg.Ledger.Late, cfg.Mirror.MaxPending), cancel: cancel}
+		l := &leg{t: t, rec: newReconciler(cfg.Ledger.Settle, cfg.Ledger.Late, cfg.Ledger.Edge, cfg.Mirror.MaxPending), cancel: cancel}
+		l.rec.opened(true, opened)
 		s.legs = append(s.legs, l)
 		t.book.streamEvent(1, 1, 0, 0)
 		p.m.mirroredStreams.WithLabelValues(t.name).Inc()
@@ -326,7 +328,13 @@ func (b *teeBody) Read(p []byte) (int, error) {
 
 func (b *teeBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(func() { b.s.ended.Store(b.s.p.now().UnixNano()) })
+	b.once.Do(func() {
+		now := b.s.p.now().UnixNano()
+		for _, l := range b.s.legs {
+			l.rec.closed(true, now)
+		}
+		b.s.ended.Store(now)
+	})
 	return err
 }
 
@@ -352,6 +360,7 @@ func (s *streamMirror) run(l *leg, req *http.Request, cfg Config) {
 		return
 	}
 	t.breaker.success()
+	l.rec.opened(false, p.now().UnixNano())
 	l.live.Store(true)
 	sc := newScanner(cfg.Mirror.Identity == IdentityID, func(typ []byte, id uint64) {
 		if !s.ignored(typ) {
@@ -369,6 +378,7 @@ func (s *streamMirror) run(l *leg, req *http.Request, cfg Config) {
 			continue
 		}
 		l.live.Store(false)
+		l.rec.closed(false, p.now().UnixNano())
 		if req.Context().Err() == nil { // the target ended or broke the stream, not us
 			kind := "read"
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -384,8 +394,9 @@ func (s *streamMirror) run(l *leg, req *http.Request, cfg Config) {
 // legDone settles a finished leg; the last one unregisters the stream.
 func (s *streamMirror) legDone(l *leg) {
 	l.live.Store(false)
+	l.rec.closed(false, s.p.now().UnixNano())
 	l.cancel()
-	s.flushLeg(l, 1<<62)
+	s.flushLeg(l, settleAll)
 	l.t.book.streamEvent(0, -1, 0, 0)
 	s.p.m.activeStreams.WithLabelValues(l.t.name).Dec()
 	s.p.nstreams.Add(-1)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -522,6 +521,7 @@ func (p *Proxy) Report() Report {
 	r := Report{
 		Schema: Schema, StartedAt: p.started.UTC(), GeneratedAt: p.now().UTC(),
 		SettleMS: cfg.Ledger.Settle.Milliseconds(), LateMS: cfg.Ledger.Late.Milliseconds(),
+		EdgeMS: cfg.Ledger.Edge.Milliseconds(), RememberMS: cfg.Ledger.Settle.Milliseconds(), RememberMax: rememberMax,
 		Identity: cfg.Mirror.Identity, Targets: []TargetReport{},
 	}
 	select {
@@ -541,8 +541,17 @@ func (p *Proxy) Report() Report {
 // result.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.shutOnce.Do(func() {
+		// Both sides of every mirrored stream close now: what either
+		// delivers from here on is at the end edge (attribution.go).
+		now := p.now().UnixNano()
 		p.mu.Lock()
 		p.closing = true
+		for s := range p.streams {
+			for _, l := range s.legs {
+				l.rec.closed(true, now)
+				l.rec.closed(false, now)
+			}
+		}
 		p.mu.Unlock()
 		p.stop()
 		waited := make(chan struct{})
@@ -559,7 +568,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		}
 		p.mu.Unlock()
 		for _, s := range open {
-			s.flush(math.MaxInt64)
+			s.flush(settleAll)
 		}
 		p.primaryTransport.CloseIdleConnections()
 		p.mirrorTransport.CloseIdleConnections()

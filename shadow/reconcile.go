@@ -1,6 +1,7 @@
 package shadow
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -15,8 +16,12 @@ type tally struct {
 	Duplicated int64 // candidate events delivered more often than the primary delivered them
 	Late       int64 // matched events the candidate delivered more than Late after the primary
 	Reordered  int64 // matched events the candidate delivered out of the primary's order
-	DelaySum   time.Duration
-	DelayMax   time.Duration
+	// The explained part of Missing and Extra (see attribution.go):
+	EdgeMissing int64 // missing events outside the window where both streams were open
+	EdgeExtra   int64 // extra events outside that window
+	LateSettled int64 // pairs: a missing (or extra) whose counterpart came after it settled
+	DelaySum    time.Duration
+	DelayMax    time.Duration
 }
 
 // pendingEvent is one identity waiting for its counterpart.
@@ -25,6 +30,12 @@ type pendingEvent struct {
 	pAt, cAt   int64 // first delivery on each side, unix ns
 	pSeq, cSeq uint32
 	born       int64 // when the entry was created: it settles Settle later
+	// credit is how many deliveries of this identity the other side made
+	// that had already settled unmatched when this entry was created: a
+	// surplus of this entry on the creating side pairs with them
+	// (LateSettled) instead of being a new difference.
+	credit        int32
+	creditPrimary bool // the credit pairs with a primary surplus (missing), else a candidate one (extra)
 }
 
 // reconciler keeps the +1/-1 ledger of one mirrored stream: the primary's
@@ -35,6 +46,7 @@ type reconciler struct {
 	mu         sync.Mutex
 	settle     int64 // ns
 	late       time.Duration
+	edge       int64 // ns: the guard of the stream edges
 	maxPending int
 	events     map[uint64]pendingEvent
 	order      []orderEntry // entries in creation order, for settling
@@ -46,6 +58,15 @@ type reconciler struct {
 	maxP, cAtMaxP, maxC, pAtMaxC uint32
 	matchedAny                   bool
 	overflow                     bool
+	// The window both sides are compared in: each side's open and close
+	// (unix ns, 0 while unknown), the first match in each side's order,
+	// and the other side's lag at the first and last match in each side's
+	// order (its delivery time minus this side's).
+	pOpen, cOpen, pClose, cClose int64
+	firstP, firstC               uint32
+	firstPLag, firstCLag         int64
+	lastPLag, lastCLag           int64
+	settled                      recentlySettled
 	delta                        tally // not yet taken into the ledgers
 }
 
@@ -54,10 +75,40 @@ type orderEntry struct {
 	born int64
 }
 
-func newReconciler(settle, late time.Duration, maxPending int) *reconciler {
+func newReconciler(settle, late, edge time.Duration, maxPending int) *reconciler {
 	return &reconciler{
-		settle: int64(settle), late: late, maxPending: maxPending,
-		events: make(map[uint64]pendingEvent),
+		settle: int64(settle), late: late, edge: int64(edge), maxPending: maxPending,
+		events:  make(map[uint64]pendingEvent),
+		settled: recentlySettled{max: rememberMax, horizon: int64(settle)},
+	}
+}
+
+// opened records when one side's stream opened (the primary: its answer
+// reached the proxy; the candidate: it answered and the mirror went
+// live); the first call counts.
+func (r *reconciler) opened(primary bool, at int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	setOnce(r.pick(primary, &r.pOpen, &r.cOpen), at)
+}
+
+// closed records when one side's stream ended; the first call counts.
+func (r *reconciler) closed(primary bool, at int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	setOnce(r.pick(primary, &r.pClose, &r.cClose), at)
+}
+
+func (r *reconciler) pick(primary bool, p, c *int64) *int64 {
+	if primary {
+		return p
+	}
+	return c
+}
+
+func setOnce(v *int64, at int64) {
+	if *v == 0 {
+		*v = at
 	}
 }
 
@@ -75,6 +126,10 @@ func (r *reconciler) primary(id uint64, now int64) {
 		e.born = now
 		if !r.track(id, now) {
 			return
+		}
+		// The counterpart of candidate deliveries that settled as extra?
+		if n := r.settled.take(id, false, now); n > 0 {
+			e.credit, e.creditPrimary = n, true
 		}
 	}
 	e.p++
@@ -102,6 +157,10 @@ func (r *reconciler) candidate(id uint64, now int64) {
 		if !r.track(id, now) {
 			return
 		}
+		// The counterpart of primary deliveries that settled as missing?
+		if n := r.settled.take(id, true, now); n > 0 {
+			e.credit, e.creditPrimary = n, false
+		}
 	}
 	e.c++
 	if e.c == 1 {
@@ -128,6 +187,8 @@ func (r *reconciler) track(id uint64, now int64) bool {
 	return true
 }
 
+// match counts a matched event; delay is the candidate's delivery time
+// minus the primary's.
 func (r *reconciler) match(pSeq, cSeq uint32, delay time.Duration) {
 	d := &r.delta
 	d.Matched++
@@ -136,24 +197,39 @@ func (r *reconciler) match(pSeq, cSeq uint32, delay time.Duration) {
 	if delay > r.late {
 		d.Late++
 	}
+	if !r.matchedAny || pSeq < r.firstP {
+		r.firstP, r.firstPLag = pSeq, int64(delay)
+	}
+	if !r.matchedAny || cSeq < r.firstC {
+		r.firstC, r.firstCLag = cSeq, -int64(delay)
+	}
 	if r.matchedAny && ((pSeq < r.maxP && cSeq > r.cAtMaxP) || (cSeq < r.maxC && pSeq > r.pAtMaxC)) {
 		d.Reordered++
 	}
 	r.matchedAny = true
 	if pSeq > r.maxP {
-		r.maxP, r.cAtMaxP = pSeq, cSeq
+		r.maxP, r.cAtMaxP, r.lastPLag = pSeq, cSeq, int64(delay)
 	}
 	if cSeq > r.maxC {
-		r.maxC, r.pAtMaxC = cSeq, pSeq
+		r.maxC, r.pAtMaxC, r.lastCLag = cSeq, pSeq, -int64(delay)
 	}
 }
 
-// settleUntil closes every entry born at or before cutoff (unix ns): what
-// one side still owes is missing or extra. settleUntil(math.MaxInt64)
-// closes everything, at the end of a stream.
+// settleAll is the cutoff that settles every entry: the end of a stream.
+const settleAll = math.MaxInt64
+
+// settleUntil closes every entry born at or before cutoff (unix ns; the
+// sweeper passes now - settle): what one side still owes is missing or
+// extra, and each such difference is explained where the evidence allows
+// (explain). settleUntil(settleAll) closes everything, at the end of a
+// stream, when nothing needs to be remembered any more.
 func (r *reconciler) settleUntil(cutoff int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	now := int64(settleAll)
+	if cutoff < settleAll-r.settle {
+		now = cutoff + r.settle
+	}
 	for r.head < len(r.order) && r.order[r.head].born <= cutoff {
 		o := r.order[r.head]
 		r.head++
@@ -168,15 +244,18 @@ func (r *reconciler) settleUntil(cutoff int64) {
 		switch n := e.p - e.c; {
 		case n > 0:
 			r.delta.Missing += int64(n)
+			r.explain(id, e, true, n, now)
 		case n < 0 && e.p > 0:
 			r.delta.Duplicated += int64(-n)
 		case n < 0:
 			r.delta.Extra += int64(-n)
+			r.explain(id, e, false, -n, now)
 		}
 	}
 	if r.head == len(r.order) {
 		r.order, r.head = r.order[:0], 0
 	}
+	r.settled.expire(now)
 }
 
 // owed reports whether the primary delivered events the candidate has not
