@@ -1,9 +1,12 @@
 package shadow
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"strings"
 	"sync"
 	"testing"
@@ -210,6 +213,149 @@ func TestLedgerEdgesUnderChurn(t *testing.T) {
 	for scope, c := range tr.Buckets {
 		if c.UnexplainedMissing != 0 || c.UnexplainedExtra != 0 {
 			t.Errorf("bucket %s: %+v", scope, c)
+		}
+	}
+}
+
+// TestResumeIndependentCandidate: a user resumes with Last-Event-ID, an
+// id of the primary's. With identity data the candidate has ids of its
+// own, so the mirror does not send it (header or query): the candidate
+// streams live, and what the primary replays is at the start edge.
+func TestResumeIndependentCandidate(t *testing.T) {
+	t.Parallel()
+	prim, cand := newScripted(0), newScripted(0)
+	p, url, _ := startProxy(t, scriptedConfig(serve(t, prim), serve(t, cand)))
+	s := subscribe(t, url+"/sub/x?user=7&last_event_id=41", map[string]string{"Last-Event-ID": "41"})
+	waitLive(t, p, 1)
+	for i := 42; i <= 44; i++ { // the replay, after the mirror went live
+		prim.frames <- postFrame(i)
+	}
+	for i := 45; i <= 50; i++ {
+		prim.frames <- postFrame(i)
+		cand.frames <- postFrame(i)
+	}
+	for range 9 {
+		s.next(5 * time.Second)
+	}
+	got := withoutDelays(settledTotals(t, p, func(c Counts) bool { return c.Missing == 3 && c.Matched == 6 }))
+	want := Counts{Primary: 9, Candidate: 6, Balance: 3, Matched: 6, Missing: 3, EdgeMissing: 3}
+	if got != want {
+		t.Fatalf("totals\n got %+v\nwant %+v", got, want)
+	}
+	if st := targetOf(p.Report(), "candidate").Streams; st.Resumed != 1 {
+		t.Errorf("streams %+v, want 1 resumed", st)
+	}
+	reqs := cand.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("candidate got %d requests", len(reqs))
+	}
+	if id, q := reqs[0].Get("Last-Event-ID"), reqs[0].Get("Query"); id != "" || q != "user=7" {
+		t.Errorf("the candidate was asked to resume: Last-Event-ID %q, query %q", id, q)
+	}
+	if id, q := prim.requests()[0].Get("Last-Event-ID"), prim.requests()[0].Get("Query"); id != "41" || !strings.Contains(q, "last_event_id=41") {
+		t.Errorf("the primary lost the resume point: Last-Event-ID %q, query %q", id, q)
+	}
+}
+
+// TestResumeAgainstReferenceServers is the same against two independent
+// reference servers whose histories hold the same events under ids of
+// their own: unexplained stays 0 through a resume.
+func TestResumeAgainstReferenceServers(t *testing.T) {
+	t.Parallel()
+	primary, candidate := startRef(t), startRef(t)
+	cand := newRecorder(t, candidate.url)
+	cfg := mirrorConfig(primary.url, cand.url)
+	p, url, _ := startProxy(t, cfg)
+
+	first := subscribe(t, url+"/sub/r", userCookie(1))
+	waitLive(t, p, 1)
+	var lastID string
+	for i := range 5 {
+		publish(t, url, "r", fmt.Sprint("before ", i))
+		lastID = first.next(5 * time.Second).ID
+	}
+	first.close()
+	waitFor(t, 10*time.Second, "mirror to close", func() bool { return p.nstreams.Load() == 0 })
+	for i := range 3 { // missed while away
+		publish(t, url, "r", fmt.Sprint("missed ", i))
+	}
+	s := subscribe(t, url+"/sub/r", map[string]string{"Cookie": "uid=u1", "Last-Event-ID": lastID})
+	waitLive(t, p, 1)
+	for i := range 5 {
+		publish(t, url, "r", fmt.Sprint("live ", i))
+	}
+	for i := range 8 {
+		ev := s.next(5 * time.Second)
+		if want := map[bool]string{true: "missed ", false: "live "}[i < 3]; !strings.HasPrefix(string(ev.Data), want) {
+			t.Fatalf("event %d: %q", i, ev.Data)
+		}
+	}
+	s.close()
+	waitFor(t, 10*time.Second, "mirror to close", func() bool { return p.nstreams.Load() == 0 })
+	tr := targetOf(p.Report(), "candidate")
+	if tot := tr.Totals; tot.UnexplainedMissing != 0 || tot.UnexplainedExtra != 0 || tot.Matched != 10 || tr.Streams.Resumed != 1 {
+		t.Fatalf("%+v %+v", tr.Streams, tot)
+	}
+	for _, h := range cand.requests() {
+		if h.Get("Last-Event-ID") != "" {
+			t.Errorf("the candidate got Last-Event-ID %q", h.Get("Last-Event-ID"))
+		}
+	}
+}
+
+// recorder is a reverse proxy in front of a server that records the
+// requests' headers.
+type recorder struct {
+	url  string
+	mu   sync.Mutex
+	seen []http.Header
+}
+
+func newRecorder(t *testing.T, target string) *recorder {
+	rec := &recorder{}
+	rp := httputil.NewSingleHostReverseProxy(mustURL(t, target))
+	rec.url = serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/sub/") {
+			rec.mu.Lock()
+			rec.seen = append(rec.seen, r.Header.Clone())
+			rec.mu.Unlock()
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	return rec
+}
+
+func (r *recorder) requests() []http.Header {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]http.Header(nil), r.seen...)
+}
+
+// TestMirrorRequestResumePoint: the resume point goes to the target only
+// when both sides share ids (identity id).
+func TestMirrorRequestResumePoint(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		identity  string
+		query     string
+		wantQuery string
+		wantID    string
+	}{
+		{IdentityData, "a=1&last_event_id=7-0&b=2", "a=1&b=2", ""},
+		{IdentityData, "last_event_id=7-0", "", ""},
+		{IdentityData, "a=%41&b", "a=%41&b", ""},
+		{IdentityID, "a=1&last_event_id=7-0", "a=1&last_event_id=7-0", "9-1"},
+	} {
+		in := httptest.NewRequest("GET", "http://proxy/sub/x?"+tc.query, nil)
+		in.Header.Set("Last-Event-ID", "9-1")
+		cfg := Config{Mirror: MirrorConfig{Identity: tc.identity}}.withDefaults()
+		d := &decision{st: &state{cfg: cfg}, rt: &route{Route: Route{Path: "/sub/"}}, in: in}
+		req, err := newMirrorRequest(context.Background(), d, &target{name: "candidate", url: mustURL(t, "http://cand")}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.URL.RawQuery != tc.wantQuery || req.Header.Get("Last-Event-ID") != tc.wantID {
+			t.Errorf("%s %q: query %q, Last-Event-ID %q; want %q, %q", tc.identity, tc.query, req.URL.RawQuery, req.Header.Get("Last-Event-ID"), tc.wantQuery, tc.wantID)
 		}
 	}
 }

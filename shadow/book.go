@@ -29,6 +29,7 @@ type book struct {
 	active       int64                 // open now
 	unreconciled int64                 // streams that overflowed MaxPending
 	failed       int64                 // streams whose mirror failed or ended early
+	resumed      int64                 // streams whose user resumed from an event id
 }
 
 type auxCounts struct {
@@ -77,6 +78,12 @@ func (b *book) apply(channel string, bucket int, t tally) {
 	b.mu.Unlock()
 }
 
+func (b *book) resumedStream() {
+	b.mu.Lock()
+	b.resumed++
+	b.mu.Unlock()
+}
+
 func (b *book) streamEvent(mirrored, active, unreconciled, failed int64) {
 	b.mu.Lock()
 	b.mirrored += mirrored
@@ -118,6 +125,7 @@ type StreamCounts struct {
 	Active       int64 `json:"active"`
 	Unreconciled int64 `json:"unreconciled"`
 	Failed       int64 `json:"failed"`
+	Resumed      int64 `json:"resumed"`
 }
 
 // Counts is one account of the report.
@@ -169,7 +177,7 @@ func (b *book) report() TargetReport {
 		aux[k] = *v
 	}
 	tr := TargetReport{Name: b.name, Role: b.role, URL: b.url,
-		Streams: StreamCounts{Mirrored: b.mirrored, Active: b.active, Unreconciled: b.unreconciled, Failed: b.failed}}
+		Streams: StreamCounts{Mirrored: b.mirrored, Active: b.active, Unreconciled: b.unreconciled, Failed: b.failed, Resumed: b.resumed}}
 	b.mu.Unlock()
 	var total ledger.Counts
 	var totalAux auxCounts

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,12 +46,20 @@ func mirrorHeader(in http.Header, mark, targetName, clientIP string) http.Header
 	return h
 }
 
-// newMirrorRequest builds the request a target gets for the client's.
+// newMirrorRequest builds the stream request a target gets for the
+// client's. With identity data the sides have ids of their own, so the
+// user's resume point (Last-Event-ID, or the last_event_id query
+// parameter), an id of the primary's, means nothing to the target: it is
+// not sent, and the target's stream starts live (see resumePoint).
 func newMirrorRequest(ctx context.Context, d *decision, t *target, body []byte) (*http.Request, error) {
 	in := d.in
 	u := *t.url
 	u.Path, u.RawPath = joinPath(t.url, candidatePath(d.rt, in.URL.Path)), ""
 	u.RawQuery = in.URL.RawQuery
+	independent := d.st.cfg.Mirror.Identity == IdentityData
+	if independent {
+		u.RawQuery = withoutQuery(u.RawQuery, lastEventIDParam)
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -61,7 +70,40 @@ func newMirrorRequest(ctx context.Context, d *decision, t *target, body []byte) 
 	}
 	ip, _ := clientIP(in.RemoteAddr)
 	req.Header = mirrorHeader(in.Header, d.st.cfg.Mirror.Header, t.name, ip)
+	if independent {
+		req.Header.Del("Last-Event-ID")
+	}
 	return req, nil
+}
+
+// lastEventIDParam is the query parameter the reference server (and the
+// swarm's first connect) resume with where a browser cannot set headers.
+const lastEventIDParam = "last_event_id"
+
+// resumePoint reports whether a stream request resumes from an event id.
+func resumePoint(r *http.Request) bool {
+	if r.Header.Get("Last-Event-ID") != "" {
+		return true
+	}
+	_, ok := queryValue(r.URL.RawQuery, lastEventIDParam)
+	return ok
+}
+
+// withoutQuery drops every name=value pair of a raw query whose name is
+// name, keeping the others as they were.
+func withoutQuery(raw, name string) string {
+	if raw == "" {
+		return raw
+	}
+	var kept []string
+	for _, part := range strings.Split(raw, "&") {
+		k, _, _ := strings.Cut(part, "=")
+		if uk, err := url.QueryUnescape(k); err == nil && uk == name {
+			continue
+		}
+		kept = append(kept, part)
+	}
+	return strings.Join(kept, "&")
 }
 
 // mirrorJob is one ordinary request waiting for a mirror lane.
@@ -226,7 +268,7 @@ func (p *Proxy) mirrorStream(d *decision, resp *http.Response) {
 		return
 	}
 	s := &streamMirror{p: p, channel: channelLabel(d.rt, d.in), bucket: d.bucket, ignore: cfg.Mirror.IgnoreEvents}
-	opened := p.now().UnixNano()
+	opened, resumed := p.now().UnixNano(), resumePoint(d.in)
 	for _, t := range d.st.targets {
 		if !t.breaker.allow() {
 			p.m.circuitOpen.WithLabelValues(t.name).Inc()
@@ -251,6 +293,9 @@ func (p *Proxy) mirrorStream(d *decision, resp *http.Response) {
 		l.rec.opened(true, opened)
 		s.legs = append(s.legs, l)
 		t.book.streamEvent(1, 1, 0, 0)
+		if resumed {
+			t.book.resumedStream()
+		}
 		p.m.mirroredStreams.WithLabelValues(t.name).Inc()
 		p.m.activeStreams.WithLabelValues(t.name).Inc()
 		defer func() {
