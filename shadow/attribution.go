@@ -28,6 +28,9 @@ package shadow
 // follow it), nor one after the first guard of a stream (the guard is
 // short: the late window by default).
 //
+// Unmirrored publishes (unmirrored.go) explain missing events the proxy
+// itself caused, before the edge rules.
+//
 // Late settling. An event whose counterpart comes after it settled counts
 // as missing (or extra) when it settles and its counterpart as extra (or
 // missing) when that settles, as before; a bounded memory of recently
@@ -45,6 +48,12 @@ func (r *reconciler) explain(id uint64, e pendingEvent, primary bool, n int32, n
 		paired := min(n, e.credit)
 		r.delta.LateSettled += int64(paired)
 		n -= paired
+	}
+	if primary && r.skips != nil {
+		for n > 0 && r.skips.take(&r.skipNext, max(e.pAt-r.settle, r.cOpen), e.pAt) {
+			r.delta.Unmirrored++
+			n--
+		}
 	}
 	if n == 0 {
 		return

@@ -359,3 +359,40 @@ func TestMirrorRequestResumePoint(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerUnmirroredPublishes: the candidate's publish endpoint is slow,
+// its mirror lane fills and the proxy drops the mirrored publishes: the
+// events the candidate was never sent are missing, and explained as
+// unmirrored, not blamed on the candidate.
+func TestLedgerUnmirroredPublishes(t *testing.T) {
+	t.Parallel()
+	primary, candidate := startRef(t), startRef(t)
+	rp := httputil.NewSingleHostReverseProxy(mustURL(t, candidate.url))
+	slow := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			time.Sleep(300 * time.Millisecond)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	cfg := mirrorConfig(primary.url, slow)
+	cfg.Mirror.MaxInflight = laneCount // one queued request per lane
+	cfg.Ledger = LedgerConfig{Settle: 2 * time.Second, Late: time.Second}
+	p, url, _ := startProxy(t, cfg)
+	s := subscribe(t, url+"/sub/busy", userCookie(1))
+	waitLive(t, p, 1)
+	time.Sleep(300 * time.Millisecond) // past the start guard
+	for i := range 6 {                 // one in flight, one queued, four dropped
+		publish(t, url, "busy", fmt.Sprint("event ", i))
+	}
+	for range 6 {
+		s.next(5 * time.Second)
+	}
+	got := settledTotals(t, p, func(c Counts) bool { return c.Missing+c.Matched == 6 })
+	tr := targetOf(p.Report(), "candidate")
+	if got.Matched != 2 || got.Missing != 4 || got.Unmirrored != 4 || got.UnexplainedMissing != 0 || tr.UnmirroredPublishes != 4 {
+		t.Fatalf("unmirrored publishes %d, totals %+v", tr.UnmirroredPublishes, got)
+	}
+	if m := metricsText(t, p); !strings.Contains(m, `darktime_shadow_mirror_skipped_total{reason="inflight_full",target="candidate"} 4`) {
+		t.Errorf("metrics:\n%s", m)
+	}
+}

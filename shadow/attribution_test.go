@@ -200,3 +200,56 @@ func TestRecentlySettledBound(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcilerUnmirrored: a missing event takes as its cause a publish
+// on its channel the proxy did not send the candidate, at most once, only
+// when the primary delivered it within settle_ms after the publish and
+// after the candidate's stream opened.
+func TestReconcilerUnmirrored(t *testing.T) {
+	t.Parallel()
+	const settle = time.Second
+	log := &skipLog{within: int64(settle)}
+	log.add(msAt(1000))
+	log.add(msAt(1200))
+	log.add(msAt(1900)) // before the second stream's candidate opened
+	r := newReconciler(settle, 100*time.Millisecond, 100*time.Millisecond, 100)
+	r.skips = log
+	r.opened(true, 0)
+	r.opened(false, 0)
+	r.primary(100, msAt(500))
+	r.candidate(100, msAt(501))
+	r.primary(1, msAt(1005)) // the publish at 1.0 s
+	r.primary(2, msAt(1100)) // a loss: no unused publish before it
+	r.primary(3, msAt(1210)) // the publish at 1.2 s
+	r.primary(101, msAt(1500))
+	r.candidate(101, msAt(1501))
+	r.settleUntil(settleAll)
+	got, _ := r.take()
+	if got.Missing != 3 || got.Unmirrored != 2 || got.EdgeMissing != 0 {
+		t.Fatalf("first stream %+v, want 3 missing of which 2 unmirrored", got)
+	}
+
+	r2 := newReconciler(settle, 100*time.Millisecond, 100*time.Millisecond, 100)
+	r2.skips = log
+	r2.opened(true, 0)
+	r2.opened(false, msAt(2000))
+	r2.primary(1, msAt(2150))
+	r2.primary(2, msAt(3500)) // more than settle_ms after every publish
+	r2.settleUntil(settleAll)
+	if got, _ := r2.take(); got.Missing != 2 || got.Unmirrored != 0 {
+		t.Fatalf("second stream %+v, want 2 unexplained missing", got)
+	}
+
+	// The log is bounded by count and time.
+	big := &skipLog{within: int64(settle)}
+	for i := range 3 * skipLogMax {
+		big.add(msAt(10000) + int64(i))
+	}
+	if len(big.times) > skipLogMax {
+		t.Fatalf("log holds %d", len(big.times))
+	}
+	big.add(msAt(20000))
+	if len(big.times) != 1 {
+		t.Fatalf("log holds %d after settle_ms", len(big.times))
+	}
+}

@@ -30,11 +30,14 @@ type book struct {
 	unreconciled int64                 // streams that overflowed MaxPending
 	failed       int64                 // streams whose mirror failed or ended early
 	resumed      int64                 // streams whose user resumed from an event id
+	unmirrored   int64                 // publishes the primary accepted that this target was not sent
+	skips        map[string]*skipLog   // their times, per label with mirrored streams
 }
 
 type auxCounts struct {
 	matched, extra                      int64
 	edgeMissing, edgeExtra, lateSettled int64
+	unmirrored                          int64
 	delaySum, delayMax                  time.Duration
 }
 
@@ -44,12 +47,14 @@ func (a *auxCounts) add(o auxCounts) {
 	a.edgeMissing += o.edgeMissing
 	a.edgeExtra += o.edgeExtra
 	a.lateSettled += o.lateSettled
+	a.unmirrored += o.unmirrored
 	a.delaySum += o.delaySum
 	a.delayMax = max(a.delayMax, o.delayMax)
 }
 
 func newBook(name, role, url string) *book {
-	return &book{name: name, role: role, url: url, channels: ledger.New(0), buckets: ledger.New(0), aux: map[string]*auxCounts{}}
+	return &book{name: name, role: role, url: url, channels: ledger.New(0), buckets: ledger.New(0), aux: map[string]*auxCounts{},
+		skips: map[string]*skipLog{}}
 }
 
 // apply adds one stream's findings to the channel's and bucket's accounts.
@@ -62,7 +67,7 @@ func (b *book) apply(channel string, bucket int, t tally) {
 	b.channels.Apply(channel, time.Time{}, c)
 	b.buckets.Apply(bk, time.Time{}, c)
 	ac := auxCounts{matched: t.Matched, extra: t.Extra, edgeMissing: t.EdgeMissing, edgeExtra: t.EdgeExtra,
-		lateSettled: t.LateSettled, delaySum: t.DelaySum, delayMax: t.DelayMax}
+		lateSettled: t.LateSettled, unmirrored: t.Unmirrored, delaySum: t.DelaySum, delayMax: t.DelayMax}
 	if ac == (auxCounts{}) {
 		return
 	}
@@ -110,13 +115,16 @@ type Report struct {
 
 // TargetReport is the ledger of one mirror target.
 type TargetReport struct {
-	Name     string            `json:"name"`
-	Role     string            `json:"role"` // candidate or baseline
-	URL      string            `json:"url"`
-	Streams  StreamCounts      `json:"streams"`
-	Totals   Counts            `json:"totals"`
-	Channels map[string]Counts `json:"channels"`
-	Buckets  map[string]Counts `json:"buckets"`
+	Name    string       `json:"name"`
+	Role    string       `json:"role"` // candidate or baseline
+	URL     string       `json:"url"`
+	Streams StreamCounts `json:"streams"`
+	// UnmirroredPublishes counts publishes the primary accepted that this
+	// target was not sent (mirror_skipped_total has why).
+	UnmirroredPublishes int64             `json:"unmirrored_publishes"`
+	Totals              Counts            `json:"totals"`
+	Channels            map[string]Counts `json:"channels"`
+	Buckets             map[string]Counts `json:"buckets"`
 }
 
 // StreamCounts counts the mirrored streams of a target.
@@ -147,6 +155,7 @@ type Counts struct {
 	EdgeMissing        int64 `json:"edge_missing"`
 	EdgeExtra          int64 `json:"edge_extra"`
 	LateSettled        int64 `json:"late_settled"`
+	Unmirrored         int64 `json:"unmirrored"`
 	UnexplainedMissing int64 `json:"unexplained_missing"`
 	UnexplainedExtra   int64 `json:"unexplained_extra"`
 }
@@ -156,9 +165,9 @@ func makeCounts(c ledger.Counts, a auxCounts) Counts {
 		Primary: c.Credit, Candidate: c.Debit, Balance: c.Balance(), Matched: a.matched,
 		Missing: c.Lost, Extra: a.extra, Duplicated: c.Duplicated, Late: c.Late, Reordered: c.Reordered,
 		DelayMaxMS:  ms(a.delayMax),
-		EdgeMissing: a.edgeMissing, EdgeExtra: a.edgeExtra, LateSettled: a.lateSettled,
+		EdgeMissing: a.edgeMissing, EdgeExtra: a.edgeExtra, LateSettled: a.lateSettled, Unmirrored: a.unmirrored,
 	}
-	out.UnexplainedMissing = max(out.Missing-out.EdgeMissing-out.LateSettled, 0)
+	out.UnexplainedMissing = max(out.Missing-out.EdgeMissing-out.LateSettled-out.Unmirrored, 0)
 	out.UnexplainedExtra = max(out.Extra-out.EdgeExtra-out.LateSettled, 0)
 	out.PendingPrimary = out.Primary - out.Matched - out.Missing
 	out.PendingCandidate = out.Candidate - out.Matched - out.Extra - out.Duplicated
@@ -177,7 +186,8 @@ func (b *book) report() TargetReport {
 		aux[k] = *v
 	}
 	tr := TargetReport{Name: b.name, Role: b.role, URL: b.url,
-		Streams: StreamCounts{Mirrored: b.mirrored, Active: b.active, Unreconciled: b.unreconciled, Failed: b.failed, Resumed: b.resumed}}
+		Streams:             StreamCounts{Mirrored: b.mirrored, Active: b.active, Unreconciled: b.unreconciled, Failed: b.failed, Resumed: b.resumed},
+		UnmirroredPublishes: b.unmirrored}
 	b.mu.Unlock()
 	var total ledger.Counts
 	var totalAux auxCounts

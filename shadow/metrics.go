@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		circuitState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "circuit_open",
 			Help: "1 while a target's circuit breaker is open."}, []string{"target"}),
 		ledger: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "ledger_events_total",
-			Help: "Reconciled events by account: primary (+1), candidate (-1), matched, missing, extra, duplicated, late, reordered, and the explained part of missing and extra: edge_missing, edge_extra, late_settled (pairs)."}, []string{"target", "account"}),
+			Help: "Reconciled events by account: primary (+1), candidate (-1), matched, missing, extra, duplicated, late, reordered, and the explained part of missing and extra: edge_missing, edge_extra, late_settled (pairs), unmirrored."}, []string{"target", "account"}),
 		divertFallbacks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "divert_fallbacks_total",
 			Help: "Diverted requests served by the primary because the candidate failed before answering."}),
 	}
@@ -54,7 +54,7 @@ func (m *metrics) addLedger(target string, t tally) {
 	}{
 		{"primary", t.Primary}, {"candidate", t.Candidate}, {"matched", t.Matched}, {"missing", t.Missing},
 		{"extra", t.Extra}, {"duplicated", t.Duplicated}, {"late", t.Late}, {"reordered", t.Reordered},
-		{"edge_missing", t.EdgeMissing}, {"edge_extra", t.EdgeExtra}, {"late_settled", t.LateSettled},
+		{"edge_missing", t.EdgeMissing}, {"edge_extra", t.EdgeExtra}, {"late_settled", t.LateSettled}, {"unmirrored", t.Unmirrored},
 	} {
 		if a.n != 0 {
 			m.ledger.WithLabelValues(target, a.name).Add(float64(a.n))

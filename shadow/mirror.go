@@ -148,12 +148,13 @@ func (p *Proxy) startLanes(queue int) *mirrorLanes {
 }
 
 // mirrorRequest queues a copy of an ordinary request for t; a lane sends
-// it, reads the answer to the end and throws it away.
-func (p *Proxy) mirrorRequest(d *decision, t *target, body []byte) {
+// it, reads the answer to the end and throws it away. False when it was
+// not queued (the circuit is open or the lane full).
+func (p *Proxy) mirrorRequest(d *decision, t *target, body []byte) bool {
 	if !t.breaker.allow() {
 		p.m.circuitOpen.WithLabelValues(t.name).Inc()
 		p.m.mirrorSkipped.WithLabelValues(t.name, "circuit_open").Inc()
-		return
+		return false
 	}
 	in := d.in
 	u := *t.url
@@ -165,9 +166,11 @@ func (p *Proxy) mirrorRequest(d *decision, t *target, body []byte) {
 	lane := t.lanes.lanes[hashBytes(fnvOffset, []byte(in.URL.RequestURI()))%laneCount]
 	select {
 	case lane <- job:
+		return true
 	default:
 		t.breaker.release()
 		p.m.mirrorSkipped.WithLabelValues(t.name, "inflight_full").Inc()
+		return false
 	}
 }
 
@@ -291,6 +294,7 @@ func (p *Proxy) mirrorStream(d *decision, resp *http.Response) {
 		}
 		l := &leg{t: t, rec: newReconciler(cfg.Ledger.Settle, cfg.Ledger.Late, cfg.Ledger.Edge, cfg.Mirror.MaxPending), cancel: cancel}
 		l.rec.opened(true, opened)
+		l.rec.skips = t.book.skipLogFor(s.channel, int64(cfg.Ledger.Settle))
 		s.legs = append(s.legs, l)
 		t.book.streamEvent(1, 1, 0, 0)
 		if resumed {
@@ -442,6 +446,7 @@ func (s *streamMirror) legDone(l *leg) {
 	l.rec.closed(false, s.p.now().UnixNano())
 	l.cancel()
 	s.flushLeg(l, settleAll)
+	l.t.book.releaseSkipLog(s.channel, l.rec.skips)
 	l.t.book.streamEvent(0, -1, 0, 0)
 	s.p.m.activeStreams.WithLabelValues(l.t.name).Dec()
 	s.p.nstreams.Add(-1)

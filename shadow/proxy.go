@@ -382,15 +382,38 @@ func (p *Proxy) mirrorWithBody(d *decision, w http.ResponseWriter, r *http.Reque
 		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), rest), rest}
 		if int64(len(buf)) > limit {
 			p.skip(st, "body_too_large")
-			st.primary.ServeHTTP(w, r)
+			p.serveUnmirrored(d, w, r, st.targets)
 			return
 		}
 		body = buf
 	}
+	var skipped []*target
 	for _, t := range st.targets {
-		p.mirrorRequest(d, t, body)
+		if !p.mirrorRequest(d, t, body) {
+			skipped = append(skipped, t)
+		}
 	}
-	st.primary.ServeHTTP(w, r)
+	p.serveUnmirrored(d, w, r, skipped)
+}
+
+// serveUnmirrored serves a request from the primary; when it is a write
+// the route mirrors (a publish) and the primary accepted it, the targets
+// it was not sent to record it (unmirrored.go).
+func (p *Proxy) serveUnmirrored(d *decision, w http.ResponseWriter, r *http.Request, skipped []*target) {
+	if len(skipped) == 0 || safeMethod(r.Method) || !d.rt.MirrorUnsafe {
+		d.st.primary.ServeHTTP(w, r)
+		return
+	}
+	at := p.now().UnixNano()
+	sw := &statusRecorder{ResponseWriter: w}
+	d.st.primary.ServeHTTP(sw, r)
+	if sw.status < 200 || sw.status > 299 {
+		return
+	}
+	label := channelLabel(d.rt, d.in)
+	for _, t := range skipped {
+		t.book.unmirroredPublish(label, at)
+	}
 }
 
 type readCloser struct {

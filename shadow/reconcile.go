@@ -20,6 +20,7 @@ type tally struct {
 	EdgeMissing int64 // missing events outside the window where both streams were open
 	EdgeExtra   int64 // extra events outside that window
 	LateSettled int64 // pairs: a missing (or extra) whose counterpart came after it settled
+	Unmirrored  int64 // missing events of publishes the proxy did not send the candidate
 	DelaySum    time.Duration
 	DelayMax    time.Duration
 }
@@ -67,7 +68,9 @@ type reconciler struct {
 	firstPLag, firstCLag         int64
 	lastPLag, lastCLag           int64
 	settled                      recentlySettled
-	delta                        tally // not yet taken into the ledgers
+	skips                        *skipLog // unmirrored publishes on the stream's label (nil: none)
+	skipNext                     uint64   // the first of them this stream has not used
+	delta                        tally    // not yet taken into the ledgers
 }
 
 type orderEntry struct {
