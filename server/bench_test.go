@@ -117,7 +117,7 @@ func BenchmarkHubFanOut(b *testing.B) {
 	}
 	sh := h.shards[0]
 	body := sse.AppendBody(nil, "message", []byte(strings.Repeat("x", 100)))
-	discard := func([]byte) error { return nil }
+	discard := func(b []byte) (int, error) { return len(b), nil }
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

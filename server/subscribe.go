@@ -271,20 +271,30 @@ func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, initial [
 	}()
 }
 
+// streamBuffered bounds what net/http may still hold of a stream-mode
+// write in its buffers (the chunk writer's 2 KiB and the connection's 4
+// KiB) when the write fails: only events that end before the bytes
+// accepted minus this count as written when a write fails part way.
+const streamBuffered = 6 << 10
+
 // serveStream serves through the ResponseWriter (TLS, HTTP/2): this
 // goroutine stays with the stream and writes whenever it is woken.
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, sub *subscriber, initial []byte, replayed map[*channel]eventid.ID) {
 	rc := http.NewResponseController(w)
 	streamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
-	write := func(b []byte) error {
+	write := func(b []byte) (int, error) {
 		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		if _, err := w.Write(b); err != nil {
-			return err
+		n, err := w.Write(b)
+		if err != nil {
+			return max(0, n-streamBuffered), err
 		}
-		return rc.Flush()
+		if err := rc.Flush(); err != nil {
+			return max(0, n-streamBuffered), err
+		}
+		return n, nil
 	}
-	if err := write(initial); err != nil {
+	if _, err := write(initial); err != nil {
 		sub.close(reasonWriteError)
 		return
 	}

@@ -76,8 +76,10 @@ type subscriber struct {
 	held      []*frame
 	pending   []byte
 	pendCh    []*channel // the channel of every event in pending
+	pendEnd   []int      // where every event in pending ends (an offset into it)
 	spare     []byte
 	spareCh   []*channel
+	spareEnd  []int
 	inflight  int // events a writer is writing now
 	// skip holds, after a resume, the newest id written from history per
 	// channel: events still on their way through the fan-out that history
@@ -120,6 +122,7 @@ func (s *subscriber) appendFrameLocked(f *frame) {
 		s.pending = append(s.pending, f.wire...)
 	}
 	s.pendCh = append(s.pendCh, f.ch)
+	s.pendEnd = append(s.pendEnd, len(s.pending))
 }
 
 // appendCursor appends the cursor in channel-name order (as
@@ -221,10 +224,11 @@ func (s *subscriber) enqueueComment(b []byte) {
 }
 
 // sealLocked finishes the chunk around pending and returns the bytes to
-// write.
-func (s *subscriber) sealLocked() []byte {
+// write; they start at pending[base] (pendEnd offsets minus base are
+// offsets into them).
+func (s *subscriber) sealLocked() (buf []byte, base int) {
 	if !s.chunked {
-		return s.pending
+		return s.pending, 0
 	}
 	var hex [8]byte
 	h := strconv.AppendInt(hex[:0], int64(len(s.pending)-chunkRoom), 16)
@@ -232,26 +236,32 @@ func (s *subscriber) sealLocked() []byte {
 	copy(s.pending[start:], h)
 	s.pending[chunkRoom-2], s.pending[chunkRoom-1] = '\r', '\n'
 	s.pending = append(s.pending, '\r', '\n')
-	return s.pending[start:]
+	return s.pending[start:], start
 }
 
 // takeLocked hands pending to a writer and starts a fresh pending buffer.
-func (s *subscriber) takeLocked() ([]byte, []*channel) {
-	buf, chs := s.sealLocked(), s.pendCh
+// ends are where its events end in buf: a write that fails part way
+// counts those it wrote whole.
+func (s *subscriber) takeLocked() ([]byte, []*channel, []int) {
+	buf, base := s.sealLocked()
+	chs, ends := s.pendCh, s.pendEnd
+	for i := range ends {
+		ends[i] -= base
+	}
 	s.inflight = len(chs)
-	s.pending, s.pendCh = s.spare[:0], s.spareCh[:0]
-	s.spare, s.spareCh = nil, nil
-	return buf, chs
+	s.pending, s.pendCh, s.pendEnd = s.spare[:0], s.spareCh[:0], s.spareEnd[:0]
+	s.spare, s.spareCh, s.spareEnd = nil, nil, nil
+	return buf, chs, ends
 }
 
 // giveBackLocked returns written buffers for reuse (unless they grew big).
-func (s *subscriber) giveBackLocked(buf []byte, chs []*channel) {
+func (s *subscriber) giveBackLocked(buf []byte, chs []*channel, ends []int) {
 	if cap(buf) <= 16<<10 {
 		s.spare = buf[:0]
 	}
 	if cap(chs) <= 1024 {
 		clear(chs)
-		s.spareCh = chs[:0]
+		s.spareCh, s.spareEnd = chs[:0], ends[:0]
 	}
 }
 
@@ -273,7 +283,7 @@ func (s *subscriber) flush() {
 		}
 		return
 	}
-	buf := s.sealLocked()
+	buf, base := s.sealLocked()
 	n, err := 0, error(nil)
 	if s.raw != nil {
 		n, err = writeNonblock(s.raw, buf)
@@ -288,7 +298,7 @@ func (s *subscriber) flush() {
 	if n == len(buf) {
 		s.hub.stats.wrote(s.pendCh)
 		clear(s.pendCh)
-		s.pendCh = s.pendCh[:0]
+		s.pendCh, s.pendEnd = s.pendCh[:0], s.pendEnd[:0]
 		if cap(s.pending) > 16<<10 {
 			s.pending = nil
 		} else {
@@ -304,36 +314,41 @@ func (s *subscriber) flush() {
 		return
 	}
 	// The socket is full: a writer goroutine takes over the rest.
-	rest, chs := buf[n:], s.pendCh
+	chs, ends := s.pendCh, s.pendEnd
+	for i := range ends {
+		ends[i] -= base
+	}
 	s.inflight = len(chs)
-	s.pending, s.pendCh = nil, nil
+	s.pending, s.pendCh, s.pendEnd = nil, nil, nil
 	s.writing = true
 	s.hub.wg.Add(1)
 	s.mu.Unlock()
-	go s.writeLoop(rest, chs)
+	go s.writeLoop(buf, n, chs, ends)
 }
 
 // writeLoop is the raw-mode writer for a subscriber that fell behind: it
 // writes with a deadline until nothing is pending, then exits.
-func (s *subscriber) writeLoop(buf []byte, chs []*channel) {
+func (s *subscriber) writeLoop(buf []byte, done int, chs []*channel, ends []int) {
 	defer s.hub.wg.Done()
 	for {
 		_ = s.conn.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
-		_, err := s.conn.Write(buf)
+		n, err := s.conn.Write(buf[done:])
 		s.mu.Lock()
-		if !s.afterWriteLocked(err, buf, chs) {
+		if !s.afterWriteLocked(err, done+n, buf, chs, ends) {
 			return
 		}
-		buf, chs = s.takeLocked()
+		buf, chs, ends = s.takeLocked()
+		done = 0
 		s.mu.Unlock()
 	}
 }
 
-// afterWriteLocked accounts a finished write of buf (events chs), by the
-// raw-mode writer goroutine or the stream-mode handler. It returns true,
+// afterWriteLocked accounts a finished write of buf (events chs ending at
+// ends), by the raw-mode writer goroutine or the stream-mode handler;
+// written is how many bytes of buf reached the kernel. It returns true,
 // with s.mu still held, when there is more to write; otherwise it has
 // released the writer role and s.mu.
-func (s *subscriber) afterWriteLocked(err error, buf []byte, chs []*channel) bool {
+func (s *subscriber) afterWriteLocked(err error, written int, buf []byte, chs []*channel, ends []int) bool {
 	s.inflight = 0
 	if err != nil {
 		reason := reasonWriteError
@@ -343,7 +358,16 @@ func (s *subscriber) afterWriteLocked(err error, buf []byte, chs []*channel) boo
 		if s.state == stateClosed {
 			reason = s.reason
 		}
-		s.hub.stats.dropped(chs, reason)
+		// The events the kernel took whole before the failure were
+		// written: the client reads them (a slow consumer cut while its
+		// writer was part way through a batch). A half-written one can
+		// never be read as an event: dropped.
+		whole := 0
+		for whole < len(ends) && ends[whole] <= written {
+			whole++
+		}
+		s.hub.stats.wrote(chs[:whole])
+		s.hub.stats.dropped(chs[whole:], reason)
 		s.writing = false
 		detach := s.closeLocked(reason)
 		s.mu.Unlock()
@@ -351,7 +375,7 @@ func (s *subscriber) afterWriteLocked(err error, buf []byte, chs []*channel) boo
 		return false
 	}
 	s.hub.stats.wrote(chs)
-	s.giveBackLocked(buf, chs)
+	s.giveBackLocked(buf, chs, ends)
 	if s.state == stateClosed {
 		s.writing = false
 		s.mu.Unlock()
@@ -381,7 +405,7 @@ func (s *subscriber) closeLocked(reason string) bool {
 	s.reason = reason
 	s.hub.stats.dropped(s.pendCh, reason)
 	clear(s.pendCh)
-	s.pendCh, s.pending, s.held, s.spare, s.spareCh = nil, nil, nil, nil, nil
+	s.pendCh, s.pendEnd, s.pending, s.held, s.spare, s.spareCh, s.spareEnd = nil, nil, nil, nil, nil, nil, nil
 	return true
 }
 
@@ -429,14 +453,14 @@ func (s *subscriber) goodbye(notice []byte) {
 
 // drainStream is the stream-mode writer, run on the handler goroutine
 // whenever it is woken: it writes and flushes until nothing is pending.
-func (s *subscriber) drainStream(write func([]byte) error) {
+func (s *subscriber) drainStream(write func([]byte) (int, error)) {
 	s.mu.Lock()
 	for s.state != stateClosed && s.queuedLocked() > 0 {
-		buf, chs := s.takeLocked()
+		buf, chs, ends := s.takeLocked()
 		s.mu.Unlock()
-		err := write(buf)
+		n, err := write(buf)
 		s.mu.Lock()
-		if !s.afterWriteLocked(err, buf, chs) {
+		if !s.afterWriteLocked(err, n, buf, chs, ends) {
 			return
 		}
 	}
