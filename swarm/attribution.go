@@ -21,6 +21,8 @@ import (
 type gap struct {
 	from, to int64
 	cause    lossCause
+	// stream is the session's connection the gap opened on (0: the first).
+	stream int
 }
 
 // lossCause is what the client knew when a gap opened.
@@ -185,7 +187,7 @@ func (c *client) openGap(st *chanState, seq int64) {
 	case st.resume == resumeWithID && seq >= st.resumeFrom:
 		cause = lossNotResumed
 	}
-	st.gaps = append(st.gaps, gap{from: st.high + 1, to: seq, cause: cause})
+	st.gaps = append(st.gaps, gap{from: st.high + 1, to: seq, cause: cause, stream: c.streamNo})
 }
 
 // firstAfterResume accounts the first event of a channel after a
@@ -250,9 +252,18 @@ func (r *run) attribute() Attribution {
 		s := &sessions[i]
 		for _, g := range s.gaps {
 			for seq := max(g.from, s.first); seq < min(g.to, s.end); seq++ {
-				if !slices.Contains(s.fills, seq) {
-					lose(s, seq, g.cause)
+				if slices.Contains(s.fills, seq) {
+					continue
 				}
+				cause := g.cause
+				// On the session's last stream, a seq whose publish was in
+				// flight together with the stream's last event may have
+				// been ordered after it by the server: it belongs to the
+				// stream's tail, not to a gap the server had to fill.
+				if cause == lossSilent && g.stream == s.lastStream && !pl.orderedBeforeLocked(s.ch, seq, s.high) {
+					cause = s.tail
+				}
+				lose(s, seq, cause)
 			}
 		}
 		for seq := max(s.high+1, s.first); seq < s.end; seq++ {

@@ -129,14 +129,16 @@ type client struct {
 	// instead of using them.
 	discarding bool
 	discarded  int64
-	stream     *sse.Stream
-	lastID     []byte
-	retry      time.Duration
-	recvNs     int64
-	started    time.Time // first connect of the session
-	waiting    bool      // the session has not received its first event
-	feedErr    error     // a stream error found while connecting
-	shard      *recShard
+	// streamNo counts the session's connections (0: the first).
+	streamNo int
+	stream   *sse.Stream
+	lastID   []byte
+	retry    time.Duration
+	recvNs   int64
+	started  time.Time // first connect of the session
+	waiting  bool      // the session has not received its first event
+	feedErr  error     // a stream error found while connecting
+	shard    *recShard
 	// debits are the ledger debits not yet applied: the ledger takes a
 	// lock and a hashed map lookup, so a client sums its events per
 	// channel and window and hands them over about once a second.
@@ -337,6 +339,7 @@ func (c *client) beginSession() {
 		st.gaps, st.fills = nil, nil
 		st.announced, st.resume = false, resumeNone
 	}
+	c.streamNo = 0
 	c.waiting = true
 }
 
@@ -362,7 +365,7 @@ func (c *client) endSession(inSession bool, ends []int64, tail lossCause) {
 		}
 		if end > st.first {
 			r.sessions = append(r.sessions, session{ch: st.ch, first: st.first, end: end, high: st.high,
-				gaps: st.gaps, fills: st.fills, tail: tail})
+				gaps: st.gaps, fills: st.fills, tail: tail, lastStream: c.streamNo})
 		}
 		st.gaps, st.fills = nil, nil
 	}
@@ -439,6 +442,7 @@ func (c *client) connect(resume bool) error {
 	c.stream = stream
 	c.started = start
 	if resume {
+		c.streamNo++
 		kind := resumeWithID
 		if len(c.lastID) == 0 {
 			kind = resumeNoID
@@ -703,7 +707,7 @@ func (c *client) event(typ, data []byte) {
 		sh.add(func(s *recShard) { s.c.OtherType++ })
 		return
 	}
-	seq, ts, name, ok := r.prof.extract(data)
+	seq, ts, name, ok := r.extract(data)
 	if !ok {
 		sh.add(func(s *recShard) { s.c.Malformed++ })
 		return

@@ -92,6 +92,11 @@ func (l *publishLog) ok(ch int, seq int64) bool {
 func (l *publishLog) orderedBefore(ch int, seq, later int64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.orderedBeforeLocked(ch, seq, later)
+}
+
+// orderedBeforeLocked is orderedBefore with l.mu held.
+func (l *publishLog) orderedBeforeLocked(ch int, seq, later int64) bool {
 	answered, sent := l.answered[ch], l.sent[ch]
 	if seq < 0 || seq >= int64(len(answered)) || later >= int64(len(sent)) {
 		return false

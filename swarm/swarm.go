@@ -32,6 +32,8 @@ type session struct {
 	gaps  []gap
 	fills []int64
 	tail  lossCause
+	// lastStream is the index of the session's last connection.
+	lastStream int
 }
 
 // run is the state shared by the clients and the phases of one Run.
@@ -39,6 +41,7 @@ type run struct {
 	cfg       Config
 	log       *slog.Logger
 	prof      *compiledProfile
+	probe     extractProbe // checks the markers on the first events
 	eventType string
 	asg       assignment
 	chanIndex map[string]int
@@ -503,6 +506,7 @@ func (r *run) finish(res *Result, began time.Time) {
 	res.Clients.Planned = int64(len(r.clients))
 	res.Clients.Connects = r.rec.connects
 	res.Events = r.rec.counts
+	res.ExtractFailure = r.extractFailure()
 	res.Errors = r.errs
 	if len(r.samples) > 0 {
 		res.ErrorSamples = r.samples
