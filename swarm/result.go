@@ -46,6 +46,12 @@ type Result struct {
 
 	Clients Totals      `json:"clients"`
 	Events  EventCounts `json:"events"`
+	// ExtractFailure, when set, says that none of the first events
+	// received could be read with the profile's extract markers, which
+	// fields failed and what the data looked like (after Merge: the first
+	// part's that has one).
+	ExtractFailure *ExtractFailure `json:"extract_failure,omitempty"`
+
 	Publish PublishInfo `json:"publish"`
 	// Errors counts errors by kind (connect and stream errors; "drop_*" for
 	// open streams that ended); ErrorSamples keeps one message per kind.
@@ -384,6 +390,9 @@ func Merge(results ...*Result) (*Result, error) {
 		}
 		out.Clients = out.Clients.add(r.Clients)
 		out.Events = out.Events.add(r.Events)
+		if out.ExtractFailure == nil {
+			out.ExtractFailure = r.ExtractFailure
+		}
 		out.Attribution = out.Attribution.add(r.Attribution)
 		out.Publish.Attempted += r.Publish.Attempted
 		out.Publish.OK += r.Publish.OK
