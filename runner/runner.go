@@ -219,6 +219,9 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 	if err != nil && !interrupted {
 		to.Notes = append(to.Notes, "swarm: "+err.Error())
 	}
+	if res != nil && res.ExtractFailure != nil {
+		to.Notes = append(to.Notes, "swarm: "+res.ExtractFailure.String())
+	}
 
 	// Counters after the drain, from the nodes still up; then stop the
 	// proxies, which write their final ledgers.

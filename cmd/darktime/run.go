@@ -79,6 +79,9 @@ interrupted (what it measured is written) or something it started failed;
 			if check {
 				return nil
 			}
+			if quiet {
+				logLevel = quietLogLevel(logLevel)
+			}
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
@@ -103,7 +106,7 @@ interrupted (what it measured is written) or something it started failed;
 	f.IntVar(&ov.Clients, "clients", 0, "replace clients.count")
 	f.Float64Var(&ov.TimeScale, "time-scale", 0, "multiply the phases, fault times and max_duration by this (0.25: a quarter)")
 	f.StringVar(&ov.Dir, "out", "", "results folder (replaces outputs.dir)")
-	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
+	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines, and at most warnings logged (raises --log-level to warn)")
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error (lifecycle messages on stderr)")
 	f.StringVar(&wf.part, "part", "", "run swarm part INDEX/COUNT only (set by the runner)")
 	f.StringVar(&wf.out, "worker-out", "", "the worker's result file (set by the runner)")

@@ -144,6 +144,16 @@ func noArgs(_ *cobra.Command, args []string) error {
 	return nil
 }
 
+// quietLogLevel is level raised to warn at least (--quiet); a level that
+// does not parse is left for newLogger to refuse.
+func quietLogLevel(level string) string {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err == nil && l < slog.LevelWarn {
+		return "warn"
+	}
+	return level
+}
+
 func newLogger(level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {

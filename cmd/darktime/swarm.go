@@ -1,15 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +41,7 @@ func newSwarmCmd() *cobra.Command {
 		subURL, pubMethod, pubURL, pubBody string
 		pubHeaders                         []string
 		extractSeq, extractTS, extractChan string
+		extractJSONString                  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "swarm",
@@ -73,6 +77,9 @@ results.`,
 			setIf(&p.Extract.Seq, extractSeq)
 			setIf(&p.Extract.TS, extractTS)
 			setIf(&p.Extract.Channel, extractChan)
+			if extractJSONString {
+				p.Extract.JSONString = true
+			}
 			if len(pubHeaders) > 0 {
 				p.Publish.Headers = pubHeaders
 			}
@@ -116,7 +123,7 @@ results.`,
 				return usagef("--out FILE is required: the run's result goes there")
 			}
 			raiseFileLimit()
-			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			cfg.Logger = swarmLogger(cmd.ErrOrStderr(), quiet)
 			if !quiet {
 				cfg.Progress = cmd.ErrOrStderr()
 			}
@@ -165,6 +172,7 @@ results.`,
 	f.StringVar(&extractSeq, "extract-seq", "", "text before the seq in received data (overrides the profile)")
 	f.StringVar(&extractTS, "extract-ts", "", "text before the timestamp in received data (overrides the profile)")
 	f.StringVar(&extractChan, "extract-channel", "", "text before the channel name in received data (overrides the profile)")
+	f.BoolVar(&extractJSONString, "extract-json-string", false, "the received data carries the published body as an escaped JSON string (a JSON envelope): match the markers with its escapes undone")
 	f.IntVar(&cfg.Clients, "clients", swarm.DefaultClients, "EventSource clients")
 	f.IntVar(&cfg.Channels, "channels", swarm.DefaultChannels, "channels")
 	f.StringVar(&distribution, "distribution", "uniform", "channel assignment: uniform, zipf[:S], one, several[:N]")
@@ -193,7 +201,7 @@ results.`,
 	f.StringVar(&cfg.RunID, "run-id", "", "run id shared by the parts of one run (default generated)")
 	f.StringVar(&out, "out", "", "write the JSON result to `FILE` (required)")
 	f.StringVar(&hdrLog, "hdr-log", "", "write per-second histograms in HdrHistogram interval-log format to `FILE`")
-	f.BoolVar(&quiet, "quiet", false, "no progress lines")
+	f.BoolVar(&quiet, "quiet", false, "no progress lines, and only warnings and errors logged")
 	_ = f.MarkHidden("part")
 	cmd.AddCommand(newSwarmAgentCmd())
 	return cmd
@@ -222,7 +230,7 @@ its result back. Serves one run after another until interrupted.`,
 			defer rdb.Close()
 			raiseFileLimit()
 			agent.Redis = rdb
-			agent.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			agent.Logger = swarmLogger(cmd.ErrOrStderr(), quiet)
 			if !quiet {
 				agent.Progress = cmd.ErrOrStderr()
 			}
@@ -237,8 +245,18 @@ its result back. Serves one run after another until interrupted.`,
 	f.StringVar(&agent.Prefix, "redis-prefix", swarm.DefaultAgentPrefix, "prefix of the swarm's Redis keys")
 	f.StringVar(&agent.Name, "name", "", "agent name shown by the coordinator (default host-pid)")
 	f.IntVar(&agent.Runs, "runs", 0, "exit after this many runs (0: serve until interrupted)")
-	f.BoolVar(&quiet, "quiet", false, "no progress lines")
+	f.BoolVar(&quiet, "quiet", false, "no progress lines, and only warnings and errors logged")
 	return cmd
+}
+
+// swarmLogger logs lifecycle messages to w: from INFO on, or with quiet
+// only warnings and errors.
+func swarmLogger(w io.Writer, quiet bool) *slog.Logger {
+	level := slog.LevelInfo
+	if quiet {
+		level = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 func swarmRedis(url string) (*redis.Client, error) {
@@ -377,11 +395,33 @@ func printSwarmSummary(w io.Writer, res *swarm.Result) {
 	fmt.Fprintf(w, "publishes attempted %d  ok %d  failed %d\n", res.Publish.Attempted, res.Publish.OK, res.Publish.Failed)
 	fmt.Fprintf(w, "ledger    owed %d  received %d  lost %d  duplicated %d  reordered %d  late %d  balance %d\n",
 		t.Credit, t.Debit, t.Lost, t.Duplicated, t.Reordered, t.Late, t.Balance())
+	fmt.Fprintf(w, "          note: %s\n", reorderedNote)
 	fmt.Fprintf(w, "delivery  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  (%d events)\n", d.P50, d.P90, d.P99, d.P999, d.Max, d.Count)
 	for _, r := range res.Resources {
 		fmt.Fprintf(w, "part %d    client CPU %.2f µs/event  RSS %.1f KiB per idle connection\n", r.Part, r.CPUMicrosPerEvt, r.RSSPerConnKiB)
 	}
 	if len(res.Errors) > 0 {
-		fmt.Fprintf(w, "errors    %v\n", res.Errors)
+		fmt.Fprintf(w, "errors    %s\n", formatCounts(res.Errors))
 	}
+	if f := res.ExtractFailure; f != nil {
+		fmt.Fprintf(w, "WARNING   extract: %s\n", f)
+	}
+}
+
+// reorderedNote says what the summary's reordered counts.
+const reorderedNote = "reordered counts only events whose publish was answered before the later one was sent (publishes in flight together have no order)"
+
+// formatCounts lists counts by kind, largest first: "status_5xx 322, dial 3".
+func formatCounts(m map[string]int64) string {
+	kinds := slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+		if c := cmp.Compare(m[b], m[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = k + " " + strconv.FormatInt(m[k], 10)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/darktime/darktime/internal/ledger"
 	"github.com/darktime/darktime/internal/redistest"
 	"github.com/darktime/darktime/server"
 	"github.com/darktime/darktime/swarm"
@@ -113,7 +114,7 @@ func TestSwarmExitCodes(t *testing.T) {
 		{"bad number", "swarm --clients many --out " + out, 2, "invalid argument"},
 		{"no --out", "swarm", 2, "--out FILE is required"},
 		{"bad placeholder", "swarm --subscribe {target}/sub/{chanel} " + quick, 2, "unknown placeholder {chanel}"},
-		{"extract misses the body", "swarm --extract-seq nope: " + quick, 2, "does not find seq"},
+		{"one extract marker for seq and ts", `swarm --extract-seq "ts": ` + quick, 2, "same marker"},
 		{"bad distribution", "swarm --distribution pareto " + quick, 2, "distribution"},
 		{"unknown profile", "swarm --profile apache " + quick, 2, "unknown --profile"},
 		{"agents without redis", "swarm --agents 2 " + quick, 2, "needs --redis"},
@@ -141,10 +142,39 @@ func TestSwarmProcs(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, output)
 	}
+	if strings.Contains(output, "level=INFO") {
+		t.Errorf("--quiet logged INFO lines:\n%s", output)
+	}
 	res := readSwarmResult(t, out)
 	tot := res.Ledger.Totals()
 	if len(res.Parts) != 2 || tot.Credit == 0 || tot.Balance() != 0 || tot.Lost != 0 {
 		t.Errorf("parts %+v, ledger %+v: want 2 parts, balanced", res.Parts, tot)
+	}
+}
+
+func TestSwarmSummary(t *testing.T) {
+	t.Parallel()
+	res := &swarm.Result{
+		RunID: "r1", Profile: "grip", Target: "http://127.0.0.1:1",
+		Parts:  []swarm.PartInfo{{Part: swarm.Part{Index: 0, Count: 1}}},
+		Ledger: ledger.New(time.Second),
+		Errors: map[string]int64{"dial": 3, "status_5xx": 322, "timeout": 3},
+		ExtractFailure: &swarm.ExtractFailure{Events: 3, Fields: []string{"seq", "ts"},
+			Markers: swarm.Extract{Seq: `"seq":`, TS: `"ts":`}, Sample: `{"data":"{\"seq\":1,\"ts\":2}"}`},
+	}
+	var b strings.Builder
+	printSwarmSummary(&b, res)
+	out := b.String()
+	for _, want := range []string{
+		"errors    status_5xx 322, dial 3, timeout 3\n",
+		"          note: reordered counts only events whose publish was answered before the later one was sent",
+		"WARNING   extract: none of the first 3 event(s) received could be read: seq (marker `\"seq\":`), ts (marker `\"ts\":`) not found",
+		"which starts `{\"data\":\"{\\\"seq\\\":1,",
+		"--extract-json-string",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
 	}
 }
 
