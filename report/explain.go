@@ -160,6 +160,8 @@ func explainSwarm(l *LedgerReport, res *swarm.Result) {
 		"the streams carried no id: field, so %d reconnects had nothing to resume from", rs.NoID)
 	l.explain("gave_up", a.Lost["gave_up"], true, true,
 		"%d clients gave up, as a browser does, when the target answered a reconnect with an error (%s)", res.Clients.Failed, kindList(res.Errors))
+	l.explain("cut_by_server", a.Lost["cut_by_server"], true, true,
+		"owed after the end of streams the target had ended itself (the clients were still reading what it sent before) when the session or the run ended before they could resume")
 	tailEvidence := "owed after a session's last event and never received before it ended"
 	if a.Hangups.Timeouts > 0 {
 		tailEvidence += fmt.Sprintf(" (%d hang-ups timed out waiting for the target's close)", a.Hangups.Timeouts)
@@ -247,48 +249,4 @@ func explainShadow(l *LedgerReport, t shadow.TargetReport, final bool) {
 		l.explain("pending", p, false, !final, "events still inside their settle window when the ledger was taken")
 	}
 	l.settle()
-}
-
-// serverCutReasons are the drops by which a server ends a subscriber's
-// stream itself.
-var serverCutReasons = []string{"dropped_slow_consumer", "dropped_write_timeout", "dropped_write_error", "dropped_shutdown"}
-
-// explainAcross moves swarm losses that the servers' own counters account
-// for from unexplained to explained: tails of streams a server ended
-// itself (a slow consumer cut off, a write that timed out, a shutdown)
-// whose sessions did not resume before the run ended. At most as many as
-// the servers dropped for those reasons; a silent gap stays unexplained.
-func explainAcross(ledgers []LedgerReport) {
-	var sw, fan *LedgerReport
-	for i := range ledgers {
-		switch ledgers[i].Source {
-		case "swarm":
-			sw = &ledgers[i]
-		case "server_fanout":
-			fan = &ledgers[i]
-		}
-	}
-	if sw == nil || fan == nil {
-		return
-	}
-	var cut int64
-	var reasons []string
-	for _, k := range serverCutReasons {
-		if n := fan.Kinds[k]; n > 0 {
-			cut += n
-			reasons = append(reasons, fmt.Sprintf("%s %d", strings.TrimPrefix(k, "dropped_"), n))
-		}
-	}
-	for i, e := range sw.UnexplainedBy {
-		if e.Cause != "tail" || cut == 0 {
-			continue
-		}
-		n := min(e.Count, cut)
-		sw.UnexplainedBy[i].Count -= n
-		sw.Unexplained -= n
-		sw.Explained = append(sw.Explained, Explanation{Cause: "cut_by_server", Count: n, Loss: true,
-			Evidence: fmt.Sprintf("owed after the end of streams the servers ended themselves, which the run ended before the clients resumed: the servers dropped %s copies (server_fanout)", strings.Join(reasons, ", "))})
-	}
-	sw.UnexplainedBy = slices.DeleteFunc(sw.UnexplainedBy, func(e Explanation) bool { return e.Count == 0 })
-	sw.settle()
 }

@@ -54,6 +54,7 @@ func TestSwarmLedgerCauses(t *testing.T) {
 		}), VerdictNotBalanced, 1, ""},
 		{"no ids", attributed(map[string]int64{"no_id": 5}, nil, 0, nil), VerdictExplained, 0, "no_id"},
 		{"tail", attributed(map[string]int64{"tail": 2}, nil, 0, nil), VerdictNotBalanced, 2, ""},
+		{"cut by the server", attributed(map[string]int64{"cut_by_server": 9}, nil, 0, nil), VerdictExplained, 0, "cut_by_server"},
 		{"unreadable covers silent gaps", attributed(map[string]int64{"silent_gap": 4}, nil, 0, func(r *swarm.Result) { r.Events.OtherType = 4 }),
 			VerdictExplained, 0, "unreadable"},
 		{"unreadable covers part", attributed(map[string]int64{"silent_gap": 4}, nil, 0, func(r *swarm.Result) { r.Events.Malformed = 1 }),
@@ -136,30 +137,5 @@ func TestDefaultGates(t *testing.T) {
 	}
 	if len(results) != len(DefaultGates) {
 		t.Errorf("%d gates, want the user's one and %d defaults", len(results), len(DefaultGates)-1)
-	}
-}
-
-// TestCutByServer: a tail the servers' own drops account for is explained
-// up to their count; the rest, and silent gaps, stay unexplained.
-func TestCutByServer(t *testing.T) {
-	t.Parallel()
-	res := attributed(map[string]int64{"tail": 10, "silent_gap": 2}, nil, 0, nil)
-	sw := swarmLedger(res)
-	fan := LedgerReport{Source: "server_fanout", Kinds: map[string]int64{"dropped_slow_consumer": 7, "dropped_client_closed": 50}}
-	fan.settle()
-	ledgers := []LedgerReport{sw, fan}
-	explainAcross(ledgers)
-	got := ledgers[0]
-	if got.Unexplained != 5 { // 3 of the tail, 2 silent
-		t.Fatalf("unexplained %d (%s), want 5", got.Unexplained, got.Summary())
-	}
-	var cut int64
-	for _, e := range got.Explained {
-		if e.Cause == "cut_by_server" {
-			cut = e.Count
-		}
-	}
-	if cut != 7 {
-		t.Errorf("cut_by_server %d, want the 7 slow-consumer drops (client_closed is no cut)", cut)
 	}
 }

@@ -179,7 +179,6 @@ func Build(in Inputs) (*Report, error) {
 		}
 		r.Ledgers = append(r.Ledgers, shadowLedgers(name, l)...)
 	}
-	explainAcross(r.Ledgers)
 	r.Metrics = metrics(r, res)
 	return r, nil
 }

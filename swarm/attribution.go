@@ -44,6 +44,10 @@ const (
 	// lossGaveUp: owed after the client gave up, because the target
 	// answered a reconnect with an error (as a browser gives up).
 	lossGaveUp
+	// lossServerCut: owed after the end of a stream the server had ended
+	// itself (the client was still reading what came before), when the
+	// session ended before the client could come back and resume.
+	lossServerCut
 )
 
 // Loss causes as they appear in Attribution.Lost.
@@ -54,6 +58,7 @@ var lossCauseNames = [...]string{
 	lossNoID:       "no_id",
 	lossTail:       "tail",
 	lossGaveUp:     "gave_up",
+	lossServerCut:  "cut_by_server",
 }
 
 // Extra causes as they appear in Attribution.Extra, by the failed
@@ -78,7 +83,8 @@ const (
 // add up over parts (Merge).
 type Attribution struct {
 	// Lost counts the owed deliveries never received, by cause:
-	// silent_gap, announced, not_resumed, no_id, tail, gave_up. Their sum
+	// silent_gap, announced, not_resumed, no_id, tail, gave_up,
+	// cut_by_server. Their sum
 	// is the ledger's lost.
 	Lost map[string]int64 `json:"lost"`
 	// Extra counts deliveries received that no successful publish owed, by

@@ -129,6 +129,9 @@ type client struct {
 	// instead of using them.
 	discarding bool
 	discarded  int64
+	// serverClosed is set by a hang-up that found the stream already
+	// ended by the server.
+	serverClosed bool
 	// streamNo counts the session's connections (0: the first).
 	streamNo int
 	stream   *sse.Stream
@@ -245,7 +248,7 @@ func (c *client) session(first *bool) bool {
 				c.hangUp(hangStop)
 			}
 			c.close()
-			c.endSession(inSession, r.finalSeq, lossTail)
+			c.endSession(inSession, r.finalSeq, c.tailCause())
 			return false
 		}
 		if err != nil && c.cut.Swap(cutNone) == cutStorm {
@@ -300,11 +303,11 @@ func (c *client) session(first *bool) bool {
 		switch {
 		case r.stopping.Load():
 			c.hangUp(hangStop)
-			c.endSession(true, r.finalSeq, lossTail)
+			c.endSession(true, r.finalSeq, c.tailCause())
 			return false
 		case errors.Is(err, errLifetimeOver):
 			c.hangUp(hangChurn)
-			c.endSession(true, nil, lossTail) // ends were set when the lifetime ran out
+			c.endSession(true, nil, c.tailCause()) // ends were set when the lifetime ran out
 			return true
 		case c.cut.Swap(cutNone) == cutStorm:
 			r.count(func(t *totals) { t.StormCuts++ })
@@ -625,6 +628,11 @@ const (
 // its side after the client's FIN.
 const HangupTimeout = time.Second
 
+// peerCloseWait is how long a hang-up waits for more of the stream before
+// it sends its FIN: a server that closed first has its FIN right behind
+// its data.
+const peerCloseWait = 10 * time.Millisecond
+
 // hangUp ends the connection by the client's own decision. A browser just
 // drops it; the swarm first sends FIN and reads until the server closes in
 // turn, so that every copy the server wrote reaches the ledger: used as
@@ -638,11 +646,32 @@ func (c *client) hangUp(why hangup) {
 		c.close()
 		return
 	}
-	_ = conn.CloseWrite()
-	_ = conn.SetReadDeadline(time.Now().Add(HangupTimeout))
 	c.discarding, c.discarded = why == hangStorm, 0
+	// First, before saying anything: did the server end the stream
+	// already? Its close arrives after what it had sent, which the client
+	// may still be reading (a slow reader, a stream the server cut off).
+	// An EOF before the client's own FIN is the server's.
+	c.serverClosed = false
+	for began := time.Now(); !c.serverClosed && time.Since(began) < HangupTimeout; {
+		_ = conn.SetReadDeadline(time.Now().Add(peerCloseWait))
+		n, err := conn.Read(c.buf[:])
+		if n > 0 {
+			c.recvNs = time.Now().UnixNano()
+			if c.stream.Feed(c.buf[:n]) != nil {
+				break
+			}
+		}
+		if err != nil {
+			c.serverClosed = errors.Is(err, io.EOF)
+			break
+		}
+	}
+	if !c.serverClosed {
+		_ = conn.CloseWrite()
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(HangupTimeout))
 	timedOut := false
-	for {
+	for !c.serverClosed {
 		n, err := conn.Read(c.buf[:])
 		if n > 0 {
 			c.recvNs = time.Now().UnixNano()
@@ -671,6 +700,17 @@ func (c *client) hangUp(why hangup) {
 		}
 	})
 	c.close()
+}
+
+// tailCause is why a session that ends now never got what it was still
+// owed: the server had ended its stream (found by the last hang-up), or
+// nothing known.
+func (c *client) tailCause() lossCause {
+	if c.serverClosed {
+		c.serverClosed = false
+		return lossServerCut
+	}
+	return lossTail
 }
 
 // wake interrupts whatever the client's goroutine reads on its
