@@ -85,7 +85,7 @@ func TestRunNodeFailure(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
 	}
-	for _, want := range []string{"PASS: 3 gate(s) passed, 0 failed", "HTML report:", "a node was killed"} {
+	for _, want := range []string{"PASS: 7 gate(s) passed, 0 failed", "HTML report:", "a node was killed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
