@@ -219,10 +219,21 @@ func explainFanout(l *LedgerReport, res *swarm.Result) {
 
 // explainWritten: every copy the servers wrote is read by the swarm,
 // which reads out every connection it ends itself (client.hangUp).
-func explainWritten(l *LedgerReport, res *swarm.Result) {
+func explainWritten(l *LedgerReport, res *swarm.Result, proxied bool) {
 	h := res.Attribution.Hangups
 	l.explain("discarded_at_cut", h.Discarded, false, true,
 		"read after %d storm cuts and not used: the streams resumed before them with Last-Event-ID (a browser drops them the same way)", h.Storm)
+	left := h.Storm + h.Churn + h.Stop
+	if proxied && l.Balance > 0 && l.Balance <= left {
+		// The swarm reads out every stream it ends, but the copies the
+		// servers had written to the proxy's upstream connection of that
+		// user die with it: the proxy closes upstream when its user
+		// leaves, without reading on.
+		l.explain("in_proxy_at_hangup", l.Balance, false, true,
+			"the clients reached the servers through the shadow proxy: copies the servers wrote to the proxy's upstream connections were still in flight when %d users the swarm disconnected left (at most one per hang-up is taken as explained)", left)
+		l.settle()
+		return
+	}
 	if l.Balance != 0 {
 		evidence := "copies the servers counted as written that the swarm never read"
 		if l.Balance < 0 {

@@ -210,7 +210,7 @@ func channelDelivery(c server.ChannelStats) delivery {
 // serverLedgers reconciles the /stats deltas of every node: fanned out vs
 // written + dropped + queued, and the servers' writes vs the swarm's
 // receipts.
-func serverLedgers(before, after []server.Stats, res *swarm.Result) (fan, wr LedgerReport, err error) {
+func serverLedgers(before, after []server.Stats, res *swarm.Result, proxied bool) (fan, wr LedgerReport, err error) {
 	if len(before) != len(after) {
 		return fan, wr, badInput("%d stats snapshots before and %d after: give one of each per node", len(before), len(after))
 	}
@@ -290,7 +290,7 @@ func serverLedgers(before, after []server.Stats, res *swarm.Result) (fan, wr Led
 	case wr.Balance < 0:
 		wr.Kinds["extra"] = -wr.Balance // read but not written between the snapshots: another writer, or a snapshot taken too early
 	}
-	explainWritten(&wr, res)
+	explainWritten(&wr, res, proxied)
 	return fan, wr, nil
 }
 

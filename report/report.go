@@ -166,7 +166,7 @@ func Build(in Inputs) (*Report, error) {
 	}
 	r.Ledgers = append(r.Ledgers, swarmLedger(res), publishLedger(res))
 	if len(in.StatsBefore) > 0 || len(in.StatsAfter) > 0 {
-		srv, written, err := serverLedgers(in.StatsBefore, in.StatsAfter, res)
+		srv, written, err := serverLedgers(in.StatsBefore, in.StatsAfter, res, len(in.Shadow) > 0)
 		if err != nil {
 			return nil, err
 		}
