@@ -3,11 +3,13 @@ package swarm
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -254,5 +256,98 @@ func TestAnnouncedLossIsCounted(t *testing.T) {
 	}
 	if a.Residual != 0 || tot.Duplicated != 0 {
 		t.Errorf("residual %d duplicated %d", a.Residual, tot.Duplicated)
+	}
+}
+
+// plainServer is an SSE server that never replays: it sends every event
+// live, with an id: or without, and ignores Last-Event-ID.
+type plainServer struct {
+	withIDs bool
+	mu      sync.Mutex
+	subs    map[string][]chan []byte
+	n       int
+}
+
+func (s *plainServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/sub/"):
+		ch := strings.TrimPrefix(r.URL.Path, "/sub/")
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "retry: 300\n\n")
+		w.(http.Flusher).Flush()
+		c := make(chan []byte, 4096)
+		s.mu.Lock()
+		s.subs[ch] = append(s.subs[ch], c)
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.subs[ch] = slices.DeleteFunc(s.subs[ch], func(x chan []byte) bool { return x == c })
+			s.mu.Unlock()
+		}()
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case ev := <-c:
+				_, _ = w.Write(ev)
+				w.(http.Flusher).Flush()
+			}
+		}
+	case r.URL.Path == "/pub":
+		body, _ := io.ReadAll(r.Body)
+		ch := r.URL.Query().Get("id")
+		s.mu.Lock()
+		s.n++
+		ev := "data: " + string(body) + "\n\n"
+		if s.withIDs {
+			ev = fmt.Sprintf("id: %d\n", s.n) + ev
+		}
+		for _, c := range s.subs[ch] {
+			c <- []byte(ev)
+		}
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// TestTargetThatDoesNotResume: after a reconnect storm against a server
+// that does not resume, the losses are attributed to what the evidence
+// shows — Last-Event-ID sent and nothing replayed (not_resumed), or no id
+// on the stream to send (no_id) — not left as silent gaps.
+func TestTargetThatDoesNotResume(t *testing.T) {
+	t.Parallel()
+	for _, withIDs := range []bool{true, false} {
+		t.Run(fmt.Sprintf("ids=%v", withIDs), func(t *testing.T) {
+			t.Parallel()
+			ts := httptest.NewServer(&plainServer{withIDs: withIDs, subs: map[string][]chan []byte{}})
+			t.Cleanup(ts.CloseClientConnections)
+			t.Cleanup(ts.Close)
+			cfg := quickConfig(t, ts.URL)
+			cfg.Profile, _ = LookupProfile("nchan")
+			cfg.Clients, cfg.Channels, cfg.Rate, cfg.Duration = 10, 2, 100, 2*time.Second
+			cfg.Storms = []time.Duration{700 * time.Millisecond}
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := res.Attribution
+			cause, other := "not_resumed", "no_id"
+			if !withIDs {
+				cause, other = other, cause
+			}
+			tot := res.Ledger.Totals()
+			if a.Lost[cause] == 0 || a.Lost[cause] != tot.Lost || a.Lost[other] != 0 || a.Lost["silent_gap"] != 0 {
+				t.Errorf("lost %d by cause %v: want every loss %s", tot.Lost, a.Lost, cause)
+			}
+			if withIDs && (a.Resumes.Resumes() || a.Resumes.WithID == 0) {
+				t.Errorf("resumes %+v: want the target seen not to resume", a.Resumes)
+			}
+			if !withIDs && a.Resumes.NoID == 0 {
+				t.Errorf("resumes %+v: want reconnects with no id", a.Resumes)
+			}
+		})
 	}
 }
