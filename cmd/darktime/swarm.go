@@ -396,6 +396,19 @@ func printSwarmSummary(w io.Writer, res *swarm.Result) {
 	fmt.Fprintf(w, "ledger    owed %d  received %d  lost %d  duplicated %d  reordered %d  late %d  balance %d\n",
 		t.Credit, t.Debit, t.Lost, t.Duplicated, t.Reordered, t.Late, t.Balance())
 	fmt.Fprintf(w, "          note: %s\n", reorderedNote)
+	if a := res.Attribution; len(a.Lost) > 0 || len(a.Extra) > 0 {
+		orNone := func(m map[string]int64) string {
+			if len(m) == 0 {
+				return "none"
+			}
+			return formatCounts(m)
+		}
+		fmt.Fprintf(w, "causes    lost: %s  extra: %s  (darktime report says which are explained)\n", orNone(a.Lost), orNone(a.Extra))
+	}
+	if a := res.Attribution; a.Resumes != (swarm.ResumeCounts{}) || a.Hangups != (swarm.HangupCounts{}) {
+		fmt.Fprintf(w, "resumes   with id %d  without id %d  replayed %d  gapped %d;  hang-ups storm %d  churn %d  stop %d  discarded %d  timed out %d\n",
+			a.Resumes.WithID, a.Resumes.NoID, a.Resumes.Replayed, a.Resumes.Gapped, a.Hangups.Storm, a.Hangups.Churn, a.Hangups.Stop, a.Hangups.Discarded, a.Hangups.Timeouts)
+	}
 	fmt.Fprintf(w, "delivery  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  (%d events)\n", d.P50, d.P90, d.P99, d.P999, d.Max, d.Count)
 	for _, r := range res.Resources {
 		fmt.Fprintf(w, "part %d    client CPU %.2f µs/event  RSS %.1f KiB per idle connection\n", r.Part, r.CPUMicrosPerEvt, r.RSSPerConnKiB)
