@@ -53,6 +53,7 @@ type Message struct {
 
 var messageType = []byte("message")
 
+
 // Decoder is an incremental, in-place event-stream parser following the
 // HTML Living Standard's "event stream interpretation" exactly:
 //
@@ -210,6 +211,8 @@ func (d *Decoder) Feed(b []byte) error {
 		line := b[pos:end]
 		var e error
 		switch {
+		case len(d.line) == 0 && !d.tooLong && len(line) <= d.maxLine:
+			e = d.processLine(line) // the common case: a whole line in b
 		case d.tooLong:
 			d.tooLong = false // the end of a line already reported and dropped
 		case len(d.line)+len(line) > d.maxLine:
@@ -272,12 +275,28 @@ func (d *Decoder) processLine(line []byte) error {
 	if d.dropping || line[0] == ':' {
 		return nil
 	}
-	field, value := line, line[len(line):]
-	if colon := bytes.IndexByte(line, ':'); colon >= 0 {
-		field, value = line[:colon], line[colon+1:]
-		if len(value) > 0 && value[0] == ' ' {
-			value = value[1:]
-		}
+	// The field name ends at the first colon, or is the whole line. Only
+	// "id", "data", "event" and "retry" mean anything, so the colon is
+	// looked for where it would end one of them — at 2, 4 or 5, in that
+	// order — instead of scanning the line: when the first colon is
+	// elsewhere the name is unknown, and a candidate name that holds a
+	// colon matches none (the order makes sure a shorter known name is
+	// never missed).
+	var field, value []byte
+	switch {
+	case len(line) > 2 && line[2] == ':':
+		field, value = line[:2], line[3:]
+	case len(line) > 4 && line[4] == ':':
+		field, value = line[:4], line[5:]
+	case len(line) > 5 && line[5] == ':':
+		field, value = line[:5], line[6:]
+	case len(line) == 2 || len(line) == 4 || len(line) == 5:
+		field = line // a field without a colon: the value is empty
+	default:
+		return nil
+	}
+	if len(value) > 0 && value[0] == ' ' {
+		value = value[1:]
 	}
 	switch string(field) {
 	case "data":
