@@ -66,6 +66,12 @@ type Imbalance struct {
 	Debit   int64            `json:"debit"`
 	Balance int64            `json:"balance"`
 	Kinds   map[string]int64 `json:"kinds"`
+	// Causes (swarm ledger, by_scope) splits the scope's lost and extra
+	// deliveries by cause; Unexplained counts the scope's share of what is
+	// unexplained for the ledger as a whole (its causes that are, and its
+	// duplicated and reordered deliveries).
+	Causes      map[string]int64 `json:"causes,omitempty"`
+	Unexplained int64            `json:"unexplained,omitempty"`
 }
 
 func (im Imbalance) severity() int64 {
@@ -129,6 +135,33 @@ func swarmLedger(res *swarm.Result) LedgerReport {
 	lr.Windows, lr.MoreWindows = worst(windows)
 	lr.ByScope, lr.MoreScopes = worst(scopes)
 	explainSwarm(&lr, res)
+	unexplained := map[string]bool{}
+	for _, e := range lr.UnexplainedBy {
+		unexplained[e.Cause] = true
+	}
+	for i := range lr.ByScope {
+		im := &lr.ByScope[i]
+		c := res.Attribution.Channels[im.Scope]
+		if res.Attribution.IsZero() && im.Kinds["lost"] > 0 { // a result from before attribution
+			c.Lost = map[string]int64{"silent_gap": im.Kinds["lost"]}
+		}
+		for _, m := range []map[string]int64{c.Lost, c.Extra} {
+			for k, v := range m {
+				if im.Causes == nil {
+					im.Causes = map[string]int64{}
+				}
+				im.Causes[k] += v
+				if unexplained[k] {
+					im.Unexplained += v
+				}
+			}
+		}
+		for _, k := range []string{"duplicated", "reordered"} {
+			if unexplained[k] {
+				im.Unexplained += im.Kinds[k]
+			}
+		}
+	}
 	return lr
 }
 

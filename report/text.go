@@ -79,7 +79,11 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "      explained %s %d%s: %s\n", e.Cause, e.Count, loss, e.Evidence)
 		}
 		for _, im := range l.ByScope {
-			fmt.Fprintf(&b, "      %s: +%d -%d = %d%s\n", im.Scope, im.Credit, im.Debit, im.Balance, kindsText(im.Kinds))
+			causes := ""
+			if len(im.Causes) > 0 {
+				causes = fmt.Sprintf(" causes: %s; unexplained %d", kindList(im.Causes), im.Unexplained)
+			}
+			fmt.Fprintf(&b, "      %s: +%d -%d = %d%s%s\n", im.Scope, im.Credit, im.Debit, im.Balance, kindsText(im.Kinds), causes)
 		}
 		if l.MoreScopes > 0 {
 			fmt.Fprintf(&b, "      ... and %d more scopes\n", l.MoreScopes)

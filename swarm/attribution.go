@@ -100,6 +100,33 @@ type Attribution struct {
 	// Residual is credit − debit − (lost − extra − duplicated) over the
 	// run: 0 unless the swarm's own bookkeeping is wrong.
 	Residual int64 `json:"residual"`
+	// Channels has Lost and Extra of each channel that has any.
+	Channels map[string]Causes `json:"channels,omitempty"`
+}
+
+// Causes are one channel's lost and extra deliveries by cause.
+type Causes struct {
+	Lost  map[string]int64 `json:"lost,omitempty"`
+	Extra map[string]int64 `json:"extra,omitempty"`
+}
+
+func (a *Attribution) count(channel string, lost bool, cause string) { a.addN(channel, lost, cause, 1) }
+
+// addN adds n deliveries of cause to a channel's lost (or extra) counts.
+func (a *Attribution) addN(channel string, lost bool, cause string, n int64) {
+	if a.Channels == nil {
+		a.Channels = map[string]Causes{}
+	}
+	c := a.Channels[channel]
+	m := &c.Extra
+	if lost {
+		m = &c.Lost
+	}
+	if *m == nil {
+		*m = map[string]int64{}
+	}
+	(*m)[cause] += n
+	a.Channels[channel] = c
 }
 
 // ResumeCounts says whether the target resumes streams.
@@ -153,6 +180,16 @@ func (a Attribution) add(o Attribution) Attribution {
 			out.Extra[k] += v
 		}
 	}
+	for _, chans := range []map[string]Causes{a.Channels, o.Channels} {
+		for ch, c := range chans {
+			for k, v := range c.Lost {
+				out.addN(ch, true, k, v)
+			}
+			for k, v := range c.Extra {
+				out.addN(ch, false, k, v)
+			}
+		}
+	}
 	out.Resumes = ResumeCounts{a.Resumes.WithID + o.Resumes.WithID, a.Resumes.NoID + o.Resumes.NoID,
 		a.Resumes.Replayed + o.Resumes.Replayed, a.Resumes.Gapped + o.Resumes.Gapped}
 	return out
@@ -161,7 +198,7 @@ func (a Attribution) add(o Attribution) Attribution {
 // IsZero reports whether nothing was attributed (results written before
 // attribution existed have none), so that such files keep their checksum.
 func (a Attribution) IsZero() bool {
-	return len(a.Lost) == 0 && len(a.Extra) == 0 && a.Resumes == (ResumeCounts{}) && a.Hangups == (HangupCounts{}) && a.Residual == 0
+	return len(a.Lost) == 0 && len(a.Extra) == 0 && len(a.Channels) == 0 && a.Resumes == (ResumeCounts{}) && a.Hangups == (HangupCounts{}) && a.Residual == 0
 }
 
 // LostTotal sums the lost deliveries over every cause.
@@ -252,6 +289,7 @@ func (r *run) attribute() Attribution {
 			return // not owed
 		}
 		a.Lost[lossCauseNames[cause]]++
+		a.count(r.asg.names[s.ch], true, lossCauseNames[cause])
 		r.ledger.Apply(r.asg.names[s.ch], time.Unix(0, pl.ts[s.ch][seq]), ledger.Counts{Lost: 1})
 	}
 	for i := range sessions {
@@ -287,6 +325,7 @@ func (r *run) attribute() Attribution {
 			}
 			st := pl.status[s.ch][seq]
 			a.Extra[extraCauseNames[st]]++
+			a.count(r.asg.names[s.ch], false, extraCauseNames[st])
 			r.ledger.Apply(r.asg.names[s.ch], time.Unix(0, pl.ts[s.ch][seq]), ledger.Counts{Extra: 1})
 		}
 	}
