@@ -53,7 +53,6 @@ type Message struct {
 
 var messageType = []byte("message")
 
-
 // Decoder is an incremental, in-place event-stream parser following the
 // HTML Living Standard's "event stream interpretation" exactly:
 //
