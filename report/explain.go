@@ -252,8 +252,20 @@ func explainWritten(l *LedgerReport, res *swarm.Result, proxied bool) {
 func explainShadow(l *LedgerReport, t shadow.TargetReport, final bool) {
 	c := t.Totals
 	who := t.Role
-	l.explain("missing", c.Missing, false, false, "events the primary delivered inside the comparable window that the %s never delivered", who)
-	l.explain("extra", c.Extra, false, false, "events the %s delivered inside the comparable window that the primary never delivered", who)
+	l.explain("edge_missing", c.EdgeMissing, false, true,
+		"events the primary delivered while the %s's stream was not yet, or no longer, open: outside the comparable window of the two streams", who)
+	l.explain("edge_extra", c.EdgeExtra, false, true,
+		"events the %s delivered while the primary's stream was not yet, or no longer, open: outside the comparable window", who)
+	l.explain("late_settled", 2*c.LateSettled, false, true,
+		"%d pairs: one side delivered the event after its counterpart had settled as missing or extra (late, not lost)", c.LateSettled)
+	l.explain("unmirrored", c.Unmirrored, false, true,
+		"events whose publish the proxy itself did not mirror to the %s (its lane full, its circuit open, the body too large): the proxy's doing", who)
+	// What the parts do not cover is unexplained (a ledger written before
+	// the proxy attributed anything has only missing and extra).
+	unexplainedMissing := max(c.UnexplainedMissing, c.Missing-c.EdgeMissing-c.LateSettled-c.Unmirrored)
+	unexplainedExtra := max(c.UnexplainedExtra, c.Extra-c.EdgeExtra-c.LateSettled)
+	l.explain("missing", unexplainedMissing, false, false, "events the primary delivered inside the comparable window that the %s never delivered", who)
+	l.explain("extra", unexplainedExtra, false, false, "events the %s delivered inside the comparable window that the primary never delivered", who)
 	l.explain("duplicated", c.Duplicated, false, false, "events the %s delivered more often than the primary", who)
 	l.explain("reordered", c.Reordered, false, false, "events the %s delivered in another order than the primary", who)
 	if p := c.PendingPrimary + c.PendingCandidate; p > 0 {
