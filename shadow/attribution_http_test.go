@@ -112,7 +112,9 @@ func withoutDelays(c Counts) Counts {
 func TestLedgerSensitivity(t *testing.T) {
 	t.Parallel()
 	prim, cand := newScripted(0), newScripted(0)
-	p, url, _ := startProxy(t, scriptedConfig(serve(t, prim), serve(t, cand)))
+	cfg := scriptedConfig(serve(t, prim), serve(t, cand))
+	cfg.Ledger.Settle = time.Second // swept every 250 ms; remembered for a second after
+	p, url, _ := startProxy(t, cfg)
 	s := subscribe(t, url+"/sub/x?user=7", nil)
 	waitLive(t, p, 1)
 	time.Sleep(150 * time.Millisecond) // past the start guard (100 ms)
@@ -121,14 +123,14 @@ func TestLedgerSensitivity(t *testing.T) {
 		prim.frames <- postFrame(i)
 	}
 	// Drops 4, duplicates 5, swaps 6 and 7, holds 10 back past the settle
-	// window (400 ms).
+	// window (1 s; settled by 1.25 s, remembered until 2.25 s at least).
 	for _, i := range []int{1, 2, 3, 5, 5, 7, 6, 8, 9, 11, 12} {
 		cand.frames <- postFrame(i)
 	}
 	for range 12 {
 		s.next(5 * time.Second)
 	}
-	time.Sleep(650 * time.Millisecond)
+	time.Sleep(1600 * time.Millisecond)
 	cand.frames <- postFrame(10)
 	got := withoutDelays(settledTotals(t, p, func(c Counts) bool { return c.Candidate == 12 && c.Extra == 1 }))
 	want := Counts{Primary: 12, Candidate: 12, Balance: 0, Matched: 10, Missing: 2, Extra: 1, Duplicated: 1, Reordered: 1,
@@ -224,7 +226,9 @@ func TestLedgerEdgesUnderChurn(t *testing.T) {
 func TestResumeIndependentCandidate(t *testing.T) {
 	t.Parallel()
 	prim, cand := newScripted(0), newScripted(0)
-	p, url, _ := startProxy(t, scriptedConfig(serve(t, prim), serve(t, cand)))
+	cfg := scriptedConfig(serve(t, prim), serve(t, cand))
+	cfg.Ledger = LedgerConfig{Settle: time.Second, Late: 300 * time.Millisecond} // the replay lands within 300 ms of the open
+	p, url, _ := startProxy(t, cfg)
 	s := subscribe(t, url+"/sub/x?user=7&last_event_id=41", map[string]string{"Last-Event-ID": "41"})
 	waitLive(t, p, 1)
 	for i := 42; i <= 44; i++ { // the replay, after the mirror went live
