@@ -23,6 +23,10 @@ type gap struct {
 	cause    lossCause
 	// stream is the session's connection the gap opened on (0: the first).
 	stream int
+	// announcedAfter, when not negative, is the seq of the stream's last
+	// event when a darktime.missed notice came while the gap was open:
+	// its seqs the server may have ordered after that event were announced.
+	announcedAfter int64
 }
 
 // lossCause is what the client knew when a gap opened.
@@ -230,7 +234,7 @@ func (c *client) openGap(st *chanState, seq int64) {
 	case st.resume == resumeWithID && seq >= st.resumeFrom:
 		cause = lossNotResumed
 	}
-	st.gaps = append(st.gaps, gap{from: st.high + 1, to: seq, cause: cause, stream: c.streamNo})
+	st.gaps = append(st.gaps, gap{from: st.high + 1, to: seq, cause: cause, stream: c.streamNo, announcedAfter: -1})
 }
 
 // firstAfterResume accounts the first event of a channel after a
@@ -300,6 +304,9 @@ func (r *run) attribute() Attribution {
 					continue
 				}
 				cause := g.cause
+				if cause == lossSilent && g.announcedAfter >= 0 && !pl.orderedBeforeLocked(s.ch, seq, g.announcedAfter) {
+					cause = lossAnnounced
+				}
 				// On the session's last stream, a seq whose publish was in
 				// flight together with the stream's last event may have
 				// been ordered after it by the server: it belongs to the

@@ -87,6 +87,9 @@ type chanState struct {
 	// continues the stream came from the server's history.
 	resume     resumeKind
 	resumeFrom int64
+	// last is the seq of the channel's last event received (in arrival
+	// order; high is the highest).
+	last int64
 }
 
 // endpoint is where a subscribe URL's host is dialled; one per distinct
@@ -337,7 +340,7 @@ func (c *client) beginSession() {
 		if c.slowed {
 			st.end = st.first // a slow client is owed nothing new
 		}
-		st.high = st.first - 1
+		st.high, st.last = st.first-1, st.first-1
 		st.win = 0
 		st.gaps, st.fills = nil, nil
 		st.announced, st.resume = false, resumeNone
@@ -817,6 +820,9 @@ func (c *client) event(typ, data []byte) {
 		}
 		st.win |= bit
 	}
+	if !dup {
+		st.last = seq
+	}
 	lat := time.Duration(c.recvNs - ts)
 	late := lat > r.cfg.LateAfter
 	first := c.waiting && !dup
@@ -868,6 +874,15 @@ func (c *client) notice(kind, data []byte) {
 		st := &c.chans[i]
 		if len(c.chans) == 1 || c.r.asg.names[st.ch] == n.Channel || strings.HasSuffix(n.Channel, ":"+c.r.asg.names[st.ch]) {
 			st.announced = true
+			// The notice says the events after the stream's last one are
+			// (partly) gone: that covers the seqs of gaps still open that
+			// the server may have ordered after it (publishes in flight
+			// together), not those it had to deliver before it.
+			for j := range st.gaps {
+				if st.gaps[j].announcedAfter < 0 {
+					st.gaps[j].announcedAfter = st.last
+				}
+			}
 		}
 	}
 }
