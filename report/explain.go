@@ -162,6 +162,8 @@ func explainSwarm(l *LedgerReport, res *swarm.Result) {
 		"%d clients gave up, as a browser does, when the target answered a reconnect with an error (%s)", res.Clients.Failed, kindList(res.Errors))
 	l.explain("cut_by_server", a.Lost["cut_by_server"], true, true,
 		"owed after the end of streams the target had ended itself (the clients were still reading what it sent before) when the session or the run ended before they could resume")
+	l.explain("in_flight_at_end", a.Lost["in_flight_at_end"], true, true,
+		"owed after the last event of sessions whose stream was still flowing when the run ended: their final hang-up gave up reading after %v (%d hang-ups timed out) — far behind, not refused", swarm.HangupTimeout, a.Hangups.Timeouts)
 	tailEvidence := "owed after a session's last event and never received before it ended"
 	if a.Hangups.Timeouts > 0 {
 		tailEvidence += fmt.Sprintf(" (%d hang-ups timed out waiting for the target's close)", a.Hangups.Timeouts)

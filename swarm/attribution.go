@@ -52,6 +52,10 @@ const (
 	// itself (the client was still reading what came before), when the
 	// session ended before the client could come back and resume.
 	lossServerCut
+	// lossInFlight: owed after the session's last event when the run (or
+	// the client) ended while the stream was still flowing: the hang-up
+	// gave up reading after HangupTimeout.
+	lossInFlight
 )
 
 // Loss causes as they appear in Attribution.Lost.
@@ -63,6 +67,7 @@ var lossCauseNames = [...]string{
 	lossTail:       "tail",
 	lossGaveUp:     "gave_up",
 	lossServerCut:  "cut_by_server",
+	lossInFlight:   "in_flight_at_end",
 }
 
 // Extra causes as they appear in Attribution.Extra, by the failed
@@ -88,7 +93,7 @@ const (
 type Attribution struct {
 	// Lost counts the owed deliveries never received, by cause:
 	// silent_gap, announced, not_resumed, no_id, tail, gave_up,
-	// cut_by_server. Their sum
+	// cut_by_server, in_flight_at_end. Their sum
 	// is the ledger's lost.
 	Lost map[string]int64 `json:"lost"`
 	// Extra counts deliveries received that no successful publish owed, by

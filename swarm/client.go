@@ -133,8 +133,10 @@ type client struct {
 	discarding bool
 	discarded  int64
 	// serverClosed is set by a hang-up that found the stream already
-	// ended by the server.
-	serverClosed bool
+	// ended by the server; hangupTimedOut by one that gave up reading
+	// with the stream still flowing.
+	serverClosed   bool
+	hangupTimedOut bool
 	// streamNo counts the session's connections (0: the first).
 	streamNo int
 	stream   *sse.Stream
@@ -688,6 +690,7 @@ func (c *client) hangUp(why hangup) {
 		}
 	}
 	c.discarding = false
+	c.hangupTimedOut = timedOut
 	c.r.tally(func(a *Attribution) {
 		switch why {
 		case hangStorm:
@@ -709,9 +712,13 @@ func (c *client) hangUp(why hangup) {
 // owed: the server had ended its stream (found by the last hang-up), or
 // nothing known.
 func (c *client) tailCause() lossCause {
-	if c.serverClosed {
+	switch {
+	case c.serverClosed:
 		c.serverClosed = false
 		return lossServerCut
+	case c.hangupTimedOut:
+		c.hangupTimedOut = false
+		return lossInFlight
 	}
 	return lossTail
 }
