@@ -144,8 +144,8 @@ type ResumeCounts struct {
 	// that had no id to send (the stream carried none).
 	WithID int64 `json:"with_id"`
 	NoID   int64 `json:"no_id"`
-	// Replayed counts resumed channel streams whose first event was
-	// published before the reconnect: the target replayed its history.
+	// Replayed counts resumed channel streams whose first event's publish was
+	// answered before the reconnect was requested: the target replayed its history.
 	Replayed int64 `json:"replayed"`
 	// Gapped counts resumed channel streams whose first event was a live
 	// one past a gap, with no notice.
@@ -236,7 +236,7 @@ func (c *client) openGap(st *chanState, seq int64) {
 		cause = lossAnnounced
 	case st.resume == resumeNoID:
 		cause = lossNoID
-	case st.resume == resumeWithID && seq >= st.resumeFrom:
+	case st.resume == resumeWithID && !c.r.pubs.answeredBefore(st.ch, seq, st.resumeAt):
 		cause = lossNotResumed
 	}
 	st.gaps = append(st.gaps, gap{from: st.high + 1, to: seq, cause: cause, stream: c.streamNo, announcedAfter: -1})
@@ -246,7 +246,7 @@ func (c *client) openGap(st *chanState, seq int64) {
 // reconnect; gapped says it came past a gap.
 func (c *client) firstAfterResume(st *chanState, seq int64, gapped bool) {
 	switch {
-	case seq < st.resumeFrom:
+	case c.r.pubs.answeredBefore(st.ch, seq, st.resumeAt):
 		c.r.tally(func(a *Attribution) { a.Resumes.Replayed++ })
 	case gapped && !st.announced && st.resume == resumeWithID:
 		c.r.tally(func(a *Attribution) { a.Resumes.Gapped++ })

@@ -82,11 +82,13 @@ type chanState struct {
 	// next gap was announced by the server.
 	announced bool
 	// resume is how the client came back since the channel's last event
-	// (resumeNone when it did not reconnect); resumeFrom is the channel's
-	// next seq when the reconnect was requested: an event below it that
-	// continues the stream came from the server's history.
-	resume     resumeKind
-	resumeFrom int64
+	// (resumeNone when it did not reconnect); resumeAt is when the
+	// reconnect was requested (publishLog clock): an event whose publish
+	// had been answered by then, arriving first, came from the server's
+	// history. (A seq merely assigned by then may still have been in flight
+	// and be delivered live.)
+	resume   resumeKind
+	resumeAt int64
 	// last is the seq of the channel's last event received (in arrival
 	// order; high is the highest).
 	last int64
@@ -414,9 +416,10 @@ func (c *client) connect(resume bool) error {
 	}
 	if resume {
 		// What the channels had published when the request left: an event
-		// below it that comes first was replayed from history.
+		// answered before it that comes first was replayed from history.
+		at := r.pubs.now()
 		for i := range c.chans {
-			c.chans[i].resumeFrom = r.nextSeq[c.chans[i].ch].Load()
+			c.chans[i].resumeAt = at
 		}
 	}
 	req = append(req, "\r\n"...)

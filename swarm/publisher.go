@@ -95,6 +95,18 @@ func (l *publishLog) orderedBefore(ch int, seq, later int64) bool {
 	return l.orderedBeforeLocked(ch, seq, later)
 }
 
+// now is the time on the clock of sent and answered.
+func (l *publishLog) now() int64 { return int64(time.Since(l.epoch)) }
+
+// answeredBefore reports whether the publish of seq on channel ch had
+// its 2xx answer before at (publishLog clock).
+func (l *publishLog) answeredBefore(ch int, seq, at int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	answered := l.answered[ch]
+	return seq >= 0 && seq < int64(len(answered)) && answered[seq] != 0 && answered[seq] < at
+}
+
 // orderedBeforeLocked is orderedBefore with l.mu held.
 func (l *publishLog) orderedBeforeLocked(ch int, seq, later int64) bool {
 	answered, sent := l.answered[ch], l.sent[ch]
