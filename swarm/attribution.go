@@ -303,9 +303,18 @@ func (r *run) attribute() Attribution {
 	}
 	for i := range sessions {
 		s := &sessions[i]
+		// A heavily reordered stream has many fills: look them up in a set.
+		filled := func(seq int64) bool { return slices.Contains(s.fills, seq) }
+		if len(s.fills) > 32 {
+			set := make(map[int64]struct{}, len(s.fills))
+			for _, f := range s.fills {
+				set[f] = struct{}{}
+			}
+			filled = func(seq int64) bool { _, ok := set[seq]; return ok }
+		}
 		for _, g := range s.gaps {
 			for seq := max(g.from, s.first); seq < min(g.to, s.end); seq++ {
-				if slices.Contains(s.fills, seq) {
+				if filled(seq) {
 					continue
 				}
 				cause := g.cause
