@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// BenchmarkClientEvent is the per-event accounting of one client: the
-// part of the 10 µs per event budget spent in user space after the read.
-func BenchmarkClientEvent(b *testing.B) {
+// benchClient is the one client of a one-channel run, in session.
+func benchClient(b *testing.B) *client {
+	b.Helper()
 	cfg := Config{Clients: 1, Channels: 1, Seed: 1, ChannelPrefix: "bench"}.withDefaults()
 	r, err := newRun(cfg)
 	if err != nil {
@@ -18,6 +18,14 @@ func BenchmarkClientEvent(b *testing.B) {
 	c := r.clients[0]
 	c.shard = &r.rec.shards[0]
 	c.beginSession()
+	return c
+}
+
+// BenchmarkClientEvent is the per-event accounting of one client: the
+// part of the 10 µs per event budget spent in user space after the read.
+func BenchmarkClientEvent(b *testing.B) {
+	c := benchClient(b)
+	r := c.r
 	now := time.Now().UnixNano()
 	datas := make([][]byte, 1024)
 	for i := range datas {

@@ -15,15 +15,8 @@ import (
 // chunk, id, event and data lines) fed to the client's stream in reads of
 // the client's buffer size, as its read loop does.
 func BenchmarkClientEventFromWire(b *testing.B) {
-	cfg := Config{Clients: 1, Channels: 1, Seed: 1, ChannelPrefix: "bench"}.withDefaults()
-	r, err := newRun(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r.rec = newRecorder(time.Now())
-	c := r.clients[0]
-	c.shard = &r.rec.shards[0]
-	c.beginSession()
+	c := benchClient(b)
+	r := c.r
 	head := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
 	stream, err := sse.NewStream(head, sse.Limits{}, func(m sse.Message) { c.event(m.Type, m.Data) }) // as connect does
 	if err != nil {
