@@ -100,6 +100,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		ch, err := s.hub.join(ctx, name, sub)
 		if err != nil {
 			sub.close(reasonBrokerError)
+			sub.settleHeld(nil)
 			s.failUnavailable(w, "subscribe", err)
 			return
 		}
@@ -113,6 +114,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	initial, replayed, err := s.initialBytes(ctx, sub, resume, plain, cursor)
 	if err != nil {
 		sub.close(reasonBrokerError)
+		sub.settleHeld(nil)
 		s.failUnavailable(w, "read history", err)
 		return
 	}
@@ -137,8 +139,9 @@ func (s *Server) failUnavailable(w http.ResponseWriter, what string, err error) 
 // on resume, a darktime.missed notice per channel whose history no longer
 // reaches back to the client's id, and the history after it. It returns,
 // per channel, the newest id written, so held live events are not sent
-// twice.
-func (s *Server) initialBytes(ctx context.Context, sub *subscriber, resume bool, plain eventid.ID, cursor eventid.Cursor) ([]byte, map[*channel]eventid.ID, error) {
+// twice. The history events count as replayed once the bytes are written
+// (history.written).
+func (s *Server) initialBytes(ctx context.Context, sub *subscriber, resume bool, plain eventid.ID, cursor eventid.Cursor) (initial, map[*channel]eventid.ID, error) {
 	out := sse.AppendRetry(nil, int(s.cfg.RetryHint.Milliseconds()))
 	out = append(out, '\n')
 	if sub.multi {
@@ -155,7 +158,7 @@ func (s *Server) initialBytes(ctx context.Context, sub *subscriber, resume bool,
 			}
 			last, err := s.broker.Last(ctx, ch.name)
 			if err != nil {
-				return nil, nil, err
+				return initial{}, nil, err
 			}
 			if !last.IsZero() {
 				sub.cursor[ch.name] = last
@@ -163,9 +166,10 @@ func (s *Server) initialBytes(ctx context.Context, sub *subscriber, resume bool,
 		}
 	}
 	if !resume {
-		return out, nil, nil
+		return initial{bytes: out}, nil, nil
 	}
 	replayed := map[*channel]eventid.ID{}
+	events := 0
 	for _, ch := range sub.chans {
 		after := plain
 		if cursor != nil {
@@ -177,7 +181,7 @@ func (s *Server) initialBytes(ctx context.Context, sub *subscriber, resume bool,
 		}
 		h, err := s.broker.History(ctx, ch.name, after)
 		if err != nil {
-			return nil, nil, err
+			return initial{}, nil, err
 		}
 		if h.Missed {
 			data, _ := json.Marshal(missedNotice{Channel: ch.name, LastEventID: after.String(), Reason: string(h.Reason)})
@@ -198,11 +202,22 @@ func (s *Server) initialBytes(ctx context.Context, sub *subscriber, resume bool,
 			out = append(out, '\n')
 			upTo = d.ID
 		}
-		s.hub.stats.historyReplayed.Add(uint64(len(h.Events)))
+		events += len(h.Events)
 		replayed[ch] = upTo
 	}
-	return out, replayed, nil
+	return initial{bytes: out, events: events}, replayed, nil
 }
+
+// initial is what a stream starts with, and how many history events it
+// carries.
+type initial struct {
+	bytes  []byte
+	events int
+}
+
+// written counts the history events as replayed: their bytes reached the
+// kernel.
+func (in initial) written(st *nodeStats) { st.historyReplayed.Add(uint64(in.events)) }
 
 // streamHeaders sets the headers of an event stream.
 func streamHeaders(h http.Header) {
@@ -215,7 +230,7 @@ func streamHeaders(h http.Header) {
 // written by hand (chunked), the fan-out writes to the socket directly, and
 // no goroutine waits per connection except a reader that notices the
 // client leaving.
-func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, initial []byte, replayed map[*channel]eventid.ID) {
+func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, in initial, replayed map[*channel]eventid.ID) {
 	streamHeaders(w.Header())
 	w.Header().Set("Transfer-Encoding", "chunked")
 	w.Header().Set("Connection", "keep-alive")
@@ -223,8 +238,8 @@ func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, initial [
 	head.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = w.Header().Write(&head)
 	head.WriteString("\r\n")
-	fmt.Fprintf(&head, "%x\r\n", len(initial))
-	head.Write(initial)
+	fmt.Fprintf(&head, "%x\r\n", len(in.bytes))
+	head.Write(in.bytes)
 	head.WriteString("\r\n")
 
 	conn, _, err := http.NewResponseController(w).Hijack()
@@ -232,15 +247,22 @@ func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, initial [
 		// Not hijackable after all: serve it the portable way.
 		w.Header().Del("Transfer-Encoding")
 		w.Header().Del("Connection")
-		s.serveStream(w, nil, sub, initial, replayed)
+		s.serveStream(w, nil, sub, in, replayed)
 		return
 	}
 	// The subscriber has been receiving events since it joined, and may
 	// already have been cut (a slow consumer while history was read): then
-	// nobody else will close the connection.
+	// nobody else will close the connection. It still gets what was read
+	// for it — the history it asked for — and then the end of the stream,
+	// as any slow consumer cut does, so that it resumes from there.
 	sub.mu.Lock()
 	if sub.state == stateClosed {
 		sub.mu.Unlock()
+		sub.settleHeld(replayed)
+		_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if _, err := conn.Write(append(head.Bytes(), "0\r\n\r\n"...)); err == nil {
+			in.written(&s.hub.stats)
+		}
 		_ = conn.Close()
 		return
 	}
@@ -251,8 +273,10 @@ func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, initial [
 	_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if _, err := conn.Write(head.Bytes()); err != nil {
 		sub.close(reasonWriteError)
+		sub.settleHeld(replayed)
 		return
 	}
+	in.written(&s.hub.stats)
 	_ = conn.SetWriteDeadline(time.Time{})
 	sub.goLive(replayed)
 
@@ -279,7 +303,7 @@ const streamBuffered = 6 << 10
 
 // serveStream serves through the ResponseWriter (TLS, HTTP/2): this
 // goroutine stays with the stream and writes whenever it is woken.
-func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, sub *subscriber, initial []byte, replayed map[*channel]eventid.ID) {
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, sub *subscriber, in initial, replayed map[*channel]eventid.ID) {
 	rc := http.NewResponseController(w)
 	streamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
@@ -294,10 +318,12 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, sub *subscr
 		}
 		return n, nil
 	}
-	if _, err := write(initial); err != nil {
+	if _, err := write(in.bytes); err != nil {
 		sub.close(reasonWriteError)
+		sub.settleHeld(replayed)
 		return
 	}
+	in.written(&s.hub.stats)
 	sub.wake = make(chan struct{}, 1)
 	sub.goLive(replayed)
 	var gone <-chan struct{}

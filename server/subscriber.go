@@ -401,12 +401,45 @@ func (s *subscriber) closeLocked(reason string) bool {
 	if s.state == stateClosed {
 		return false
 	}
+	// Closed while history is read: the handler accounts the held events
+	// (settleHeld) once it knows which of them history carried.
+	resuming := s.state == stateResuming
 	s.state = stateClosed
 	s.reason = reason
 	s.hub.stats.dropped(s.pendCh, reason)
 	clear(s.pendCh)
-	s.pendCh, s.pendEnd, s.pending, s.held, s.spare, s.spareCh, s.spareEnd = nil, nil, nil, nil, nil, nil, nil
+	s.pendCh, s.pendEnd, s.pending, s.spare, s.spareCh, s.spareEnd = nil, nil, nil, nil, nil, nil
+	if !resuming {
+		s.held = nil
+	}
 	return true
+}
+
+// settleHeld accounts the events held for a subscriber closed before it
+// went live: those history did not carry (after replayedUpTo) were given
+// to it by the fan-out and are dropped with the closing reason, so that a
+// client cut while resuming shows in fanned out = written + dropped. A
+// no-op for a subscriber that went live or holds nothing.
+func (s *subscriber) settleHeld(replayedUpTo map[*channel]eventid.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateClosed || len(s.held) == 0 {
+		return
+	}
+	var chs []*channel
+	for _, f := range s.held {
+		if f.notice {
+			continue
+		}
+		if upTo, ok := replayedUpTo[f.ch]; ok && !upTo.Less(f.id) {
+			continue
+		}
+		f.ch.stats.fannedOut.Add(1)
+		chs = append(chs, f.ch)
+	}
+	s.hub.stats.fannedOut.Add(uint64(len(chs)))
+	s.hub.stats.dropped(chs, s.reason)
+	s.held = nil
 }
 
 // close ends the subscriber for reason (a no-op when already closed).
@@ -479,6 +512,7 @@ func (s *subscriber) goLive(replayedUpTo map[*channel]eventid.ID) {
 	s.mu.Lock()
 	if s.state != stateResuming {
 		s.mu.Unlock()
+		s.settleHeld(replayedUpTo) // cut while resuming
 		return
 	}
 	s.state = stateLive

@@ -27,6 +27,11 @@ type gap struct {
 	// event when a darktime.missed notice came while the gap was open:
 	// its seqs the server may have ordered after that event were announced.
 	announcedAfter int64
+	// annLast and annFirst, when annFirst is not negative, are the events
+	// around a darktime.missed notice earlier on the gap's stream
+	// (chanState): its seqs the server may have ordered between them —
+	// not before annLast, not after annFirst — were announced.
+	annLast, annFirst int64
 }
 
 // lossCause is what the client knew when a gap opened.
@@ -239,7 +244,11 @@ func (c *client) openGap(st *chanState, seq int64) {
 	case st.resume == resumeWithID && !c.r.pubs.answeredBefore(st.ch, seq, st.resumeAt):
 		cause = lossNotResumed
 	}
-	st.gaps = append(st.gaps, gap{from: st.high + 1, to: seq, cause: cause, stream: c.streamNo, announcedAfter: -1})
+	g := gap{from: st.high + 1, to: seq, cause: cause, stream: c.streamNo, announcedAfter: -1, annLast: -1, annFirst: -1}
+	if st.annStream == c.streamNo && st.annFirst >= 0 {
+		g.annLast, g.annFirst = st.annLast, st.annFirst
+	}
+	st.gaps = append(st.gaps, g)
 }
 
 // firstAfterResume accounts the first event of a channel after a
@@ -319,6 +328,12 @@ func (r *run) attribute() Attribution {
 				}
 				cause := g.cause
 				if cause == lossSilent && g.announcedAfter >= 0 && !pl.orderedBeforeLocked(s.ch, seq, g.announcedAfter) {
+					cause = lossAnnounced
+				}
+				// A hole among the history replayed after a notice: the
+				// seq may have been in the part the notice said is gone.
+				if cause == lossSilent && g.annFirst >= 0 && !pl.orderedBeforeLocked(s.ch, g.annFirst, seq) &&
+					(g.annLast < 0 || !pl.orderedBeforeLocked(s.ch, seq, g.annLast)) {
 					cause = lossAnnounced
 				}
 				// On the session's last stream, a seq whose publish was in

@@ -81,6 +81,14 @@ type chanState struct {
 	// announced is set by a darktime.missed notice for the channel: the
 	// next gap was announced by the server.
 	announced bool
+	// annStream is the stream (Client.streamNo) of the channel's latest
+	// darktime.missed notice (-1: none this session); annLast is st.last
+	// when it came and annFirst the first event after it (-1 until then).
+	// The notice says what the server had after annLast and before
+	// annFirst is gone: a gap that opens later on that stream, among the
+	// replayed history, covers seqs the server may have put there.
+	annStream         int
+	annLast, annFirst int64
 	// resume is how the client came back since the channel's last event
 	// (resumeNone when it did not reconnect); resumeAt is when the
 	// reconnect was requested (publishLog clock): an event whose publish
@@ -348,6 +356,7 @@ func (c *client) beginSession() {
 		st.win = 0
 		st.gaps, st.fills = nil, nil
 		st.announced, st.resume = false, resumeNone
+		st.annStream, st.annLast, st.annFirst = -1, -1, -1
 	}
 	c.streamNo = 0
 	c.waiting = true
@@ -832,6 +841,9 @@ func (c *client) event(typ, data []byte) {
 	}
 	if !dup {
 		st.last = seq
+		if st.annFirst < 0 && st.annStream == c.streamNo {
+			st.annFirst = seq
+		}
 	}
 	lat := time.Duration(c.recvNs - ts)
 	late := lat > r.cfg.LateAfter
@@ -884,6 +896,7 @@ func (c *client) notice(kind, data []byte) {
 		st := &c.chans[i]
 		if len(c.chans) == 1 || c.r.asg.names[st.ch] == n.Channel || strings.HasSuffix(n.Channel, ":"+c.r.asg.names[st.ch]) {
 			st.announced = true
+			st.annStream, st.annLast, st.annFirst = c.streamNo, st.last, -1
 			// The notice says the events after the stream's last one are
 			// (partly) gone: that covers the seqs of gaps still open that
 			// the server may have ordered after it (publishes in flight
