@@ -161,7 +161,11 @@ func explainSwarm(l *LedgerReport, res *swarm.Result) {
 	l.explain("gave_up", a.Lost["gave_up"], true, true,
 		"%d clients gave up, as a browser does, when the target answered a reconnect with an error (%s)", res.Clients.Failed, kindList(res.Errors))
 	l.explain("cut_by_server", a.Lost["cut_by_server"], true, true,
-		"owed after the end of streams the target had ended itself (the clients were still reading what it sent before) when the session or the run ended before they could resume")
+		"owed after the end of streams the target had ended itself (the clients read its close, or found it at their hang-up) when the session or the run ended before they could resume")
+	l.explain("reconnecting_at_end", a.Lost["reconnecting_at_end"], true, true,
+		"owed to clients the swarm had disconnected itself (a storm) that were waiting to reconnect when the run ended")
+	l.explain("reconnect_failed", a.Lost["reconnect_failed"], true, true,
+		"owed to clients whose reconnects were failing when the run ended (%s)", kindList(res.Errors))
 	l.explain("in_flight_at_end", a.Lost["in_flight_at_end"], true, true,
 		"owed after the last event of sessions whose stream was still flowing when the run ended: their final hang-up gave up reading after %v (%d hang-ups timed out) — far behind, not refused", swarm.HangupTimeout, a.Hangups.Timeouts)
 	tailEvidence := "owed after a session's last event and never received before it ended"

@@ -61,6 +61,12 @@ const (
 	// the client) ended while the stream was still flowing: the hang-up
 	// gave up reading after HangupTimeout.
 	lossInFlight
+	// lossReconnecting: owed since a stream the swarm cut itself (a
+	// storm), when the run ended while the client waited to reconnect.
+	lossReconnecting
+	// lossReconnectFailed: owed since the client's stream ended, when the
+	// run ended while its reconnects were failing (errors it counted).
+	lossReconnectFailed
 )
 
 // Loss causes as they appear in Attribution.Lost.
@@ -73,6 +79,9 @@ var lossCauseNames = [...]string{
 	lossGaveUp:     "gave_up",
 	lossServerCut:  "cut_by_server",
 	lossInFlight:   "in_flight_at_end",
+
+	lossReconnecting:    "reconnecting_at_end",
+	lossReconnectFailed: "reconnect_failed",
 }
 
 // Extra causes as they appear in Attribution.Extra, by the failed

@@ -119,10 +119,15 @@ type subscribeURL struct {
 // client is one simulated EventSource: one goroutine, one TCP connection
 // at a time, one read buffer.
 type client struct {
-	r      *run
-	idx    int
-	chans  []chanState
-	source *net.TCPAddr
+	r *run
+	// offline is why a client waiting to come back is not reading: its
+	// stream ended by the server (lossServerCut), the swarm's storm cut it
+	// (lossReconnecting), or its reconnects fail (lossReconnectFailed);
+	// lossTail while it is connected.
+	offline lossCause
+	idx     int
+	chans   []chanState
+	source  *net.TCPAddr
 	// subs holds the subscribe URL on each target, in Config.Targets
 	// order from the client's first target on; sub is the one in use,
 	// which moves on when a connect fails below HTTP (failover).
@@ -258,20 +263,23 @@ func (c *client) session(first *bool) bool {
 			r.firstAttempt(err == nil)
 		}
 		if r.stopping.Load() {
+			cause := c.offline // stopped while coming back
 			if err == nil {
 				r.open.Add(-1)
 				c.hangUp(hangStop)
+				cause = c.tailCause()
 			}
 			c.close()
-			c.endSession(inSession, r.finalSeq, c.tailCause())
+			c.endSession(inSession, r.finalSeq, cause)
 			return false
 		}
 		if err != nil && c.cut.Swap(cutNone) == cutStorm {
 			// Cut by a storm while connecting: not the target's error.
 			r.count(func(t *totals) { t.StormCuts++ })
 			c.close()
+			c.offline = lossReconnecting
 			if !r.sleep(c.retry) {
-				c.endSession(inSession, r.finalSeq, lossTail)
+				c.endSession(inSession, r.finalSeq, c.offline)
 				return false
 			}
 			continue
@@ -292,13 +300,15 @@ func (c *client) session(first *bool) bool {
 					continue
 				}
 			}
+			c.offline = lossReconnectFailed
 			if !r.sleep(c.retry) {
-				c.endSession(inSession, r.finalSeq, lossTail)
+				c.endSession(inSession, r.finalSeq, c.offline)
 				return false
 			}
 			continue
 		}
 		failed = 0
+		c.offline = lossTail
 		if !inSession {
 			inSession = true
 			c.beginSession()
@@ -327,13 +337,17 @@ func (c *client) session(first *bool) bool {
 		case c.cut.Swap(cutNone) == cutStorm:
 			r.count(func(t *totals) { t.StormCuts++ })
 			c.hangUp(hangStorm)
+			c.offline = lossReconnecting
 		default:
 			r.count(func(t *totals) { t.Drops++ })
 			r.countError("drop_"+errKind(err), err)
+			c.offline = lossServerCut // the stream ended without the client's leave
 		}
 		c.close()
 		if !r.sleep(c.retry) {
-			c.endSession(true, r.finalSeq, lossTail)
+			// The run ended while the client waited to come back: what
+			// its channels got since is owed and was never sent to it.
+			c.endSession(true, r.finalSeq, c.offline)
 			return false
 		}
 		r.count(func(t *totals) { t.Reconnects++ })

@@ -19,10 +19,12 @@ import (
 // order), delivers the batch, and only then answers it. It keeps the
 // newest keep events per channel; a resume from an id it no longer has
 // gets a darktime.missed notice and what it kept — whose seqs have holes
-// where the trim cut a batch. dropAfter, when set, drops the live event
-// that many events into the first resumed stream, silently.
+// where the trim cut a batch. dropAfter, when set, silently drops the
+// first live event of the first resumed stream that long after it began
+// (long past any publish in flight with what history replayed).
 type batchingServer struct {
-	keep, dropAfter int
+	keep      int
+	dropAfter time.Duration
 
 	mu      sync.Mutex
 	n       int // last id
@@ -47,12 +49,11 @@ type histEvent struct {
 }
 
 type batchSub struct {
-	c    chan []byte
-	drop int // drop the live event this many events in (0: none)
-	seen int
+	c      chan []byte
+	dropAt time.Time // drop the first live event from then on (zero: none)
 }
 
-func newBatchingServer(keep, dropAfter int) *batchingServer {
+func newBatchingServer(keep int, dropAfter time.Duration) *batchingServer {
 	s := &batchingServer{keep: keep, dropAfter: dropAfter, hist: map[string][]histEvent{}, trimmed: map[string]histEvent{}, subs: map[string][]*batchSub{}, armed: dropAfter > 0}
 	return s
 }
@@ -81,8 +82,8 @@ func (s *batchingServer) run(ctx context.Context, window time.Duration) {
 			}
 			s.hist[pub.ch] = h
 			for _, sub := range s.subs[pub.ch] {
-				sub.seen++
-				if sub.drop > 0 && sub.seen == sub.drop {
+				if !sub.dropAt.IsZero() && time.Now().After(sub.dropAt) {
+					sub.dropAt = time.Time{}
 					s.dropped++
 					continue
 				}
@@ -135,7 +136,7 @@ func (s *batchingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			if s.armed {
 				s.armed = false
-				sub.drop = s.dropAfter
+				sub.dropAt = time.Now().Add(s.dropAfter)
 			}
 		}
 		s.subs[ch] = append(s.subs[ch], sub)
@@ -150,7 +151,17 @@ func (s *batchingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for {
 			select {
 			case <-r.Context().Done():
-				return
+				// The client hung up (it reads until our close): what
+				// was delivered to this stream goes out first.
+				for {
+					select {
+					case ev := <-sub.c:
+						_, _ = w.Write(ev)
+					default:
+						w.(http.Flusher).Flush()
+						return
+					}
+				}
 			case ev := <-sub.c:
 				_, _ = w.Write(ev)
 				w.(http.Flusher).Flush()
@@ -168,8 +179,8 @@ func (s *batchingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // stream still counts as a silent gap.
 func TestHolesInHistoryAfterANotice(t *testing.T) {
 	t.Parallel()
-	for _, dropAfter := range []int{0, 40} {
-		t.Run(fmt.Sprintf("drop=%d", dropAfter), func(t *testing.T) {
+	for _, dropAfter := range []time.Duration{0, 300 * time.Millisecond} {
+		t.Run(fmt.Sprintf("drop=%v", dropAfter), func(t *testing.T) {
 			t.Parallel()
 			srv := newBatchingServer(7, dropAfter)
 			ctx, cancel := context.WithCancel(context.Background())

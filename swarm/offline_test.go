@@ -1,0 +1,85 @@
+package swarm
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/darktime/darktime/server"
+)
+
+// TestOfflineAtTheEnd: a client waiting to come back when the run ends is
+// owed what its channels got since its stream ended; that loss is named by
+// why the stream ended — the server ended it (cut_by_server), the swarm's
+// own storm did (reconnecting_at_end), or its reconnects were failing
+// (reconnect_failed) — and never left as an unexplained tail.
+func TestOfflineAtTheEnd(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, cause string
+		// cutAfter ends each subscriber's first stream after that long;
+		// refuse then fails every later subscribe below HTTP.
+		cutAfter time.Duration
+		refuse   bool
+		storm    bool
+	}{
+		{name: "server ended the stream", cause: "cut_by_server", cutAfter: 800 * time.Millisecond},
+		{name: "storm", cause: "reconnecting_at_end", storm: true},
+		{name: "reconnects refused", cause: "reconnect_failed", cutAfter: 800 * time.Millisecond, refuse: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var subscribes atomic.Int64
+			wrap := func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if !strings.HasPrefix(r.URL.Path, "/sub/") || tc.cutAfter == 0 {
+						next.ServeHTTP(w, r)
+						return
+					}
+					if subscribes.Add(1) > 10 && tc.refuse { // 10 clients: every reconnect
+						conn, _, err := http.NewResponseController(w).Hijack()
+						if err == nil {
+							_ = conn.Close()
+						}
+						return
+					}
+					// Serve the stream through the portable path (DisableDirectWrites)
+					// and end it from here: the client reads an EOF.
+					ctx, cancel := context.WithTimeout(r.Context(), tc.cutAfter)
+					defer cancel()
+					next.ServeHTTP(w, r.WithContext(ctx))
+				})
+			}
+			// A 30 s retry hint: nobody comes back before the run ends; where
+			// reconnects are refused, they are tried every 200 ms.
+			retry := 30 * time.Second
+			if tc.refuse {
+				retry = 200 * time.Millisecond
+			}
+			target := startNode(t, server.Config{RetryHint: retry, DisableDirectWrites: true}, nodeOptions{wrap: wrap}).url
+			cfg := quickConfig(t, target)
+			cfg.Clients, cfg.Channels, cfg.Rate, cfg.Duration = 10, 2, 100, 2*time.Second
+			cfg.DefaultRetry = retry
+			if tc.storm {
+				cfg.Storms = []time.Duration{time.Second}
+			}
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := res.Attribution
+			tot := res.Ledger.Totals()
+			t.Logf("lost by cause %v; clients %+v; errors %v", a.Lost, res.Clients, res.Errors)
+			if a.Lost[tc.cause] == 0 || a.Lost[tc.cause] != tot.Lost {
+				t.Errorf("lost %d by cause %v: want every loss %s", tot.Lost, a.Lost, tc.cause)
+			}
+			if a.Residual != 0 || tot.Duplicated != 0 {
+				t.Errorf("residual %d duplicated %d", a.Residual, tot.Duplicated)
+			}
+		})
+	}
+}
