@@ -17,7 +17,7 @@ func FuzzParseBatch(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		msgs, err := parseBatch(body)
+		msgs, err := parseBatch(body, "k")
 		if err != nil {
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/darktime/darktime/internal/eventid"
 	"github.com/darktime/darktime/server/pipeline"
 	"github.com/darktime/darktime/server/queue"
 	"github.com/darktime/darktime/server/worker"
@@ -21,7 +22,8 @@ import (
 type hookStats struct {
 	accepted    atomic.Uint64 // hooks answered 202 (durably enqueued)
 	rejected    atomic.Uint64 // hooks answered 4xx
-	unavailable atomic.Uint64 // hooks answered 503 (queue full or unreachable)
+	unavailable atomic.Uint64 // hooks answered 503 or 504 (queue full, unreachable, no answer)
+	unknown     atomic.Uint64 // of those, answered 504: they may have been enqueued
 }
 
 // HookStats is the "hooks" section of /stats.
@@ -29,6 +31,7 @@ type HookStats struct {
 	Accepted    uint64        `json:"accepted"`
 	Rejected    uint64        `json:"rejected"`
 	Unavailable uint64        `json:"unavailable"`
+	Unknown     uint64        `json:"unknown"`
 	Workers     *worker.Stats `json:"workers,omitempty"`
 }
 
@@ -50,6 +53,12 @@ func (s *Server) handleHooks(w http.ResponseWriter, r *http.Request) {
 		s.failHook(w, http.StatusServiceUnavailable, "hooks need the Redis job queue: start the server with --redis URL", 0)
 		return
 	}
+	key, err := requestKey(r)
+	if err != nil {
+		s.failHook(w, http.StatusBadRequest, err.Error(), 1)
+		return
+	}
+	w.Header().Set(IdempotencyHeader, key)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxHookBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -60,8 +69,7 @@ func (s *Server) handleHooks(w http.ResponseWriter, r *http.Request) {
 		s.failHook(w, http.StatusBadRequest, "read body: "+err.Error(), 1)
 		return
 	}
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	batch := len(trimmed) > 0 && (trimmed[0] == '[' || bytes.HasPrefix(trimmed, []byte(`{"hooks"`)))
+	batch := isHookBatch(body)
 	var payloads [][]byte
 	if batch {
 		items, err := pipeline.ParseHookBatch(body)
@@ -101,23 +109,53 @@ func (s *Server) handleHooks(w http.ResponseWriter, r *http.Request) {
 		}
 		payloads = [][]byte{body}
 	}
-	ids, err := s.queue.EnqueueBatch(r.Context(), payloads)
+	jobs := make([]queue.KeyedJob, len(payloads))
+	for i, p := range payloads {
+		jobs[i] = queue.KeyedJob{Payload: p, Key: key}
+		if batch {
+			jobs[i].Key = itemKey(key, i)
+		}
+	}
+	ids, fresh, err := s.queue.EnqueueKeyed(r.Context(), jobs, 0)
 	if err != nil {
 		s.hooks.unavailable.Add(uint64(len(payloads)))
-		msg := "the job queue is unavailable; nothing was enqueued, retry: " + err.Error()
-		if errors.Is(err, queue.ErrFull) {
-			msg = "the job queue is full; nothing was enqueued, retry later"
-		}
 		s.log.Warn("enqueue hooks", "err", err, "hooks", len(payloads))
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: msg, Status: http.StatusServiceUnavailable})
+		switch {
+		case errors.Is(err, queue.ErrFull):
+			writeUncertain(w, http.StatusServiceUnavailable, key, "the job queue is full; nothing was enqueued, retry later")
+		case errors.Is(err, queue.ErrOutcomeUnknown) || !errors.Is(err, queue.ErrUnavailable) && !errors.Is(err, queue.ErrClosed):
+			s.hooks.unknown.Add(uint64(len(payloads)))
+			writeUncertain(w, http.StatusGatewayTimeout, key, "enqueue outcome unknown: Redis took the command and did not answer, so the hooks may be enqueued and published; a retry with the same Idempotency-Key enqueues them once: "+err.Error())
+		default:
+			writeUncertain(w, http.StatusServiceUnavailable, key, "the job queue is unavailable; nothing was enqueued, retry (with the same Idempotency-Key, to be safe): "+err.Error())
+		}
 		return
 	}
-	s.hooks.accepted.Add(uint64(len(ids)))
+	s.hooks.accepted.Add(uint64(fresh))
 	if batch {
-		writeJSON(w, http.StatusAccepted, map[string]any{"job_ids": ids})
+		writeJSON(w, http.StatusAccepted, map[string]any{"job_ids": ids, "idempotency_key": key})
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"job_id": ids[0]})
+	writeJSON(w, http.StatusAccepted, map[string]string{"job_id": ids[0], "idempotency_key": key})
+}
+
+// isHookBatch tells a batch ({"hooks":[...]} or a JSON array) from one
+// hook by the first token and the object's first key, whatever the
+// whitespace (a pretty-printed batch is a batch).
+func isHookBatch(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil {
+		return false
+	}
+	switch tok {
+	case json.Delim('['):
+		return true
+	case json.Delim('{'):
+		key, err := dec.Token()
+		return err == nil && key == "hooks"
+	}
+	return false
 }
 
 func (s *Server) failHook(w http.ResponseWriter, status int, msg string, hooks uint64) {
@@ -166,6 +204,9 @@ func (s *Server) handleQueueStats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
+	if !s.authorizeAdmin(w, r) {
+		return
+	}
 	if s.queue == nil {
 		s.fail(w, http.StatusServiceUnavailable, "no job queue: start the server with --redis URL")
 		return
@@ -206,7 +247,7 @@ func (s *Server) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 // handleReplay serves POST /queue/dead/replay with {"ids":[...]} or no
 // body (replay every dead letter).
 func (s *Server) handleReplay(w http.ResponseWriter, r *http.Request) {
-	if !s.authorizePublish(w, r) {
+	if !s.authorizeAdmin(w, r) {
 		return
 	}
 	if s.queue == nil {
@@ -229,10 +270,32 @@ func (s *Server) handleReplay(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	for _, id := range req.IDs {
+		if !isStreamID(id) {
+			s.fail(w, http.StatusBadRequest, fmt.Sprintf("dead letter id %q is not a stream id (<ms>-<seq>, as GET /queue/dead lists them)", truncate(id)))
+			return
+		}
+	}
 	n, err := s.queue.ReplayDead(r.Context(), req.IDs...)
 	if err != nil {
-		s.fail(w, http.StatusServiceUnavailable, "replay: "+err.Error())
+		if errors.Is(err, queue.ErrOutcomeUnknown) {
+			// Replaying by id again is safe: an id replayed already is no
+			// longer a dead letter and is skipped.
+			s.fail(w, http.StatusGatewayTimeout, fmt.Sprintf("replay outcome unknown after %d replayed: Redis took the command and did not answer; replaying the same ids again is safe: %v", n, err))
+			return
+		}
+		s.fail(w, http.StatusServiceUnavailable, fmt.Sprintf("replay failed after %d replayed; retry: %v", n, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
+	if len(req.IDs) > 0 && n == 0 {
+		s.fail(w, http.StatusNotFound, fmt.Sprintf("none of the %d ids is a dead letter (GET /queue/dead lists them; replayed already?)", len(req.IDs)))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"replayed": n, "not_found": len(req.IDs) - min(n, len(req.IDs))})
+}
+
+// isStreamID checks <ms>-<seq> (or <ms>), the form of a Redis stream id.
+func isStreamID(id string) bool {
+	_, err := eventid.Parse(id)
+	return err == nil
 }

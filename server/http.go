@@ -1,11 +1,9 @@
 package server
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 )
@@ -98,7 +96,7 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
 	if allow, ok := s.allowOrigin(origin); ok {
 		w.Header().Set("Access-Control-Allow-Origin", allow)
 		w.Header().Add("Vary", "Origin")
-		w.Header().Set("Access-Control-Expose-Headers", "Content-Type")
+		w.Header().Set("Access-Control-Expose-Headers", "Content-Type, Idempotency-Key")
 	}
 }
 
@@ -113,35 +111,9 @@ func (s *Server) handlePreflight(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Origin", allow)
 	h.Add("Vary", "Origin")
 	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Last-Event-ID, Authorization, Content-Type, X-EventSource-Event")
+	h.Set("Access-Control-Allow-Headers", "Last-Event-ID, Authorization, Content-Type, X-EventSource-Event, Idempotency-Key")
 	h.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// authorizePublish enforces the publish token, or loopback-only publishing
-// when no token is configured. It answers the request when it refuses.
-func (s *Server) authorizePublish(w http.ResponseWriter, r *http.Request) bool {
-	if s.cfg.PublishToken == "" {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		ip := net.ParseIP(host)
-		if err != nil || ip == nil || !ip.IsLoopback() {
-			s.fail(w, http.StatusForbidden, "publishing without a token is only allowed from loopback; start the server with --publish-token and send Authorization: Bearer <token>")
-			return false
-		}
-		return true
-	}
-	auth := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || token == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="darktime"`)
-		s.fail(w, http.StatusUnauthorized, "publishing needs Authorization: Bearer <token>")
-		return false
-	}
-	if subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.PublishToken)) != 1 {
-		s.fail(w, http.StatusForbidden, "the publish token is wrong")
-		return false
-	}
-	return true
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, _ *http.Request) {

@@ -376,9 +376,10 @@ func (h *hub) sweep() {
 	}
 }
 
-// shutdown tells every subscriber to reconnect elsewhere, waits until the
+// shutdown tells every subscriber to reconnect elsewhere (notice is drawn
+// per subscriber: each gets its own retry hint), waits until the
 // notices are written or ctx ends, then closes what is left.
-func (h *hub) shutdown(ctx context.Context, notice []byte) {
+func (h *hub) shutdown(ctx context.Context, notice func() []byte) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -387,7 +388,7 @@ func (h *hub) shutdown(ctx context.Context, notice []byte) {
 	h.closed = true
 	h.mu.Unlock()
 	for _, s := range h.subscribers() {
-		s.goodbye(notice)
+		s.goodbye(notice())
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()

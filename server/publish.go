@@ -43,6 +43,12 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if !s.authorizePublish(w, r) {
 		return
 	}
+	key, err := requestKey(r)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	w.Header().Set(IdempotencyHeader, key)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -61,14 +67,14 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		if ev == "" {
 			ev = r.Header.Get("X-EventSource-Event")
 		}
-		msgs = []PublishMessage{{Channel: q.Get("id"), Event: ev, Data: body, Key: r.Header.Get("Idempotency-Key")}}
+		msgs = []PublishMessage{{Channel: q.Get("id"), Event: ev, Data: body, Key: key}}
 	} else {
 		ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if ct != "application/json" {
 			s.fail(w, http.StatusBadRequest, "missing ?id={channel}: publish the body to one channel with POST /pub?id={channel}, or send a JSON batch with Content-Type: application/json")
 			return
 		}
-		if msgs, err = parseBatch(body); err != nil {
+		if msgs, err = parseBatch(body, key); err != nil {
 			s.fail(w, http.StatusBadRequest, err.Error())
 			return
 		}
@@ -79,13 +85,13 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, ErrInvalidChannel), errors.Is(err, ErrInvalidEvent):
 			s.fail(w, http.StatusBadRequest, err.Error())
 		case errors.Is(err, broker.ErrClosed):
-			s.fail(w, http.StatusServiceUnavailable, "server is shutting down; publish to another node")
-		case errors.Is(err, broker.ErrOutcomeUnknown):
+			writeUncertain(w, http.StatusServiceUnavailable, key, "server is shutting down; nothing was published: publish to another node")
+		case outcomeUnknown(err):
 			s.log.Warn("publish outcome unknown", "err", err, "events", len(msgs))
-			s.fail(w, http.StatusGatewayTimeout, "publish outcome unknown: the broker took the command and did not answer, so the event may be delivered; a retry with the same idempotency key (Idempotency-Key, or \"key\" in a batch) publishes it at most once: "+err.Error())
+			writeUncertain(w, http.StatusGatewayTimeout, key, "publish outcome unknown: the broker took the command and did not answer, so the event may be delivered; a retry with the same Idempotency-Key publishes it once: "+err.Error())
 		default:
 			s.log.Warn("publish failed", "err", err, "events", len(msgs))
-			s.fail(w, http.StatusServiceUnavailable, "publish failed, nothing is guaranteed delivered; retry: "+err.Error())
+			writeUncertain(w, http.StatusServiceUnavailable, key, "publish failed, nothing was published; retry (with the same Idempotency-Key, to be safe): "+err.Error())
 		}
 		return
 	}
@@ -100,8 +106,10 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"events": results})
 }
 
-// parseBatch decodes and checks a JSON batch strictly.
-func parseBatch(body []byte) ([]PublishMessage, error) {
+// parseBatch decodes and checks a JSON batch strictly. An event without a
+// "key" gets the request's key and its index (key#i), so a retried batch
+// is published once.
+func parseBatch(body []byte, key string) ([]PublishMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var req batchRequest
@@ -134,12 +142,25 @@ func parseBatch(body []byte) ([]PublishMessage, error) {
 			}
 			data = []byte(str)
 		}
+		k := e.Key
+		if k == "" {
+			k = itemKey(key, i)
+		}
 		for _, c := range chans {
-			msgs = append(msgs, PublishMessage{Channel: c, Event: e.Event, Data: data, Key: e.Key})
+			msgs = append(msgs, PublishMessage{Channel: c, Event: e.Event, Data: data, Key: k})
 		}
 		if len(msgs) > maxBatchEvents {
 			return nil, fmt.Errorf("bad JSON batch: more than %d events", maxBatchEvents)
 		}
 	}
 	return msgs, nil
+}
+
+// outcomeUnknown reports a broker error after which the publish may have
+// happened (504). Only a refusal the broker classified — not sent, refused
+// by Redis (ErrUnavailable), or a closed broker — is a certain "not done"
+// (503); an error it did not classify could be either, and says so.
+func outcomeUnknown(err error) bool {
+	return !errors.Is(err, broker.ErrUnavailable) && !errors.Is(err, broker.ErrClosed) &&
+		!errors.Is(err, ErrInvalidChannel) && !errors.Is(err, ErrInvalidEvent)
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -88,11 +89,28 @@ type Config struct {
 	MaxChannels int
 
 	// PublishToken, when set, is required as "Authorization: Bearer" on
-	// POST /pub. Without it publishing is only allowed from loopback.
+	// POST /pub and /hooks, and opens the dead letters. Without it
+	// publishing is only allowed from this host (see TrustedProxies).
 	PublishToken string
+	// AdminToken, when set, also opens the dead letters (GET /queue/dead,
+	// POST /queue/dead/replay), without the right to publish.
+	AdminToken string
 	// CORSOrigins lists origins allowed to subscribe and publish from a
-	// browser; "*" allows any.
+	// browser; "*" allows any. A state-changing request (POST /pub, /hooks,
+	// /queue/dead/replay) from a page of another origin is refused (403).
 	CORSOrigins []string
+	// TrustedProxies lists the proxies whose X-Forwarded-For / Forwarded
+	// the server believes (see ClientOf). Default none: the peer is the
+	// client, and a peer on loopback that forwards for another host is not
+	// local.
+	TrustedProxies []netip.Prefix
+	// SeparateAdmin takes /stats, /metrics, /queue/stats and the dead
+	// letters off Handler and serves them on AdminHandler (ServeAdmin).
+	SeparateAdmin bool
+	// ShutdownJitter is the window the retry hint of the shutdown notice
+	// is drawn from, per connection, uniformly in [RetryHint, RetryHint +
+	// ShutdownJitter], so clients do not come back together (1s).
+	ShutdownJitter time.Duration
 
 	// DisableDirectWrites makes every subscriber use the portable writer
 	// goroutine path even on plain TCP (for comparison and tests).
@@ -161,6 +179,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxHookBytes <= 0 {
 		c.MaxHookBytes = 1 << 20
 	}
+	if c.ShutdownJitter <= 0 {
+		c.ShutdownJitter = time.Second
+	}
 	return c
 }
 
@@ -171,7 +192,9 @@ type Server struct {
 	hub     *hub
 	broker  broker.Broker
 	mux     *http.ServeMux
+	admin   *http.ServeMux
 	metrics http.Handler
+	xorigin *http.CrossOriginProtection
 
 	pipelines   *pipeline.Config
 	queue       *queue.Queue
@@ -190,11 +213,17 @@ type Server struct {
 // New builds a server and connects its broker. It fails when Redis cannot
 // be reached, naming the URL.
 func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	xorigin, err := newCrossOrigin(cfg.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), xorigin: xorigin}
 	s.hub = newHub(cfg, cfg.Logger)
 	bcfg := broker.Config{Handler: s.hub.dispatch, OnCatchUp: s.hub.catchUp, MaxLen: cfg.HistoryLength, MaxAge: cfg.HistoryAge}
-	var err error
 	switch {
 	case cfg.NewBroker != nil:
 		s.broker, err = cfg.NewBroker(s.hub.dispatch)
@@ -252,27 +281,6 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) routes() {
-	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("GET /sub/{channels...}", s.handleSubscribe)
-	s.mux.HandleFunc("GET /sub", s.handleSubscribe)
-	s.mux.HandleFunc("POST /pub", s.handlePublish)
-	s.mux.HandleFunc("OPTIONS /", s.handlePreflight)
-	s.mux.HandleFunc("POST /hooks", s.handleHooks)
-	s.mux.HandleFunc("GET /queue/stats", s.handleQueueStats)
-	s.mux.HandleFunc("GET /queue/dead", s.handleDeadLetters)
-	s.mux.HandleFunc("POST /queue/dead/replay", s.handleReplay)
-	s.mux.HandleFunc("GET /stats", s.handleStats)
-	s.mux.Handle("GET /metrics", s.metrics)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	s.mux.HandleFunc("GET /{$}", s.handleDemoPage)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+" (see GET /, /sub/{channel}, POST /pub?id={channel}, /stats, /metrics)")
-	})
-}
-
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }
 
@@ -287,6 +295,7 @@ func (s *Server) Stats() Stats {
 			Accepted:    s.hooks.accepted.Load(),
 			Rejected:    s.hooks.rejected.Load(),
 			Unavailable: s.hooks.unavailable.Load(),
+			Unknown:     s.hooks.unknown.Load(),
 		}
 		if s.workers != nil {
 			ws := s.workers.Stats()
@@ -296,9 +305,9 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-func (s *Server) newHTTPServer() *http.Server {
+func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
-		Handler:           s.mux,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -309,7 +318,17 @@ func (s *Server) newHTTPServer() *http.Server {
 // Serve accepts connections on l until Shutdown. With certFile and keyFile
 // it serves TLS with HTTP/2.
 func (s *Server) Serve(l net.Listener, certFile, keyFile string) error {
-	hs := s.newHTTPServer()
+	return s.serve(l, s.mux, certFile, keyFile)
+}
+
+// ServeAdmin serves AdminHandler on l until Shutdown (with
+// Config.SeparateAdmin, the admin listener: --admin-listen).
+func (s *Server) ServeAdmin(l net.Listener) error {
+	return s.serve(l, s.AdminHandler(), "", "")
+}
+
+func (s *Server) serve(l net.Listener, h http.Handler, certFile, keyFile string) error {
+	hs := s.newHTTPServer(h)
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
@@ -368,6 +387,10 @@ func (s *Server) startQueue() error {
 	if err != nil {
 		return fmt.Errorf("job queue: bad Redis URL: %w", err)
 	}
+	// No retries: an enqueue Redis ran but did not answer would run again
+	// (and the first answer's error would hide it: a dial error after a
+	// timeout reads as "not done").
+	opt.MaxRetries = -1
 	s.queueClient = redis.NewClient(opt)
 	s.queue, err = queue.New(queue.Config{
 		Client: s.queueClient, Name: s.cfg.QueueName, MaxLen: s.cfg.QueueMaxLen,
@@ -409,15 +432,8 @@ func (s *Server) close(ctx context.Context) error {
 		_ = s.queue.Close()
 		_ = s.queueClient.Close()
 	}
-	jitter := time.Duration(time.Now().UnixNano()%1000) * time.Millisecond
-	notice := goodbyeNotice(s.cfg.RetryHint + jitter)
-	s.hub.shutdown(ctx, notice)
+	s.hub.shutdown(ctx, s.goodbye)
 	return s.broker.Close()
-}
-
-func goodbyeNotice(retry time.Duration) []byte {
-	b, _ := sse.AppendEvent(nil, sse.Event{Event: "darktime.reconnect", Data: []byte(`{"reason":"shutdown"}`), Retry: int(retry.Milliseconds())})
-	return b
 }
 
 // PublishMessage is one event to publish through Publish.
@@ -447,6 +463,9 @@ func (s *Server) Publish(ctx context.Context, msgs []PublishMessage) ([]eventid.
 	ids, err := s.broker.Publish(ctx, bm)
 	if err != nil {
 		s.hub.stats.publishErrors.Add(uint64(len(msgs)))
+		if outcomeUnknown(err) {
+			s.hub.stats.publishUnknown.Add(uint64(len(msgs)))
+		}
 		return nil, err
 	}
 	s.hub.stats.published.Add(uint64(len(ids)))

@@ -457,7 +457,7 @@ func TestGracefulShutdown(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- srv.Shutdown(ctx) }()
 			rest := s.ended(5 * time.Second)
-			if len(rest) != 1 || rest[0].Event != "darktime.reconnect" || rest[0].Retry < 1000 || rest[0].Retry >= 2000 {
+			if len(rest) != 1 || rest[0].Event != "darktime.reconnect" || rest[0].Retry < 1000 || rest[0].Retry > 2000 { // [RetryHint, RetryHint + ShutdownJitter (1s)]
 				t.Fatalf("after shutdown got %+v, want one darktime.reconnect with a jittered retry", rest)
 			}
 			if err := <-done; err != nil {

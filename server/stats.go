@@ -33,7 +33,8 @@ func reasonIndex(reason string) int {
 type nodeStats struct {
 	deliveryCounters
 	published       atomic.Uint64 // events accepted by this node's publish API
-	publishErrors   atomic.Uint64 // publishes answered 5xx (broker unavailable)
+	publishErrors   atomic.Uint64 // publishes answered 5xx (503 not done, 504 unknown)
+	publishUnknown  atomic.Uint64 // of those, answered 504: the outcome is unknown
 	rejected        atomic.Uint64 // requests answered 4xx
 	historyReplayed atomic.Uint64 // events written from history on resume
 	missedNotices   atomic.Uint64 // darktime.missed notices sent
@@ -95,6 +96,7 @@ type Stats struct {
 type NodeTotals struct {
 	Published           uint64            `json:"published"`
 	PublishErrors       uint64            `json:"publish_errors"`
+	PublishUnknown      uint64            `json:"publish_unknown"`
 	Rejected            uint64            `json:"rejected"`
 	Received            uint64            `json:"received"`
 	FannedOut           uint64            `json:"fanned_out"`
@@ -162,6 +164,7 @@ func (h *hub) snapshot() Stats {
 	t := &out.Totals
 	t.Published = st.published.Load()
 	t.PublishErrors = st.publishErrors.Load()
+	t.PublishUnknown = st.publishUnknown.Load()
 	t.Rejected = st.rejected.Load()
 	t.Received = st.received.Load()
 	t.FannedOut = st.fannedOut.Load()
@@ -221,7 +224,8 @@ func newCollector(h *hub) *collector {
 
 var metricHelp = map[string]string{
 	"published_total":        "Events accepted by this node's publish API.",
-	"publish_errors_total":   "Publishes that failed because the broker was unavailable (answered 503).",
+	"publish_errors_total":   "Publishes that failed: the broker was unavailable (answered 503) or did not answer (504).",
+	"publish_unknown_total":  "Publishes answered 504: sent to the broker, no answer, so they may have been delivered.",
 	"rejected_total":         "Requests answered with a 4xx status.",
 	"received_total":         "Events received from the broker for channels with local subscribers.",
 	"fanned_out_total":       "Event copies queued for subscribers (+1 per subscriber per event).",
@@ -255,6 +259,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter("published_total", st.published.Load())
 	counter("publish_errors_total", st.publishErrors.Load())
+	counter("publish_unknown_total", st.publishUnknown.Load())
 	counter("rejected_total", st.rejected.Load())
 	counter("received_total", st.received.Load())
 	counter("fanned_out_total", st.fannedOut.Load())

@@ -74,12 +74,16 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	var plain eventid.ID
 	var cursor eventid.Cursor
 	if resume {
-		if plain, cursor, err = eventid.ParseLastEventID(lastID); err != nil {
+		if plain, cursor, err = parseLastEventID(lastID); err != nil {
 			s.fail(w, http.StatusBadRequest, fmt.Sprintf("bad Last-Event-ID: %v (send an id this server gave you, or none)", err))
 			return
 		}
 	}
 	s.cors(w, r)
+	if r.Method == http.MethodHead {
+		serveHead(w)
+		return
+	}
 
 	sub := &subscriber{
 		hub:   s.hub,
@@ -120,7 +124,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if !s.cfg.DisableDirectWrites && r.ProtoMajor == 1 && r.TLS == nil {
-		s.serveHijacked(w, sub, initial, replayed)
+		s.serveHijacked(w, sub, initial, replayed, r.ProtoMinor == 0)
 		return
 	}
 	s.serveStream(w, r, sub, initial, replayed)
@@ -230,17 +234,28 @@ func streamHeaders(h http.Header) {
 // written by hand (chunked), the fan-out writes to the socket directly, and
 // no goroutine waits per connection except a reader that notices the
 // client leaving.
-func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, in initial, replayed map[*channel]eventid.ID) {
+//
+// An HTTP/1.0 client cannot read chunks: it gets the stream unframed,
+// ended by the connection's close (as nginx answers it).
+func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, in initial, replayed map[*channel]eventid.ID, http10 bool) {
 	streamHeaders(w.Header())
-	w.Header().Set("Transfer-Encoding", "chunked")
-	w.Header().Set("Connection", "keep-alive")
 	var head bytes.Buffer
-	head.WriteString("HTTP/1.1 200 OK\r\n")
-	_ = w.Header().Write(&head)
-	head.WriteString("\r\n")
-	fmt.Fprintf(&head, "%x\r\n", len(in.bytes))
-	head.Write(in.bytes)
-	head.WriteString("\r\n")
+	if http10 {
+		w.Header().Set("Connection", "close")
+		head.WriteString("HTTP/1.0 200 OK\r\n")
+		_ = w.Header().Write(&head)
+		head.WriteString("\r\n")
+		head.Write(in.bytes)
+	} else {
+		w.Header().Set("Transfer-Encoding", "chunked")
+		w.Header().Set("Connection", "keep-alive")
+		head.WriteString("HTTP/1.1 200 OK\r\n")
+		_ = w.Header().Write(&head)
+		head.WriteString("\r\n")
+		fmt.Fprintf(&head, "%x\r\n", len(in.bytes))
+		head.Write(in.bytes)
+		head.WriteString("\r\n")
+	}
 
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -260,7 +275,11 @@ func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, in initia
 		sub.mu.Unlock()
 		sub.settleHeld(replayed)
 		_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		if _, err := conn.Write(append(head.Bytes(), "0\r\n\r\n"...)); err == nil {
+		end := head.Bytes()
+		if !http10 {
+			end = append(end, "0\r\n\r\n"...)
+		}
+		if _, err := conn.Write(end); err == nil {
 			in.written(&s.hub.stats)
 		}
 		_ = conn.Close()
@@ -268,7 +287,7 @@ func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, in initia
 	}
 	sub.conn = conn
 	sub.raw = rawConnOf(conn)
-	sub.chunked = true
+	sub.chunked = !http10
 	sub.mu.Unlock()
 	_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if _, err := conn.Write(head.Bytes()); err != nil {

@@ -83,6 +83,13 @@ type Config struct {
 	// matches uses Mode and Percent.
 	Routes []Route `yaml:"routes" json:"routes,omitempty"`
 
+	// TrustedProxies (addresses or CIDR prefixes) are the peers whose
+	// X-Forwarded-For / Forwarded chain the proxy passes on, to the primary
+	// and the mirrors; from anyone else it sends only the peer's address
+	// (and no Forwarded), so a client cannot pose as another — or as
+	// loopback — to the servers behind.
+	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
+
 	Mirror  MirrorConfig  `yaml:"mirror" json:"mirror"`
 	Breaker BreakerConfig `yaml:"breaker" json:"breaker"`
 	Ledger  LedgerConfig  `yaml:"ledger" json:"ledger"`
@@ -269,6 +276,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := checkMode("$.mode", c.Mode); err != nil {
+		return err
+	}
+	if _, err := parseTrusted(c.TrustedProxies); err != nil {
 		return err
 	}
 	if _, err := basisPoints("$.percent", c.Percent); err != nil {

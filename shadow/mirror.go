@@ -23,7 +23,7 @@ var hopHeaders = []string{
 // mirrorHeader copies the client's end-to-end headers for a mirror
 // request, marks it, and lets the transport negotiate its own encoding
 // (so a mirrored stream is read decoded, as the primary's is sent).
-func mirrorHeader(in http.Header, mark, targetName, clientIP string) http.Header {
+func mirrorHeader(in http.Header, mark, targetName, xff string, keepForwarded bool) http.Header {
 	h := in.Clone()
 	for _, f := range h["Connection"] {
 		for _, name := range strings.Split(f, ",") {
@@ -37,11 +37,14 @@ func mirrorHeader(in http.Header, mark, targetName, clientIP string) http.Header
 	}
 	h.Del("Accept-Encoding")
 	h.Set(mark, targetName)
-	if clientIP != "" {
-		if prior := h.Get("X-Forwarded-For"); prior != "" {
-			clientIP = prior + ", " + clientIP
-		}
-		h.Set("X-Forwarded-For", clientIP)
+	// The incoming chain goes along only from a trusted proxy (see
+	// mirrorForwarded).
+	h.Del("X-Forwarded-For")
+	if !keepForwarded {
+		h.Del("Forwarded")
+	}
+	if xff != "" {
+		h.Set("X-Forwarded-For", xff)
 	}
 	return h
 }
@@ -68,8 +71,8 @@ func newMirrorRequest(ctx context.Context, d *decision, t *target, body []byte) 
 	if err != nil {
 		return nil, err
 	}
-	ip, _ := clientIP(in.RemoteAddr)
-	req.Header = mirrorHeader(in.Header, d.st.cfg.Mirror.Header, t.name, ip)
+	xff, keep := mirrorForwarded(in, d.st.trusted)
+	req.Header = mirrorHeader(in.Header, d.st.cfg.Mirror.Header, t.name, xff, keep)
 	if independent {
 		req.Header.Del("Last-Event-ID")
 	}
@@ -160,9 +163,9 @@ func (p *Proxy) mirrorRequest(d *decision, t *target, body []byte) bool {
 	u := *t.url
 	u.Path, u.RawPath = joinPath(t.url, candidatePath(d.rt, in.URL.Path)), ""
 	u.RawQuery = in.URL.RawQuery
-	ip, _ := clientIP(in.RemoteAddr)
+	xff, keep := mirrorForwarded(in, d.st.trusted)
 	job := mirrorJob{t: t, method: in.Method, url: u.String(), body: body, timeout: d.st.cfg.Mirror.Timeout,
-		header: mirrorHeader(in.Header, d.st.cfg.Mirror.Header, t.name, ip)}
+		header: mirrorHeader(in.Header, d.st.cfg.Mirror.Header, t.name, xff, keep)}
 	lane := t.lanes.lanes[hashBytes(fnvOffset, []byte(in.URL.RequestURI()))%laneCount]
 	select {
 	case lane <- job:

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -62,6 +63,7 @@ type state struct {
 	key       keyFunc
 	targets   []*target // mirror targets: the candidate, then the baseline
 	divert    *target   // the candidate, for divert routes
+	trusted   []netip.Prefix
 }
 
 type route struct {
@@ -137,8 +139,12 @@ func newTransport() *http.Transport {
 // build turns a validated config into a state.
 func (p *Proxy) build(cfg Config) (*state, error) {
 	st := &state{cfg: cfg, key: newKeyFunc(cfg.Key)}
+	var err error
+	if st.trusted, err = parseTrusted(cfg.TrustedProxies); err != nil {
+		return nil, err
+	}
 	pu, _ := url.Parse(cfg.Primary)
-	st.primary = p.newReverseProxy(pu, false)
+	st.primary = p.newReverseProxy(pu, false, st.trusted)
 	bp, _ := basisPoints("", cfg.Percent)
 	st.def = &route{Route: Route{Path: "/", Mode: cfg.Mode, MirrorUnsafe: cfg.MirrorUnsafe}, bp: bp}
 	for _, r := range cfg.Routes {
@@ -156,7 +162,7 @@ func (p *Proxy) build(cfg Config) (*state, error) {
 	if cfg.Candidate != "" {
 		cu, _ := url.Parse(cfg.Candidate)
 		st.divert = p.target("candidate", "candidate", cu, cfg.Breaker, cfg.Mirror.MaxInflight)
-		st.candidate = p.newReverseProxy(cu, true)
+		st.candidate = p.newReverseProxy(cu, true, st.trusted)
 		st.targets = append(st.targets, st.divert)
 	}
 	if cfg.Baseline != "" {
@@ -192,7 +198,7 @@ func (p *Proxy) target(name, role string, u *url.URL, bc BreakerConfig, maxInfli
 	return &target{name: name, url: u, book: b, breaker: br, lanes: ml}
 }
 
-func (p *Proxy) newReverseProxy(u *url.URL, candidate bool) *httputil.ReverseProxy {
+func (p *Proxy) newReverseProxy(u *url.URL, candidate bool, trusted []netip.Prefix) *httputil.ReverseProxy {
 	rp := &httputil.ReverseProxy{
 		// FlushInterval 0: ReverseProxy flushes text/event-stream (and
 		// responses of unknown length) after every write by itself.
@@ -202,7 +208,7 @@ func (p *Proxy) newReverseProxy(u *url.URL, candidate bool) *httputil.ReversePro
 		rp.Transport = p.primaryTransport
 		rp.Rewrite = func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
-			pr.SetXForwarded()
+			setForwarded(pr, trusted)
 		}
 		rp.ModifyResponse = p.primaryResponse
 		rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
@@ -219,7 +225,7 @@ func (p *Proxy) newReverseProxy(u *url.URL, candidate bool) *httputil.ReversePro
 			pr.Out.URL.Path, pr.Out.URL.RawPath = joinPath(u, candidatePath(d.rt, pr.In.URL.Path)), ""
 			pr.Out.Header.Set(d.st.cfg.Mirror.Header, "candidate")
 		}
-		pr.SetXForwarded()
+		setForwarded(pr, trusted)
 	}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		d, _ := resp.Request.Context().Value(decisionKey{}).(*decision)

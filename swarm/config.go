@@ -331,13 +331,21 @@ func (c Config) validate() error {
 	}
 	check(c.Clients < 0 || c.Clients > maxClients, fmt.Sprintf("clients must be between 1 and %d", maxClients))
 	check(c.Channels < 1, "channels must be positive")
-	check(c.Ramp < 0, "ramp must be positive")
+	check(c.Ramp < 0 || math.IsNaN(c.Ramp) || math.IsInf(c.Ramp, 0), "ramp (--ramp) must be a finite number of clients per second, not negative")
 	check(c.Sources < 0 || c.Sources > maxSources, fmt.Sprintf("sources must be between 1 and %d", maxSources))
-	check(c.Rate < 0 || c.Rate > 1e6, "rate must be between 0 and 1,000,000 events/s")
+	check(c.Rate < 0 || c.Rate > 1e6 || math.IsNaN(c.Rate), "rate (--rate) must be between 0 and 1,000,000 events/s")
 	check(c.Size < 0 || c.Size > 1<<20, "size must be between 0 and 1 MiB")
 	check(c.Duration < 0 || c.Duration > MaxDuration, "duration must be between 0 and 24h")
-	check(c.Settle < 0 || c.Drain < 0 || c.ChurnGrace < 0 || c.DefaultRetry < 0 || c.ConnectTimeout < 0 || c.LateAfter < 0 || c.LedgerWindow < 0,
-		"durations must be positive")
+	for _, d := range []struct {
+		v    time.Duration
+		name string
+	}{
+		{c.Settle, "settle (--settle)"}, {c.Drain, "drain (--drain)"}, {c.ChurnGrace, "churn grace"},
+		{c.DefaultRetry, "retry (--retry)"}, {c.ConnectTimeout, "connect timeout"}, {c.LateAfter, "late after"},
+		{c.LedgerWindow, "ledger window (--ledger-window)"},
+	} {
+		check(d.v < 0, fmt.Sprintf("%s is %v: durations must be positive", d.name, d.v))
+	}
 	check(c.Drain > time.Hour || c.Settle > time.Hour, "settle and drain must be at most 1h")
 	check(c.Part.Count < 1 || c.Part.Index < 0 || c.Part.Index >= c.Part.Count, fmt.Sprintf("part %d/%d: want 0 <= index < count", c.Part.Index, c.Part.Count))
 	check(c.Part.Count > c.Channels, fmt.Sprintf("%d parts need at least as many channels (got %d): each part owns whole channels", c.Part.Count, c.Channels))

@@ -66,8 +66,8 @@ interrupted (what it measured is written) or something it started failed;
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, files []string) error {
-			if ov.TimeScale < 0 || ov.Clients < 0 || ov.ShadowPercent < 0 || ov.ShadowPercent > 100 {
-				return usagef("--time-scale and --clients must be positive, --shadow between 0 and 100")
+			if err := ov.Validate(cmd.Flags().Changed("time-scale")); err != nil {
+				return usagef("%v", err)
 			}
 			opts := scenario.Options{SkipBinaries: skipBinaries, Overrides: ov}
 			if wf.part != "" {

@@ -49,7 +49,7 @@ func TestRunCheckExitCodes(t *testing.T) {
 		{[]string{"--check", "../../scenarios/ci-smoke.yaml", "../../scenarios/vs-nchan.yaml"}, 0, "ok ../../scenarios/vs-nchan.yaml"},
 		{[]string{"--check", "../../scenario/testdata/node-missing.yaml"}, 2, "node-missing.yaml:9:26: faults[0].kill_node: node 3 does not exist"},
 		{[]string{"--check"}, 2, "give at least one scenario FILE"},
-		{[]string{"--shadow", "101", "../../scenarios/ci-smoke.yaml"}, 2, "--shadow between 0 and 100"},
+		{[]string{"--shadow", "101", "../../scenarios/ci-smoke.yaml"}, 2, "--shadow 101: want a share between 0 and 100"},
 		{[]string{"--embedded", "../../scenarios/redis-restart.yaml"}, 2, "needs a Redis broker darktime starts: set target.broker: redis (with --embedded)"},
 		{[]string{"--check", "--embedded", "--shadow", "10", "--clients", "5000", "--time-scale", "0.25", "../../scenarios/steady-state.yaml"}, 0, "ok ../../scenarios/steady-state.yaml: steady-state: 5000 clients"},
 	} {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,8 @@ func newServerCmd() *cobra.Command {
 		pipelinesFile   string
 		shutdownWait    time.Duration
 		logLevel        string
+		trustedProxies  []string
+		adminListen     string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -36,13 +39,37 @@ func newServerCmd() *cobra.Command {
 
   GET  /sub/{channel}[/{channel}...]   subscribe (Server-Sent Events); also /sub?channel=a,b
   POST /pub?id={channel}                publish the body as one event; or a JSON batch
+  POST /hooks                           model hooks into the Redis job queue (--redis)
   GET  /stats                           +1/-1 counters as JSON
   GET  /metrics                         Prometheus metrics
-  GET  /                                demo page (EventSource)`,
+  GET  /queue/stats, /queue/dead        the job queue, its dead letters (token); POST /queue/dead/replay
+  GET  /                                demo page (EventSource)
+
+/stats, /metrics and /queue/* move to --admin-listen when it is given.
+Publishing answers 201/202 done, 503 not done (retry), 504 outcome unknown
+(retry with the answer's Idempotency-Key: delivered once).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (tlsCert == "") != (tlsKey == "") {
 				return usagef("--tls-cert and --tls-key go together")
+			}
+			if shutdownWait < 0 {
+				return usagef("--shutdown-timeout %v is negative", shutdownWait)
+			}
+			var err error
+			if cfg.TrustedProxies, err = server.ParseTrustedProxies(trustedProxies); err != nil {
+				return usagef("--trusted-proxy: %v", err)
+			}
+			cfg.SeparateAdmin = adminListen != ""
+			if err := cfg.Validate(); err != nil {
+				return usagef("%v", err)
+			}
+			if tlsCert != "" {
+				// Load the pair now: a missing or bad file is an error before
+				// "listening" is logged, not after.
+				if _, err := tls.LoadX509KeyPair(tlsCert, tlsKey); err != nil {
+					return usagef("--tls-cert %s / --tls-key %s: %v", tlsCert, tlsKey, err)
+				}
 			}
 			log, err := newLogger(logLevel)
 			if err != nil {
@@ -66,9 +93,19 @@ func newServerCmd() *cobra.Command {
 			if host, _, _ := net.SplitHostPort(l.Addr().String()); cfg.PublishToken == "" && !net.ParseIP(host).IsLoopback() {
 				log.Warn("no --publish-token: publishing is refused to every client that is not on loopback", "listen", l.Addr().String())
 			}
+			var al net.Listener
+			if adminListen != "" {
+				if al, err = net.Listen("tcp", adminListen); err != nil {
+					_ = l.Close()
+					return usagef("--admin-listen %s: %v", adminListen, err)
+				}
+			}
 			srv, err := server.New(cfg)
 			if err != nil {
 				_ = l.Close()
+				if al != nil {
+					_ = al.Close()
+				}
 				return err
 			}
 			ctx := cmd.Context()
@@ -84,8 +121,14 @@ func newServerCmd() *cobra.Command {
 			if demo {
 				fmt.Fprintf(os.Stderr, "\n  demo page:   %s/\n  subscribe:   curl -N %s/sub/demo\n  publish:     curl -d 'hello' '%s/pub?id=demo'\n  counters:    curl %s/stats\n\n", base, base, base, base)
 			}
-			errc := make(chan error, 1)
+			errc := make(chan error, 2)
 			go func() { errc <- srv.Serve(l, tlsCert, tlsKey) }()
+			serving := 1
+			if al != nil {
+				log.Info("admin listening", "url", "http://"+al.Addr().String(), "serves", "/stats /metrics /queue/stats /queue/dead /healthz")
+				serving++
+				go func() { errc <- srv.ServeAdmin(al) }()
+			}
 			select {
 			case err := <-errc:
 				return err
@@ -97,8 +140,10 @@ func newServerCmd() *cobra.Command {
 			if err := srv.Shutdown(sctx); err != nil {
 				return err
 			}
-			if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return err
+			for range serving {
+				if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+					return err
+				}
 			}
 			st := srv.Stats()
 			log.Info("stopped", "published", st.Totals.Published, "written", st.Totals.Written, "dropped", st.Totals.Dropped, "balance", st.Balance)
@@ -120,7 +165,11 @@ func newServerCmd() *cobra.Command {
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body", 64<<10, "largest publish body in bytes (413 beyond)")
 	f.IntVar(&cfg.MaxChannels, "max-channels", 32, "channels per connection")
 	f.StringVar(&cfg.PublishToken, "publish-token", os.Getenv("DARKTIME_PUBLISH_TOKEN"), "bearer token required to publish (env DARKTIME_PUBLISH_TOKEN); without it only loopback may publish")
-	f.StringSliceVar(&cfg.CORSOrigins, "cors-origin", nil, "origins allowed by CORS (repeat, or * for any)")
+	f.StringSliceVar(&cfg.CORSOrigins, "cors-origin", nil, "origins allowed by CORS (repeat, or * for any); a page of any other origin may not publish, post hooks or replay")
+	f.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("DARKTIME_ADMIN_TOKEN"), "bearer token that opens the dead letters (env DARKTIME_ADMIN_TOKEN; the publish token does too)")
+	f.StringSliceVar(&trustedProxies, "trusted-proxy", nil, "proxy address or CIDR whose X-Forwarded-For/Forwarded is believed (repeat); default none")
+	f.StringVar(&adminListen, "admin-listen", "", "serve /stats, /metrics, /queue/stats and the dead letters on this address instead of --listen")
+	f.DurationVar(&cfg.ShutdownJitter, "shutdown-jitter", time.Second, "on SIGTERM each subscriber gets a retry drawn from [--retry, --retry + this]")
 	f.IntVar(&cfg.Workers, "workers", 0, "in-process hook worker lanes (needs --redis; 0: run `darktime worker` processes instead)")
 	f.StringVar(&pipelinesFile, "pipelines", "", "pipeline config YAML for hooks (default: the built-in post and thread models)")
 	f.StringVar(&cfg.QueueName, "queue", "darktime:jobs", "job queue name")

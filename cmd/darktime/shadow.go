@@ -24,6 +24,7 @@ func newShadowCmd() *cobra.Command {
 		configFile, listen, admin, primary, candidate, baseline, mode, percent, keySpec, ledgerFile, logLevel string
 		shutdownWait                                                                                          time.Duration
 		mirrorUnsafe                                                                                          bool
+		trustedProxies                                                                                        []string
 	)
 	cmd := &cobra.Command{
 		Use:   "shadow",
@@ -73,11 +74,17 @@ and the running config stays.`,
 				if f.Changed("mirror-unsafe") {
 					cfg.MirrorUnsafe = mirrorUnsafe
 				}
+				if f.Changed("trusted-proxy") {
+					cfg.TrustedProxies = trustedProxies
+				}
 				if f.Changed("key") || configFile == "" {
 					from, name, _ := cutColon(keySpec)
 					cfg.Key.From, cfg.Key.Name = from, name
 				}
 				return cfg, cfg.Validate()
+			}
+			if shutdownWait < 0 {
+				return usagef("--shutdown-timeout %v is negative", shutdownWait)
 			}
 			cfg, err := load()
 			if err != nil {
@@ -161,6 +168,7 @@ and the running config stays.`,
 	f.StringVar(&keySpec, "key", "ip", "user key: ip, cookie:NAME, header:NAME or query:NAME")
 	f.BoolVar(&mirrorUnsafe, "mirror-unsafe", false, "also mirror POST/PUT/PATCH/DELETE (publishes) where no route says otherwise")
 	f.StringVar(&ledgerFile, "ledger-file", "", "write the ledger JSON here on exit")
+	f.StringSliceVar(&trustedProxies, "trusted-proxy", nil, "proxy address or CIDR whose X-Forwarded-For/Forwarded chain is passed on (repeat); from others only the peer's address is sent")
 	f.DurationVar(&shutdownWait, "shutdown-timeout", 10*time.Second, "how long shutdown waits for mirrors to settle")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd

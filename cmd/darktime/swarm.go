@@ -61,6 +61,9 @@ results.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
+			if joinTimeout < 0 {
+				return usagef("--join-timeout %v is negative", joinTimeout)
+			}
 			if cfg.Profile, err = swarmProfile(profile, profileFile); err != nil {
 				return err
 			}

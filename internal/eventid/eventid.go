@@ -30,6 +30,12 @@ type ID struct {
 // ErrSyntax is wrapped by every parse error.
 var ErrSyntax = errors.New("invalid event id")
 
+// MaxMs is the largest millisecond an ID may carry: 2^53-1, the largest
+// integer a JavaScript number (a browser) or a Lua number (a Redis script)
+// holds exactly — far beyond any clock (year 287396), and below the int64
+// overflow that made 9223372036854775808-0 look older than every history.
+const MaxMs = 1<<53 - 1
+
 // Parse parses "<ms>-<seq>" (a bare "<ms>" means seq 0).
 func Parse(s string) (ID, error) {
 	if s == "" || len(s) > 41 {
@@ -39,6 +45,9 @@ func Parse(s string) (ID, error) {
 	ms, err := strconv.ParseUint(msPart, 10, 64)
 	if err != nil || msPart[0] == '+' {
 		return ID{}, fmt.Errorf("%w %q: want <ms>-<seq>", ErrSyntax, s)
+	}
+	if ms > MaxMs {
+		return ID{}, fmt.Errorf("%w %q: the millisecond is beyond %d, not an id a server gave", ErrSyntax, s, uint64(MaxMs))
 	}
 	var seq uint64
 	if hasSeq {

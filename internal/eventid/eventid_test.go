@@ -72,13 +72,21 @@ func TestCursor(t *testing.T) {
 }
 
 func FuzzParseLastEventID(f *testing.F) {
-	for _, s := range []string{"1-2", "a=1-2;b=3-4", "", "=", "1-", ";;"} {
+	for _, s := range []string{"1-2", "a=1-2;b=3-4", "", "=", "1-", ";;", "9223372036854775808-0", "9007199254740991-0"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		id, cur, err := ParseLastEventID(s)
 		if err != nil {
 			return
+		}
+		if id.Ms > MaxMs {
+			t.Fatalf("%q parsed to %v, beyond MaxMs", s, id)
+		}
+		for _, v := range cur {
+			if v.Ms > MaxMs {
+				t.Fatalf("%q parsed to a cursor holding %v, beyond MaxMs", s, v)
+			}
 		}
 		if cur == nil {
 			back, err := Parse(id.String())

@@ -74,7 +74,7 @@ func (q *Queue) ReplayDead(ctx context.Context, ids ...string) (int, error) {
 		for {
 			n, err := replayScript.Run(ctx, q.client, keys, replayChunk).Int()
 			if err != nil {
-				return total, q.redisErr("replay dead letters", err)
+				return total, q.outcomeErr("replay dead letters", err)
 			}
 			total += n
 			q.metrics.replayed.Add(float64(n))
@@ -92,7 +92,7 @@ func (q *Queue) ReplayDead(ctx context.Context, ids ...string) (int, error) {
 		}
 		n, err := replayScript.Run(ctx, q.client, keys, args...).Int()
 		if err != nil {
-			return total, q.redisErr("replay dead letters", err)
+			return total, q.outcomeErr("replay dead letters", err)
 		}
 		total += n
 		q.metrics.replayed.Add(float64(n))

@@ -193,7 +193,9 @@ func (q *Queue) Enqueue(ctx context.Context, payload []byte) (string, error) {
 }
 
 // EnqueueBatch adds jobs in one round trip and one atomic step: either all
-// are added (ids in order) or, with ErrFull, none.
+// are added (ids in order) or, with ErrFull, none. An error wrapping
+// ErrOutcomeUnknown means they may have been added; EnqueueKeyed makes
+// the retry safe.
 func (q *Queue) EnqueueBatch(ctx context.Context, payloads [][]byte) ([]string, error) {
 	if q.closed.Load() {
 		return nil, ErrClosed
@@ -212,7 +214,7 @@ func (q *Queue) EnqueueBatch(ctx context.Context, payloads [][]byte) ([]string, 
 		return nil, fmt.Errorf("%w: %d jobs refused", ErrFull, len(payloads))
 	}
 	if err != nil {
-		return nil, q.redisErr("enqueue", err)
+		return nil, q.outcomeErr("enqueue", err)
 	}
 	q.metrics.enqueued.Add(float64(len(res)))
 	return res, nil
