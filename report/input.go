@@ -2,12 +2,14 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
+	"github.com/darktime/darktime/internal/inputfile"
+	"github.com/darktime/darktime/internal/yamlsafe"
 	"github.com/darktime/darktime/server"
 	"github.com/darktime/darktime/shadow"
 	"github.com/darktime/darktime/swarm"
@@ -43,18 +45,84 @@ type Inputs struct {
 	Scenario *Scenario
 }
 
-// ReadResultFile reads and checks one swarm result file.
-func ReadResultFile(path string) (*swarm.Result, error) {
-	f, err := os.Open(path)
+// Files reads the report's input files with bounds (internal/inputfile):
+// only regular files unless AllowSpecial, at most MaxBytes each (gate
+// files: at most yamlsafe.MaxBytes, 1 MiB), and ctx stops a read. Every
+// error wraps ErrInput. The zero value reads regular files up to
+// DefaultMaxBytes.
+type Files struct {
+	MaxBytes     int64 // per result, snapshot or ledger file; 0 means DefaultMaxBytes
+	AllowSpecial bool  // read FIFOs, pipes and devices too (still bounded)
+}
+
+// DefaultMaxBytes is the size limit of one result, snapshot or ledger
+// file: a 40,000-client result is a few MB.
+const DefaultMaxBytes = inputfile.DefaultMaxBytes
+
+// read reads one file; raise names the flag that raises maxBytes ("" when
+// it is fixed).
+func (fs Files) read(ctx context.Context, path string, maxBytes int64, raise string) ([]byte, error) {
+	data, err := inputfile.Read(ctx, path, inputfile.Options{
+		MaxBytes: maxBytes, AllowSpecial: fs.AllowSpecial,
+		RaiseLimit: raise, AllowSpecialHint: "--allow-special-files",
+	})
 	if err != nil {
-		return nil, badInput("%v", err)
+		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
-	defer f.Close()
-	r, err := swarm.ReadResult(f)
+	return data, nil
+}
+
+// Result reads and checks one swarm result file.
+func (fs Files) Result(ctx context.Context, path string) (*swarm.Result, error) {
+	data, err := fs.read(ctx, path, fs.MaxBytes, "--max-input-bytes")
+	if err != nil {
+		return nil, err
+	}
+	r, err := swarm.ReadResult(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInput, path, err)
 	}
 	return r, nil
+}
+
+// Stats reads a GET /stats snapshot file (see ReadStats).
+func (fs Files) Stats(ctx context.Context, path string) (server.Stats, error) {
+	data, err := fs.read(ctx, path, fs.MaxBytes, "--max-input-bytes")
+	if err != nil {
+		return server.Stats{}, err
+	}
+	st, err := ReadStats(bytes.NewReader(data))
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", path, err)
+	}
+	return st, nil
+}
+
+// Shadow reads a shadow ledger file (see ReadShadow).
+func (fs Files) Shadow(ctx context.Context, path string) (shadow.Report, error) {
+	data, err := fs.read(ctx, path, fs.MaxBytes, "--max-input-bytes")
+	if err != nil {
+		return shadow.Report{}, err
+	}
+	l, err := ReadShadow(bytes.NewReader(data))
+	if err != nil {
+		return l, fmt.Errorf("%s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Gates reads a gate file (see LoadGates); its limit is 1 MiB.
+func (fs Files) Gates(ctx context.Context, path string) ([]Gate, error) {
+	data, err := fs.read(ctx, path, yamlsafe.MaxBytes, "")
+	if err != nil {
+		return nil, err
+	}
+	return parseGateFile(path, data)
+}
+
+// ReadResultFile reads and checks one swarm result file (Files{}.Result).
+func ReadResultFile(path string) (*swarm.Result, error) {
+	return Files{}.Result(context.Background(), path)
 }
 
 // ReadStats reads a GET /stats snapshot. Unknown fields are allowed (the
@@ -89,18 +157,9 @@ func ReadStats(rd io.Reader) (server.Stats, error) {
 	return st, nil
 }
 
-// ReadStatsFile reads a /stats snapshot from a file.
+// ReadStatsFile reads a /stats snapshot from a file (Files{}.Stats).
 func ReadStatsFile(path string) (server.Stats, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return server.Stats{}, badInput("%v", err)
-	}
-	defer f.Close()
-	st, err := ReadStats(f)
-	if err != nil {
-		return st, fmt.Errorf("%s: %w", path, err)
-	}
-	return st, nil
+	return Files{}.Stats(context.Background(), path)
 }
 
 // ShadowSchema is the shadow ledger version this package reads.
@@ -151,16 +210,7 @@ func ReadShadow(rd io.Reader) (shadow.Report, error) {
 	return l, nil
 }
 
-// ReadShadowFile reads a shadow ledger from a file.
+// ReadShadowFile reads a shadow ledger from a file (Files{}.Shadow).
 func ReadShadowFile(path string) (shadow.Report, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return shadow.Report{}, badInput("%v", err)
-	}
-	defer f.Close()
-	l, err := ReadShadow(f)
-	if err != nil {
-		return l, fmt.Errorf("%s: %w", path, err)
-	}
-	return l, nil
+	return Files{}.Shadow(context.Background(), path)
 }

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/darktime/darktime/internal/inputfile"
+	"github.com/darktime/darktime/internal/yamlsafe"
 	"github.com/darktime/darktime/report"
 	"github.com/darktime/darktime/scenario"
 	"github.com/darktime/darktime/server"
@@ -134,7 +136,9 @@ func (r *Runner) Run(ctx context.Context) (*Outcome, error) {
 		return nil, fmt.Errorf("results folder: %w", err)
 	}
 	if r.cfg.File != "" {
-		if b, err := os.ReadFile(r.cfg.File); err == nil {
+		// A copy of the scenario beside the results; a FIFO or a device
+		// (readable once) is not copied.
+		if b, err := inputfile.Read(ctx, r.cfg.File, inputfile.Options{MaxBytes: yamlsafe.MaxBytes}); err == nil {
 			_ = os.WriteFile(filepath.Join(out.Dir, "scenario.yaml"), b, 0o644)
 		}
 	}

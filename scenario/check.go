@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"context"
 	"fmt"
 	"io"
 )
@@ -8,13 +9,14 @@ import (
 // CheckFiles checks every file and writes one line per valid scenario to
 // w and every problem of the others to errw. It returns an error wrapping
 // ErrInvalid when any file does not check (`darktime run --check` exits 2).
-func CheckFiles(w, errw io.Writer, files []string, opts Options) error {
+// ctx stops reading a file (a FIFO with --allow-special-files).
+func CheckFiles(ctx context.Context, w, errw io.Writer, files []string, opts Options) error {
 	if len(files) == 0 {
 		return fmt.Errorf("%w: no scenario file given", ErrInvalid)
 	}
 	bad := 0
 	for _, f := range files {
-		s, err := LoadFile(f, opts)
+		s, err := LoadFileContext(ctx, f, opts)
 		if err != nil {
 			bad++
 			fmt.Fprintln(errw, err)

@@ -31,6 +31,9 @@ type Options struct {
 	EphemeralPorts int
 	// Overrides change the scenario before it is checked.
 	Overrides Overrides
+	// AllowSpecialFiles lets LoadFile read a FIFO, a pipe or a device
+	// (internal/inputfile); by default only regular files are read.
+	AllowSpecialFiles bool
 }
 
 // fdHeadroom is what a process needs besides its connections: listeners,

@@ -2,9 +2,9 @@ package scenario
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"sort"
 	"strconv"
@@ -13,6 +13,9 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/darktime/darktime/internal/inputfile"
+	"github.com/darktime/darktime/internal/yamlsafe"
 )
 
 // ErrInvalid marks a scenario that does not check; every *Error and
@@ -64,9 +67,19 @@ func (es Errors) Is(target error) bool { return target == ErrInvalid }
 
 // LoadFile reads and parses a scenario file.
 func LoadFile(name string, opts Options) (*Scenario, error) {
-	data, err := os.ReadFile(name)
+	return LoadFileContext(context.Background(), name, opts)
+}
+
+// LoadFileContext reads and parses a scenario file; ctx stops the read.
+// The file must be a regular file (unless opts.AllowSpecialFiles) of at
+// most yamlsafe.MaxBytes (1 MiB).
+func LoadFileContext(ctx context.Context, name string, opts Options) (*Scenario, error) {
+	data, err := inputfile.Read(ctx, name, inputfile.Options{
+		MaxBytes: yamlsafe.MaxBytes, AllowSpecial: opts.AllowSpecialFiles, AllowSpecialHint: "--allow-special-files",
+	})
 	if err != nil {
-		return nil, Errors{{File: name, Msg: err.Error()}}
+		// The reader's errors start with the path: say it once.
+		return nil, Errors{{File: name, Msg: strings.TrimPrefix(err.Error(), name+": ")}}
 	}
 	s, err := Parse(data, opts)
 	var es Errors
@@ -125,6 +138,14 @@ func parseDoc(data []byte) (d *doc, err error) {
 			d, err = nil, Errors{{Msg: fmt.Sprintf("cannot parse the YAML (%v)", r)}}
 		}
 	}()
+	if err := yamlsafe.Check(data, yamlsafe.Limits{}); err != nil {
+		e := &Error{Msg: err.Error()}
+		var ye *yamlsafe.Error
+		if errors.As(err, &ye) {
+			e.Line, e.Column, e.Msg = ye.Line, ye.Column, ye.Msg
+		}
+		return nil, Errors{e}
+	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, Errors{{Msg: "empty scenario: it needs at least version: 1, name, clients, publishers, phases and limits"}}
 	}

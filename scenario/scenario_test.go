@@ -149,21 +149,21 @@ func TestMissingBinaries(t *testing.T) {
 func TestCheckFiles(t *testing.T) {
 	t.Parallel()
 	var out, errs bytes.Buffer
-	if err := CheckFiles(&out, &errs, []string{"testdata/valid-minimal.yaml", "../scenarios/ci-smoke.yaml"}, testOpts); err != nil {
+	if err := CheckFiles(t.Context(), &out, &errs, []string{"testdata/valid-minimal.yaml", "../scenarios/ci-smoke.yaml"}, testOpts); err != nil {
 		t.Fatalf("valid files: %v\n%s", err, errs.String())
 	}
 	if n := strings.Count(out.String(), "\nok ") + 1; !strings.HasPrefix(out.String(), "ok ") || n != 2 {
 		t.Errorf("want one ok line per file:\n%s", out.String())
 	}
 	out.Reset()
-	err := CheckFiles(&out, &errs, []string{"testdata/valid-minimal.yaml", "testdata/node-missing.yaml"}, testOpts)
+	err := CheckFiles(t.Context(), &out, &errs, []string{"testdata/valid-minimal.yaml", "testdata/node-missing.yaml"}, testOpts)
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(errs.String(), "node-missing.yaml:9:") {
 		t.Errorf("invalid file: %v\n%s", err, errs.String())
 	}
-	if err := CheckFiles(&out, &errs, nil, testOpts); !errors.Is(err, ErrInvalid) {
+	if err := CheckFiles(t.Context(), &out, &errs, nil, testOpts); !errors.Is(err, ErrInvalid) {
 		t.Errorf("no files: %v", err)
 	}
-	if err := CheckFiles(&out, &errs, []string{"testdata/no-such-file.yaml"}, testOpts); !errors.Is(err, ErrInvalid) {
+	if err := CheckFiles(t.Context(), &out, &errs, []string{"testdata/no-such-file.yaml"}, testOpts); !errors.Is(err, ErrInvalid) {
 		t.Errorf("missing file: %v", err)
 	}
 }
@@ -183,6 +183,13 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("version: 1\nname: a\nclients: &c {count: 1}\npublishers: *c\n"))
 	f.Add([]byte("version: !!int 1\n<<: {name: x}\n"))
+	// The shapes of issue 12: refused before the YAML parser sees them.
+	f.Add([]byte(aliasBomb(9)))
+	f.Add([]byte("version: 1\nclients: " + deepBrackets(50_000)))
+	// 64 KB of comments: a seed just over the 1 MiB cap mutates into
+	// documents just under it, which take the parser a second each and
+	// stall the fuzzer; TestBoundedInput covers the cap.
+	f.Add([]byte(bigComment(64 << 10)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Parse(data, testOpts)
 		if err != nil {

@@ -3,11 +3,14 @@ package shadow
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/darktime/darktime/internal/yamlsafe"
 )
 
 // AdminHandler serves the admin API; mount it on a private listener:
@@ -20,7 +23,9 @@ import (
 //	GET  /_darktime/healthz                {"status":"ok"}
 //
 // Errors are a status and {"error": "...", "status": N}. A refused config
-// answers 400 and the old one stays in force.
+// answers 400 (413 over 1 MiB; YAML anchors, aliases and nesting deeper
+// than 64 are refused, see internal/yamlsafe) and the old one stays in
+// force.
 func (p *Proxy) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_darktime/ledger", func(w http.ResponseWriter, _ *http.Request) {
@@ -30,9 +35,15 @@ func (p *Proxy) AdminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, p.Config())
 	})
 	mux.HandleFunc("PUT /_darktime/config", func(w http.ResponseWriter, r *http.Request) {
-		data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		// One byte over the limit is enough to refuse the body whole
+		// instead of parsing a truncated config.
+		data, err := io.ReadAll(io.LimitReader(r.Body, yamlsafe.MaxBytes+1))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		if len(data) > yamlsafe.MaxBytes {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("config body over the limit of %d bytes", yamlsafe.MaxBytes))
 			return
 		}
 		cfg, err := LoadConfig(data)

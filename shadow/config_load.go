@@ -2,13 +2,16 @@ package shadow
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/darktime/darktime/internal/inputfile"
+	"github.com/darktime/darktime/internal/yamlsafe"
 )
 
 // ConfigError is an error in a config file, with its position when known.
@@ -36,9 +39,19 @@ func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig 
 
 // LoadConfig parses and validates a YAML config. Unknown keys, values of
 // the wrong type, bad URLs and bad percentages are *ConfigError values
-// that give the line.
+// that give the line. So are a config over yamlsafe.MaxBytes (1 MiB), YAML
+// anchors and aliases, and nesting deeper than yamlsafe.MaxDepth (64):
+// refused before the YAML parser sees them (internal/yamlsafe).
 func LoadConfig(data []byte) (Config, error) {
 	var c Config
+	if err := yamlsafe.Check(data, yamlsafe.Limits{}); err != nil {
+		ce := &ConfigError{Msg: err.Error()}
+		var ye *yamlsafe.Error
+		if errors.As(err, &ye) {
+			ce.Line, ce.Column, ce.Msg = ye.Line, ye.Column, ye.Msg
+		}
+		return c, ce
+	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return c, &ConfigError{Msg: "empty config: at least primary: <URL> is needed"}
 	}
@@ -63,9 +76,19 @@ func LoadConfig(data []byte) (Config, error) {
 	return c, nil
 }
 
-// LoadConfigFile reads and parses a config file.
+// LoadConfigFile reads and parses a config file: a regular file of at
+// most yamlsafe.MaxBytes (1 MiB).
 func LoadConfigFile(name string) (Config, error) {
-	data, err := os.ReadFile(name)
+	return LoadConfigFileContext(context.Background(), name, false)
+}
+
+// LoadConfigFileContext is LoadConfigFile where ctx stops the read, and
+// allowSpecial lets it read a FIFO, a pipe or a device (still at most
+// 1 MiB).
+func LoadConfigFileContext(ctx context.Context, name string, allowSpecial bool) (Config, error) {
+	data, err := inputfile.Read(ctx, name, inputfile.Options{
+		MaxBytes: yamlsafe.MaxBytes, AllowSpecial: allowSpecial, AllowSpecialHint: "--allow-special-files",
+	})
 	if err != nil {
 		return Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}

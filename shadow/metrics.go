@@ -14,6 +14,7 @@ type metrics struct {
 	circuitState    *prometheus.GaugeVec   // target
 	ledger          *prometheus.CounterVec // target, account
 	divertFallbacks prometheus.Counter
+	loops           prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,10 +40,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Reconciled events by account: primary (+1), candidate (-1), matched, missing, extra, duplicated, late, reordered, and the explained part of missing and extra: edge_missing, edge_extra, late_settled (pairs), unmirrored."}, []string{"target", "account"}),
 		divertFallbacks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "divert_fallbacks_total",
 			Help: "Diverted requests served by the primary because the candidate failed before answering."}),
+		loops: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "loops_total",
+			Help: "Requests that came back through this proxy (X-Darktime-Hop has its id), answered 508 and not forwarded."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.mirroredReqs, m.mirrorSkipped, m.mirroredStreams, m.activeStreams,
-			m.candidateErrors, m.circuitOpen, m.circuitState, m.ledger, m.divertFallbacks)
+			m.candidateErrors, m.circuitOpen, m.circuitState, m.ledger, m.divertFallbacks, m.loops)
 	}
 	return m
 }

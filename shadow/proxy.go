@@ -32,8 +32,9 @@ type Proxy struct {
 
 	state atomic.Pointer[state]
 
-	primaryTransport *http.Transport
-	mirrorTransport  *http.Transport
+	primaryTransport hopTransport // both add HopHeader (loop.go)
+	mirrorTransport  hopTransport
+	loop             loopGuard
 
 	mu       sync.Mutex
 	books    map[string]*book
@@ -108,11 +109,12 @@ func New(cfg Config) (*Proxy, error) {
 	cfg = cfg.withDefaults()
 	p := &Proxy{
 		log: cfg.Logger, m: newMetrics(cfg.Registerer), gatherer: cfg.Gatherer, now: cfg.Now,
-		primaryTransport: newTransport(), mirrorTransport: newTransport(),
+		loop:  newLoopGuard(),
 		books: map[string]*book{}, breakers: map[string]*breaker{}, lanes: map[string]*mirrorLanes{}, streams: map[*streamMirror]struct{}{},
 		done: make(chan struct{}),
 	}
 	p.started = p.now()
+	p.primaryTransport, p.mirrorTransport = hopTransport{newTransport(), p.loop.id}, hopTransport{newTransport(), p.loop.id}
 	p.base, p.stop = context.WithCancel(context.Background())
 	st, err := p.build(cfg)
 	if err != nil {
@@ -311,6 +313,9 @@ func errorKind(err error) string {
 
 // ServeHTTP proxies one request, deciding whether its user is selected.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.looped(w, r) {
+		return
+	}
 	st := p.state.Load()
 	rt := st.route(r.URL.Path)
 	d := &decision{st: st, rt: rt, in: r, bucket: noBucket}
@@ -499,7 +504,11 @@ func (p *Proxy) Reload(cfg Config) error {
 	}
 	old := p.state.Load().cfg
 	cfg.Logger, cfg.Registerer, cfg.Gatherer, cfg.Now = old.Logger, old.Registerer, old.Gatherer, old.Now
-	if err := cfg.Validate(); err != nil {
+	err := cfg.Validate()
+	if err == nil {
+		err = p.loop.check(cfg)
+	}
+	if err != nil {
 		p.log.Warn("shadow config refused; keeping the old one", "err", err)
 		return err
 	}

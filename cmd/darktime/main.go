@@ -12,6 +12,10 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/darktime/darktime/internal/inputfile"
+	"github.com/darktime/darktime/internal/yamlsafe"
+	"github.com/darktime/darktime/report"
 )
 
 // usageError marks errors caused by bad input; they exit with status 2.
@@ -32,10 +36,39 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.Int64(maxInputFlag, report.DefaultMaxBytes,
+		"size limit of each result, stats snapshot and shadow ledger file read (YAML files: 1 MiB, fixed)")
+	pf.Bool(allowSpecialFlag, false,
+		"also read FIFOs, pipes and devices (e.g. <(zcat run.json.gz)); only regular files otherwise")
 	for _, add := range subcommands {
 		root.AddCommand(add())
 	}
 	return root
+}
+
+// The flags that bound every file a command reads (README: "Input
+// limits"), and how a command gets them.
+const (
+	maxInputFlag     = "max-input-bytes"
+	allowSpecialFlag = "allow-special-files"
+)
+
+// inputLimits returns the input bounds set on the command line.
+func inputLimits(cmd *cobra.Command) (maxBytes int64, allowSpecial bool) {
+	maxBytes, _ = cmd.Flags().GetInt64(maxInputFlag)
+	allowSpecial, _ = cmd.Flags().GetBool(allowSpecialFlag)
+	return maxBytes, allowSpecial
+}
+
+// readYAMLFile reads a YAML file (or another small file: a JSON profile,
+// a TLS certificate) a command was given: a regular file (or any with
+// --allow-special-files) of at most 1 MiB; ctx stops the read.
+func readYAMLFile(cmd *cobra.Command, path string) ([]byte, error) {
+	_, allowSpecial := inputLimits(cmd)
+	return inputfile.Read(cmd.Context(), path, inputfile.Options{
+		MaxBytes: yamlsafe.MaxBytes, AllowSpecial: allowSpecial, AllowSpecialHint: "--" + allowSpecialFlag,
+	})
 }
 
 // subcommands is filled by the init functions of the subcommand files.

@@ -55,7 +55,8 @@ Output formats: report/REPORT.md.`,
 			if len(args) == 0 {
 				return usagef("give at least one swarm result file")
 			}
-			in, err := readReportInputs(args, statsBefore, statsAfter, shadows)
+			files := reportFiles(cmd)
+			in, err := readReportInputs(cmd, files, args, statsBefore, statsAfter, shadows)
 			if err != nil {
 				return err
 			}
@@ -64,7 +65,7 @@ Output formats: report/REPORT.md.`,
 				return usageError{err}
 			}
 			if gatesFile != "" {
-				more, err := report.LoadGates(gatesFile)
+				more, err := files.Gates(cmd.Context(), gatesFile)
 				if err != nil {
 					return usageError{err}
 				}
@@ -122,10 +123,17 @@ func printMetrics(w io.Writer) error {
 	return nil
 }
 
-func readReportInputs(results, before, after, shadows []string) (report.Inputs, error) {
+// reportFiles reads the report's inputs within the command line's bounds.
+func reportFiles(cmd *cobra.Command) report.Files {
+	maxBytes, allowSpecial := inputLimits(cmd)
+	return report.Files{MaxBytes: maxBytes, AllowSpecial: allowSpecial}
+}
+
+func readReportInputs(cmd *cobra.Command, files report.Files, results, before, after, shadows []string) (report.Inputs, error) {
 	var in report.Inputs
+	ctx := cmd.Context()
 	for _, p := range results {
-		r, err := report.ReadResultFile(p)
+		r, err := files.Result(ctx, p)
 		if err != nil {
 			return in, usageError{err}
 		}
@@ -137,7 +145,7 @@ func readReportInputs(results, before, after, shadows []string) (report.Inputs, 
 		into  *[]server.Stats
 	}{{before, &in.StatsBefore}, {after, &in.StatsAfter}} {
 		for _, p := range set.paths {
-			st, err := report.ReadStatsFile(p)
+			st, err := files.Stats(ctx, p)
 			if err != nil {
 				return in, usageError{err}
 			}
@@ -145,7 +153,7 @@ func readReportInputs(results, before, after, shadows []string) (report.Inputs, 
 		}
 	}
 	for _, p := range shadows {
-		l, err := report.ReadShadowFile(p)
+		l, err := files.Shadow(ctx, p)
 		if err != nil {
 			return in, usageError{err}
 		}
@@ -172,11 +180,12 @@ func writeFile(path string, write func(io.Writer) error) error {
 
 // runsByID reads result files and builds one report per run, merging the
 // parts of each run.
-func runsByID(paths []string) ([]*report.Report, error) {
+func runsByID(cmd *cobra.Command, paths []string) ([]*report.Report, error) {
 	byRun := map[string][]*swarm.Result{}
 	var order []string
+	files := reportFiles(cmd)
 	for _, p := range paths {
-		r, err := report.ReadResultFile(p)
+		r, err := files.Result(cmd.Context(), p)
 		if err != nil {
 			return nil, usageError{err}
 		}
@@ -236,11 +245,11 @@ when a metric got worse by more than its threshold.`,
 			if len(b) == 0 || len(c) == 0 {
 				return usagef("give base and candidate results: BASE... -- CANDIDATE..., or --base and --candidate")
 			}
-			baseRuns, err := runsByID(b)
+			baseRuns, err := runsByID(cmd, b)
 			if err != nil {
 				return err
 			}
-			candRuns, err := runsByID(c)
+			candRuns, err := runsByID(cmd, c)
 			if err != nil {
 				return err
 			}
@@ -283,7 +292,7 @@ hottest channel, how many nodes. Prints its assumptions.`,
 		Example: `  darktime report capacity results/ramp.json --slo-p99-ms 50 --users 200000 --rate 20 --hot-share 0.1`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, err := readReportInputs(args, nil, nil, nil)
+			in, err := readReportInputs(cmd, reportFiles(cmd), args, nil, nil, nil)
 			if err != nil {
 				return err
 			}

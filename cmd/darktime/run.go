@@ -69,11 +69,21 @@ interrupted (what it measured is written) or something it started failed;
 			if err := ov.Validate(cmd.Flags().Changed("time-scale")); err != nil {
 				return usagef("%v", err)
 			}
-			opts := scenario.Options{SkipBinaries: skipBinaries, Overrides: ov}
+			// A run reads its file again (the runner, its workers): only
+			// --check reads a FIFO or a device.
+			_, allowSpecial := inputLimits(cmd)
+			if allowSpecial && !check {
+				for _, f := range files {
+					if st, err := os.Stat(f); err == nil && !st.Mode().IsRegular() {
+						return usagef("%s is not a regular file: a run reads its scenario more than once (each swarm worker does); --allow-special-files works with --check", f)
+					}
+				}
+			}
+			opts := scenario.Options{SkipBinaries: skipBinaries, Overrides: ov, AllowSpecialFiles: allowSpecial && check}
 			if wf.part != "" {
 				return runWorker(cmd, files, opts, wf)
 			}
-			if err := scenario.CheckFiles(cmd.OutOrStdout(), cmd.ErrOrStderr(), files, opts); err != nil {
+			if err := scenario.CheckFiles(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), files, opts); err != nil {
 				return usageError{err}
 			}
 			if check {
@@ -124,7 +134,7 @@ interrupted (what it measured is written) or something it started failed;
 
 // runScenario runs one checked file.
 func runScenario(cmd *cobra.Command, file string, opts scenario.Options, log *slog.Logger, quiet bool) error {
-	s, err := scenario.LoadFile(file, opts)
+	s, err := scenario.LoadFileContext(cmd.Context(), file, opts)
 	if err != nil {
 		return usageError{err}
 	}
@@ -204,7 +214,7 @@ func runWorker(cmd *cobra.Command, files []string, opts scenario.Options, wf wor
 	if err != nil {
 		return err
 	}
-	s, err := scenario.LoadFile(files[0], opts)
+	s, err := scenario.LoadFileContext(cmd.Context(), files[0], opts)
 	if err != nil {
 		return usageError{err}
 	}

@@ -64,6 +64,16 @@ Publishing answers 201/202 done, 503 not done (retry), 504 outcome unknown
 			if err := cfg.Validate(); err != nil {
 				return usagef("%v", err)
 			}
+			// The TLS library reads them whole: check they are regular
+			// files of at most 1 MiB first (README: Input limits).
+			for _, f := range []struct{ flag, path string }{{"--tls-cert", tlsCert}, {"--tls-key", tlsKey}} {
+				if f.path == "" {
+					continue
+				}
+				if _, err := readYAMLFile(cmd, f.path); err != nil {
+					return usagef("%s: %v", f.flag, err)
+				}
+			}
 			if tlsCert != "" {
 				// Load the pair now: a missing or bad file is an error before
 				// "listening" is logged, not after.
@@ -76,7 +86,7 @@ Publishing answers 201/202 done, 503 not done (retry), 504 outcome unknown
 				return err
 			}
 			cfg.Logger = log
-			if cfg.Pipelines, err = loadPipelines(pipelinesFile); err != nil {
+			if cfg.Pipelines, err = loadPipelines(cmd, pipelinesFile); err != nil {
 				return err
 			}
 			if cfg.Workers > 0 && cfg.RedisURL == "" {

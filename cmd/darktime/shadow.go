@@ -47,7 +47,8 @@ and the running config stays.`,
 			load := func() (shadow.Config, error) {
 				var cfg shadow.Config
 				if configFile != "" {
-					if cfg, err = shadow.LoadConfigFile(configFile); err != nil {
+					_, allowSpecial := inputLimits(cmd)
+					if cfg, err = shadow.LoadConfigFileContext(cmd.Context(), configFile, allowSpecial); err != nil {
 						return cfg, err
 					}
 				}
@@ -105,6 +106,13 @@ and the running config stays.`,
 			if err != nil {
 				_ = l.Close()
 				return usagef("admin listen on %s: %v", cfg.Admin, err)
+			}
+			// A target that is this listener would send every request
+			// round again; reloads are checked against it too.
+			if err := p.SetListeners(l.Addr()); err != nil {
+				_, _ = l.Close(), al.Close()
+				_ = p.Shutdown(context.Background())
+				return usagef("%v", err)
 			}
 			hs := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 			as := &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}

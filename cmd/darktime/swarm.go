@@ -64,7 +64,7 @@ results.`,
 			if joinTimeout < 0 {
 				return usagef("--join-timeout %v is negative", joinTimeout)
 			}
-			if cfg.Profile, err = swarmProfile(profile, profileFile); err != nil {
+			if cfg.Profile, err = swarmProfile(cmd, profile, profileFile); err != nil {
 				return err
 			}
 			p := &cfg.Profile
@@ -283,9 +283,9 @@ func runSwarmAgents(ctx context.Context, cfg swarm.Config, agents int, redisURL,
 	return swarm.RunAgents(ctx, cfg, swarm.Coordination{Redis: rdb, Prefix: prefix, Agents: agents, JoinTimeout: join})
 }
 
-func swarmProfile(name, file string) (swarm.Profile, error) {
+func swarmProfile(cmd *cobra.Command, name, file string) (swarm.Profile, error) {
 	if file != "" {
-		data, err := os.ReadFile(file)
+		data, err := readYAMLFile(cmd, file) // JSON, bounded as the YAML files: 1 MiB
 		if err != nil {
 			return swarm.Profile{}, usagef("--profile-file: %v", err)
 		}

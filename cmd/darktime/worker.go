@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,7 +48,7 @@ counters at --listen (/stats, /metrics).`,
 			if err != nil {
 				return err
 			}
-			pipes, err := loadPipelines(pipelinesFile)
+			pipes, err := loadPipelines(cmd, pipelinesFile)
 			if err != nil {
 				return err
 			}
@@ -128,11 +127,11 @@ counters at --listen (/stats, /metrics).`,
 }
 
 // loadPipelines reads a pipeline YAML file, or returns the default config.
-func loadPipelines(path string) (*pipeline.Config, error) {
+func loadPipelines(cmd *cobra.Command, path string) (*pipeline.Config, error) {
 	if path == "" {
 		return pipeline.DefaultConfig(), nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := readYAMLFile(cmd, path)
 	if err != nil {
 		return nil, usagef("--pipelines: %v", err)
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/darktime/darktime/internal/yamlsafe"
 )
 
 // ErrUnknownModel is wrapped by the error Config.Run returns for a hook
@@ -253,8 +255,26 @@ func unwrap(node ast.Node) ast.Node {
 }
 
 // LoadConfig parses a YAML config. Unknown fields, unknown stage kinds and
-// bad stage options are errors of type *ConfigError that give the line.
-func (r *Registry) LoadConfig(data []byte) (*Config, error) {
+// bad stage options are errors of type *ConfigError that give the line; so
+// are a config over yamlsafe.MaxBytes (1 MiB), YAML anchors and aliases,
+// and nesting deeper than yamlsafe.MaxDepth (64), refused before the YAML
+// parser sees them (internal/yamlsafe).
+func (r *Registry) LoadConfig(data []byte) (cfg *Config, err error) {
+	defer func() {
+		// The YAML library panics on some tagged input ("stages: !t",
+		// found by FuzzLoadConfig): a parse error, not a crash.
+		if p := recover(); p != nil {
+			cfg, err = nil, &ConfigError{Msg: fmt.Sprintf("cannot parse the YAML (%v)", p)}
+		}
+	}()
+	if err := yamlsafe.Check(data, yamlsafe.Limits{}); err != nil {
+		ce := &ConfigError{Msg: err.Error()}
+		var ye *yamlsafe.Error
+		if errors.As(err, &ye) {
+			ce.Line, ce.Column, ce.Msg = ye.Line, ye.Column, ye.Msg
+		}
+		return nil, ce
+	}
 	var file configFile
 	if err := yaml.UnmarshalWithOptions(data, &file, yaml.Strict()); err != nil {
 		return nil, configError(err, nil)
@@ -262,7 +282,7 @@ func (r *Registry) LoadConfig(data []byte) (*Config, error) {
 	if len(file.Models.pairs) == 0 {
 		return nil, configError(errors.New("no models: add models: {<model>: {stages: [...]}}"), file.Models.node)
 	}
-	cfg := &Config{Models: make(map[string]Pipeline, len(file.Models.pairs))}
+	cfg = &Config{Models: make(map[string]Pipeline, len(file.Models.pairs))}
 	for _, kv := range file.Models.pairs {
 		name := kv.Key.String()
 		if !validName(name, maxModelLen, isModelByte) {
