@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
 	"strings"
@@ -121,13 +122,21 @@ type mirrorJob struct {
 
 // mirrorLanes sends a target's mirrored requests: a few worker lanes with
 // bounded queues. Requests with the same path and query (publishes to one
-// channel) share a lane, so the candidate gets them in the order the
-// primary did; a full lane drops the mirror, never delays the primary.
+// channel) share a lane, which sends them in the order the primary got
+// them: each is written to the candidate before the next starts, as the
+// primary's own clients keep several requests in flight, but up to
+// laneInflight of them wait for their answers together — one slow answer
+// does not hold the lane back (a serial lane fell behind under load and
+// left publishes unmirrored). A full lane drops the mirror, never delays
+// the primary.
 type mirrorLanes struct {
 	lanes []chan mirrorJob
 }
 
-const laneCount = 8
+const (
+	laneCount    = 8
+	laneInflight = 32
+)
 
 func (p *Proxy) startLanes(queue int) *mirrorLanes {
 	ml := &mirrorLanes{}
@@ -137,12 +146,33 @@ func (p *Proxy) startLanes(queue int) *mirrorLanes {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
+			slots := make(chan struct{}, laneInflight)
+			var inflight sync.WaitGroup
+			defer inflight.Wait()
 			for {
 				select {
 				case <-p.base.Done():
 					return
 				case job := <-ch:
-					p.runMirror(job)
+					select {
+					case slots <- struct{}{}:
+					case <-p.base.Done():
+						job.t.breaker.release()
+						return
+					}
+					wrote := make(chan struct{})
+					inflight.Add(1)
+					go func() {
+						defer inflight.Done()
+						defer func() { <-slots }()
+						p.runMirror(job, wrote)
+					}()
+					// The next request of the lane leaves after this one.
+					select {
+					case <-wrote:
+					case <-p.base.Done():
+						return
+					}
 				}
 			}
 		}()
@@ -177,10 +207,16 @@ func (p *Proxy) mirrorRequest(d *decision, t *target, body []byte) bool {
 	}
 }
 
-func (p *Proxy) runMirror(job mirrorJob) {
+// runMirror sends one mirrored request; wrote is closed once the request
+// is written (or failed), so the lane can send the next.
+func (p *Proxy) runMirror(job mirrorJob, wrote chan struct{}) {
+	var once sync.Once
+	done := func() { once.Do(func() { close(wrote) }) }
+	defer done()
 	t := job.t
 	ctx, cancel := context.WithTimeout(p.base, job.timeout)
 	defer cancel()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { done() }})
 	var body io.Reader
 	if job.body != nil {
 		body = bytes.NewReader(job.body)

@@ -3,6 +3,8 @@ package shadow
 import (
 	"fmt"
 	"net/http"
+	"net/http/httputil"
+	"sync"
 	"strings"
 	"testing"
 	"time"
@@ -243,5 +245,60 @@ func TestDivert(t *testing.T) {
 	publish(t, primary.url, "d", "from primary")
 	if ev := s2.next(5 * time.Second); string(ev.Data) != "from primary" {
 		t.Fatalf("got %q", ev.Data)
+	}
+}
+
+// TestSlowCandidateAnswersDoNotStallTheMirror: a candidate that takes
+// 30 ms to answer each publish gets every mirrored publish of 200/s on
+// one channel (one lane) in time — the lane keeps several requests in
+// flight instead of one at a time (which mirrored 33 publishes/s and
+// dropped the rest as unmirrored) — and the ledger balances.
+func TestSlowCandidateAnswersDoNotStallTheMirror(t *testing.T) {
+	t.Parallel()
+	primary, candidate := startRef(t), startRef(t)
+	up := mustURL(t, candidate.url)
+	rp := httputil.NewSingleHostReverseProxy(up)
+	slow := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/pub" {
+			defer time.Sleep(30 * time.Millisecond) // published at once, answered late
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	cfg := mirrorConfig(primary.url, slow)
+	cfg.Mirror.MaxInflight = 400 // 50 per lane: a serial lane overflows within the burst
+	p, url, _ := startProxy(t, cfg)
+
+	s := subscribe(t, url+"/sub/burst", userCookie(1))
+	waitFor(t, 5*time.Second, "the mirrored subscription", func() bool { return candidate.srv.Stats().Totals.Subscribers == 1 })
+	const events, publishers = 300, 10
+	var wg sync.WaitGroup
+	for w := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < events; i += publishers {
+				publish(t, url, "burst", fmt.Sprintf("event %d", i))
+				time.Sleep(50 * time.Millisecond) // 200 publishes/s in all
+			}
+		}()
+	}
+	wg.Wait()
+	for range events {
+		s.next(5 * time.Second)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("candidate published %d; totals %+v", candidate.srv.Stats().Totals.Published, targetOf(p.Report(), "candidate").Totals)
+		}
+	})
+	waitFor(t, 10*time.Second, "every mirrored publish at the candidate", func() bool {
+		return candidate.srv.Stats().Totals.Published == events
+	})
+	waitFor(t, 5*time.Second, "the candidate's copies matched", func() bool {
+		return targetOf(p.Report(), "candidate").Totals.Matched == events
+	})
+	tot := targetOf(p.Report(), "candidate").Totals
+	if tot.Unmirrored != 0 || tot.Missing != 0 || tot.Extra != 0 || tot.UnexplainedMissing != 0 || tot.UnexplainedExtra != 0 {
+		t.Errorf("candidate totals %+v: want all %d matched, nothing unmirrored, missing or extra", tot, events)
 	}
 }
