@@ -385,7 +385,7 @@ func TestLedgerUnmirroredPublishes(t *testing.T) {
 	s := subscribe(t, url+"/sub/busy", userCookie(1))
 	waitLive(t, p, 1)
 	time.Sleep(300 * time.Millisecond) // past the start guard
-	for i := range 6 {                 // one in flight, one queued, four dropped
+	for i := range 6 { // a few in flight, one queued, the rest dropped
 		publish(t, url, "busy", fmt.Sprint("event ", i))
 	}
 	for range 6 {
@@ -393,10 +393,11 @@ func TestLedgerUnmirroredPublishes(t *testing.T) {
 	}
 	got := settledTotals(t, p, func(c Counts) bool { return c.Missing+c.Matched == 6 })
 	tr := targetOf(p.Report(), "candidate")
-	if got.Matched != 2 || got.Missing != 4 || got.Unmirrored != 4 || got.UnexplainedMissing != 0 || tr.UnmirroredPublishes != 4 {
-		t.Fatalf("unmirrored publishes %d, totals %+v", tr.UnmirroredPublishes, got)
+	if got.Missing == 0 || got.Unmirrored != got.Missing || got.UnexplainedMissing != 0 || tr.UnmirroredPublishes != got.Missing {
+		t.Fatalf("unmirrored publishes %d, totals %+v: want every missing event explained by an unmirrored publish, and some", tr.UnmirroredPublishes, got)
 	}
-	if m := metricsText(t, p); !strings.Contains(m, `darktime_shadow_mirror_skipped_total{reason="inflight_full",target="candidate"} 4`) {
-		t.Errorf("metrics:\n%s", m)
+	want := fmt.Sprintf(`darktime_shadow_mirror_skipped_total{reason="inflight_full",target="candidate"} %d`, got.Missing)
+	if m := metricsText(t, p); !strings.Contains(m, want) {
+		t.Errorf("want %s in the metrics:\n%s", want, m)
 	}
 }

@@ -4,17 +4,20 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // metrics are the proxy's Prometheus metrics, darktime_shadow_*.
 type metrics struct {
-	requests        *prometheus.CounterVec // route, decision
-	mirroredReqs    *prometheus.CounterVec // target
-	mirrorSkipped   *prometheus.CounterVec // target, reason
-	mirroredStreams *prometheus.CounterVec // target
-	activeStreams   *prometheus.GaugeVec   // target
-	candidateErrors *prometheus.CounterVec // target, kind
-	circuitOpen     *prometheus.CounterVec // target
-	circuitState    *prometheus.GaugeVec   // target
-	ledger          *prometheus.CounterVec // target, account
-	divertFallbacks prometheus.Counter
-	loops           prometheus.Counter
+	requests      *prometheus.CounterVec // route, decision
+	mirroredReqs  *prometheus.CounterVec // target
+	mirrorSkipped *prometheus.CounterVec // target, reason
+	// mirrorOrderRelaxed: mirrored requests a lane sent before the
+	// candidate had answered one the primary had answered first.
+	mirrorOrderRelaxed *prometheus.CounterVec // target
+	mirroredStreams    *prometheus.CounterVec // target
+	activeStreams      *prometheus.GaugeVec   // target
+	candidateErrors    *prometheus.CounterVec // target, kind
+	circuitOpen        *prometheus.CounterVec // target
+	circuitState       *prometheus.GaugeVec   // target
+	ledger             *prometheus.CounterVec // target, account
+	divertFallbacks    prometheus.Counter
+	loops              prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -24,6 +27,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests proxied, by route and decision: primary (not selected), nokey (no user key), divert, mirror."}, []string{"route", "decision"}),
 		mirroredReqs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "mirrored_requests_total",
 			Help: "Ordinary requests mirrored to a target and read to the end."}, []string{"target"}),
+		mirrorOrderRelaxed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "mirror_order_relaxed_total",
+			Help: "Mirrored requests sent before the candidate answered an earlier one the primary had answered first (it took longer than 20ms): the candidate may get them in another order."}, []string{"target"}),
 		mirrorSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "mirror_skipped_total",
 			Help: "Selected requests not mirrored, by reason: unsafe_method, body_too_large, inflight_full, streams_full, circuit_open."}, []string{"target", "reason"}),
 		mirroredStreams: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "mirrored_streams_total",
@@ -44,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests that came back through this proxy (X-Darktime-Hop has its id), answered 508 and not forwarded."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.mirroredReqs, m.mirrorSkipped, m.mirroredStreams, m.activeStreams,
+		reg.MustRegister(m.requests, m.mirroredReqs, m.mirrorSkipped, m.mirrorOrderRelaxed, m.mirroredStreams, m.activeStreams,
 			m.candidateErrors, m.circuitOpen, m.circuitState, m.ledger, m.divertFallbacks, m.loops)
 	}
 	return m

@@ -112,6 +112,7 @@ func withoutQuery(raw, name string) string {
 
 // mirrorJob is one ordinary request waiting for a mirror lane.
 type mirrorJob struct {
+	order   *mirrorOrder
 	t       *target
 	method  string
 	url     string
@@ -120,15 +121,38 @@ type mirrorJob struct {
 	timeout time.Duration
 }
 
+// mirrorOrder is what a lane needs to keep the primary's order: when the
+// request reached the proxy, when the primary's answer went back (0: not
+// yet), and a channel closed when its mirror is done.
+type mirrorOrder struct {
+	arrived  int64
+	answered atomic.Int64
+	done     chan struct{}
+}
+
+func newMirrorOrder() *mirrorOrder {
+	return &mirrorOrder{arrived: time.Now().UnixNano(), done: make(chan struct{})}
+}
+
+// after reports whether o must be sent after prev: the primary answered
+// prev before o arrived, so the primary ordered them and so must the
+// candidate. Requests in flight together at the primary have no order.
+func (o *mirrorOrder) after(prev *mirrorOrder) bool {
+	a := prev.answered.Load()
+	return a != 0 && a < o.arrived
+}
+
 // mirrorLanes sends a target's mirrored requests: a few worker lanes with
 // bounded queues. Requests with the same path and query (publishes to one
 // channel) share a lane, which sends them in the order the primary got
-// them: each is written to the candidate before the next starts, as the
-// primary's own clients keep several requests in flight, but up to
-// laneInflight of them wait for their answers together — one slow answer
-// does not hold the lane back (a serial lane fell behind under load and
-// left publishes unmirrored). A full lane drops the mirror, never delays
-// the primary.
+// them: each is written to the candidate before the next starts, and one
+// the primary answered before the next arrived is answered by the
+// candidate before the next leaves (mirrorOrder.after); requests that were
+// in flight together at the primary — as the primary's own clients keep
+// several going — are in flight together at the candidate too, up to
+// laneInflight of them, so one slow answer does not hold a busy lane back
+// (a serial lane fell behind under load and left publishes unmirrored). A
+// full lane drops the mirror, never delays the primary.
 type mirrorLanes struct {
 	lanes []chan mirrorJob
 }
@@ -136,7 +160,24 @@ type mirrorLanes struct {
 const (
 	laneCount    = 8
 	laneInflight = 32
+	// orderWait bounds how long after it reached the proxy a request may
+	// wait for the candidate's answer to one the primary had answered
+	// before it came.
+	orderWait = 20 * time.Millisecond
 )
+
+// orderTimer is a lane's reusable timer for orderWait.
+type orderTimer struct{ t *time.Timer }
+
+// C (re)starts the timer for d and returns its channel.
+func (o *orderTimer) C(d time.Duration) <-chan time.Time {
+	if o.t == nil {
+		o.t = time.NewTimer(d)
+	} else {
+		o.t.Reset(d)
+	}
+	return o.t.C
+}
 
 func (p *Proxy) startLanes(queue int) *mirrorLanes {
 	ml := &mirrorLanes{}
@@ -149,11 +190,48 @@ func (p *Proxy) startLanes(queue int) *mirrorLanes {
 			slots := make(chan struct{}, laneInflight)
 			var inflight sync.WaitGroup
 			defer inflight.Wait()
+			var sent []*mirrorOrder // in flight, in the order they left
+			var wait orderTimer
 			for {
 				select {
 				case <-p.base.Done():
 					return
 				case job := <-ch:
+					kept, relaxed := sent[:0], false
+					for _, o := range sent {
+						select {
+						case <-o.done:
+							continue
+						default:
+						}
+						if !relaxed && job.order.after(o) {
+							// Wait at most until orderWait after the job
+							// reached the proxy: a lane that lags more
+							// than that sends at once, and catches up.
+							left := time.Until(time.Unix(0, job.order.arrived+int64(orderWait)))
+							if left <= 0 {
+								p.m.mirrorOrderRelaxed.WithLabelValues(job.t.name).Inc()
+								relaxed = true
+								kept = append(kept, o)
+								continue
+							}
+							select {
+							case <-o.done:
+								continue
+							case <-wait.C(left):
+								// The candidate is slow: stop keeping the
+								// order rather than fall behind (counted).
+								p.m.mirrorOrderRelaxed.WithLabelValues(job.t.name).Inc()
+								relaxed = true
+							case <-p.base.Done():
+								job.t.breaker.release()
+								return
+							}
+						}
+						kept = append(kept, o)
+					}
+					clear(sent[len(kept):])
+					sent = append(kept, job.order)
 					select {
 					case slots <- struct{}{}:
 					case <-p.base.Done():
@@ -182,34 +260,36 @@ func (p *Proxy) startLanes(queue int) *mirrorLanes {
 
 // mirrorRequest queues a copy of an ordinary request for t; a lane sends
 // it, reads the answer to the end and throws it away. False when it was
-// not queued (the circuit is open or the lane full).
-func (p *Proxy) mirrorRequest(d *decision, t *target, body []byte) bool {
+// not queued (the circuit is open or the lane full); otherwise its order,
+// to be stamped when the primary has answered.
+func (p *Proxy) mirrorRequest(d *decision, t *target, body []byte) (*mirrorOrder, bool) {
 	if !t.breaker.allow() {
 		p.m.circuitOpen.WithLabelValues(t.name).Inc()
 		p.m.mirrorSkipped.WithLabelValues(t.name, "circuit_open").Inc()
-		return false
+		return nil, false
 	}
 	in := d.in
 	u := *t.url
 	u.Path, u.RawPath = joinPath(t.url, candidatePath(d.rt, in.URL.Path)), ""
 	u.RawQuery = in.URL.RawQuery
 	xff, keep := mirrorForwarded(in, d.st.trusted)
-	job := mirrorJob{t: t, method: in.Method, url: u.String(), body: body, timeout: d.st.cfg.Mirror.Timeout,
+	job := mirrorJob{order: newMirrorOrder(), t: t, method: in.Method, url: u.String(), body: body, timeout: d.st.cfg.Mirror.Timeout,
 		header: mirrorHeader(in.Header, d.st.cfg.Mirror.Header, t.name, xff, keep)}
 	lane := t.lanes.lanes[hashBytes(fnvOffset, []byte(in.URL.RequestURI()))%laneCount]
 	select {
 	case lane <- job:
-		return true
+		return job.order, true
 	default:
 		t.breaker.release()
 		p.m.mirrorSkipped.WithLabelValues(t.name, "inflight_full").Inc()
-		return false
+		return nil, false
 	}
 }
 
 // runMirror sends one mirrored request; wrote is closed once the request
 // is written (or failed), so the lane can send the next.
 func (p *Proxy) runMirror(job mirrorJob, wrote chan struct{}) {
+	defer close(job.order.done)
 	var once sync.Once
 	done := func() { once.Do(func() { close(wrote) }) }
 	defer done()

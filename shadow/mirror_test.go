@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httputil"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -249,9 +249,9 @@ func TestDivert(t *testing.T) {
 }
 
 // TestSlowCandidateAnswersDoNotStallTheMirror: a candidate that takes
-// 30 ms to answer each publish gets every mirrored publish of 200/s on
+// 60 ms to answer each publish gets every mirrored publish of 200/s on
 // one channel (one lane) in time — the lane keeps several requests in
-// flight instead of one at a time (which mirrored 33 publishes/s and
+// flight instead of one at a time (which mirrored 16 publishes/s and
 // dropped the rest as unmirrored) — and the ledger balances.
 func TestSlowCandidateAnswersDoNotStallTheMirror(t *testing.T) {
 	t.Parallel()
@@ -260,7 +260,7 @@ func TestSlowCandidateAnswersDoNotStallTheMirror(t *testing.T) {
 	rp := httputil.NewSingleHostReverseProxy(up)
 	slow := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/pub" {
-			defer time.Sleep(30 * time.Millisecond) // published at once, answered late
+			defer time.Sleep(60 * time.Millisecond) // published at once, answered late
 		}
 		rp.ServeHTTP(w, r)
 	}))

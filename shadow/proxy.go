@@ -399,12 +399,21 @@ func (p *Proxy) mirrorWithBody(d *decision, w http.ResponseWriter, r *http.Reque
 		body = buf
 	}
 	var skipped []*target
+	var queued []*mirrorOrder
 	for _, t := range st.targets {
-		if !p.mirrorRequest(d, t, body) {
+		if o, ok := p.mirrorRequest(d, t, body); ok {
+			queued = append(queued, o)
+		} else {
 			skipped = append(skipped, t)
 		}
 	}
 	p.serveUnmirrored(d, w, r, skipped)
+	// Before the client can read the answer (net/http sends it when this
+	// handler returns): a request it sends next comes after this stamp.
+	now := time.Now().UnixNano()
+	for _, o := range queued {
+		o.answered.Store(now)
+	}
 }
 
 // serveUnmirrored serves a request from the primary; when it is a write
@@ -454,8 +463,11 @@ func (p *Proxy) primaryResponse(resp *http.Response) error {
 		p.mirrorStream(d, resp)
 		return nil
 	}
+	now := time.Now().UnixNano()
 	for _, t := range d.st.targets {
-		p.mirrorRequest(d, t, nil)
+		if o, ok := p.mirrorRequest(d, t, nil); ok {
+			o.answered.Store(now) // the primary has answered (its headers are here)
+		}
 	}
 	return nil
 }
