@@ -385,7 +385,7 @@ func TestLedgerUnmirroredPublishes(t *testing.T) {
 	s := subscribe(t, url+"/sub/busy", userCookie(1))
 	waitLive(t, p, 1)
 	time.Sleep(300 * time.Millisecond) // past the start guard
-	for i := range 6 { // a few in flight, one queued, the rest dropped
+	for i := range 6 {                 // a few in flight, one queued, the rest dropped
 		publish(t, url, "busy", fmt.Sprint("event ", i))
 	}
 	for range 6 {
