@@ -55,6 +55,8 @@ var Vocabulary = func() []Metric {
 		Metric{Name: "reconnects", Help: "reconnects after a drop or a storm cut", Better: -1},
 		Metric{Name: "drops", Help: "open streams the server or network ended", Better: -1},
 		Metric{Name: "clients_failed", Help: "clients that gave up (non-SSE answer)", Better: -1},
+		Metric{Name: "auth_errors", Help: "subscriptions refused with 401 or 403 (errors auth_unauthorized + auth_forbidden)", Better: -1},
+		Metric{Name: "renewals", Help: "streams ended by darktime.renew (token expired) and resumed with a fresh token"},
 		Metric{Name: "unbalanced_ledgers", Help: "ledgers (of every input) with something unexplained", Better: -1},
 		Metric{Name: "unexplained", Help: "ledger differences without a cause, summed over every ledger (default gate: == 0)", Better: -1},
 		Metric{Name: "unexplained_swarm", Help: "swarm ledger differences without a cause (silent gaps, duplicates, reorders, ...)", Better: -1},
@@ -232,6 +234,8 @@ func metrics(r *Report, res *swarm.Result) map[string]float64 {
 	}
 	c := res.Clients
 	m["connects"], m["reconnects"], m["drops"], m["clients_failed"] = float64(c.Connects), float64(c.Reconnects), float64(c.Drops), float64(c.Failed)
+	m["auth_errors"] = float64(res.Errors["auth_unauthorized"] + res.Errors["auth_forbidden"])
+	m["renewals"] = float64(c.Renewals)
 	var unbalanced int
 	shadow := map[string]float64{}
 	m["unexplained"] = 0

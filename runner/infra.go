@@ -68,7 +68,7 @@ func (c *cluster) start(ctx context.Context) (err error) {
 			}
 		}
 		for i := range t.Nodes {
-			p, url, err := c.startNode(ctx, fmt.Sprintf("%s-%d", t.Label, i), c.redisURL, t.Workers)
+			p, url, err := c.startNode(ctx, fmt.Sprintf("%s-%d", t.Label, i), c.redisURL, t.Workers, t.Auth)
 			if err != nil {
 				return err
 			}
@@ -186,7 +186,7 @@ func (c *cluster) restartRedis(ctx context.Context) error {
 }
 
 // startNode starts one reference server node.
-func (c *cluster) startNode(ctx context.Context, name, redisURL string, workers int) (*proc, string, error) {
+func (c *cluster) startNode(ctx context.Context, name, redisURL string, workers int, authFile string) (*proc, string, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, "", err
@@ -198,6 +198,9 @@ func (c *cluster) startNode(ctx context.Context, name, redisURL string, workers 
 		if workers > 0 {
 			args = append(args, "--workers", strconv.Itoa(workers))
 		}
+	}
+	if authFile != "" {
+		args = append(args, "--auth", authFile)
 	}
 	p := &proc{name: "node " + name, path: c.r.bin, args: args, env: c.r.cfg.Env, log: logPath(c.dir, name)}
 	if err := p.start(); err != nil {
@@ -306,7 +309,9 @@ const UserKey = "uid"
 func (c *cluster) startShadow(ctx context.Context, sh *scenario.Shadow) error {
 	c.candURL = sh.Candidate
 	if sh.Candidate == scenario.CandidateEmbedded {
-		p, url, err := c.startNode(ctx, "candidate", "", 0)
+		// The candidate runs the primary's auth config: the same private
+		// channels, the same tokens.
+		p, url, err := c.startNode(ctx, "candidate", "", 0, c.t.Auth)
 		if err != nil {
 			return err
 		}

@@ -48,6 +48,9 @@ func SwarmConfig(s *scenario.Scenario, t scenario.Target, targets []string, shad
 		Clients: c.Count, Channels: c.Channels, Ramp: c.Ramp, Sources: c.Sources,
 		Rate: s.Publishers.Rate, Size: s.Publishers.Size,
 	}
+	if tk := c.Token; tk != nil {
+		cfg.Token = &swarm.TokenConfig{SecretEnv: tk.SecretEnv, KeyFile: tk.KeyFile, Algorithm: tk.Algorithm, TTL: tk.TTL.D()}
+	}
 	if cfg.Distribution, err = swarm.ParseDistribution(c.Distribution); err != nil {
 		return cfg, err
 	}

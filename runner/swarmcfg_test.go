@@ -99,3 +99,22 @@ limits: {max_duration: 1m}
 		t.Errorf("profile %q, want %q for endpoint: hooks", cfg.Profile.Name, scenario.ProfileDarktimeHooks)
 	}
 }
+
+// clients.token becomes the swarm's TokenConfig; target.auth (resolved
+// next to the scenario) goes to the nodes as --auth.
+func TestSwarmConfigToken(t *testing.T) {
+	s, err := scenario.LoadFile("../cmd/darktime/testdata/private-small.yaml", scenario.Options{SkipBinaries: true, FileLimit: 20_000, EphemeralPorts: 28_232})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Target.Auth != "../cmd/darktime/testdata/private-small-auth.yaml" {
+		t.Errorf("target.auth %q: want it next to the scenario", s.Target.Auth)
+	}
+	cfg, err := SwarmConfig(s, s.Target, []string{"http://127.0.0.1:1"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk := cfg.Token; tk == nil || tk.SecretEnv != "DARKTIME_TEST_JWT_SECRET" || tk.TTL != time.Second {
+		t.Errorf("token %+v", cfg.Token)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -86,6 +87,21 @@ func LoadFileContext(ctx context.Context, name string, opts Options) (*Scenario,
 	if errors.As(err, &es) {
 		for _, e := range es {
 			e.File = name
+		}
+	}
+	if s != nil {
+		// Files a scenario names are relative to it.
+		rel := func(p *string) {
+			if *p != "" && !filepath.IsAbs(*p) {
+				*p = filepath.Join(filepath.Dir(name), *p)
+			}
+		}
+		rel(&s.Target.Auth)
+		if s.CompareWith != nil {
+			rel(&s.CompareWith.Auth)
+		}
+		if s.Clients.Token != nil {
+			rel(&s.Clients.Token.KeyFile)
 		}
 	}
 	return s, err

@@ -71,6 +71,9 @@ type Target struct {
 	Nodes   int    `yaml:"nodes,omitempty"`
 	Workers int    `yaml:"workers,omitempty"`
 	Redis   *Redis `yaml:"redis,omitempty"`
+	// Auth is the servers' --auth file (channel rules and JWT key: see
+	// examples/server-auth.yaml), relative to the scenario file.
+	Auth string `yaml:"auth,omitempty"`
 
 	// External.
 	URL   string   `yaml:"url,omitempty"`
@@ -97,6 +100,19 @@ type Clients struct {
 	Churn        string  `yaml:"churn,omitempty"`
 	Sources      int     `yaml:"sources,omitempty"`
 	Procs        int     `yaml:"procs,omitempty"`
+	// Token mints a JWT per client for private channels (swarm.TokenConfig).
+	Token *Token `yaml:"token,omitempty"`
+}
+
+// Token is how the clients mint their tokens: the key from SecretEnv
+// (an HMAC secret) or KeyFile (a PEM private key or a secret file,
+// relative to the scenario file), Algorithm (the key's default) and TTL
+// (1h).
+type Token struct {
+	SecretEnv string   `yaml:"secret_env,omitempty"`
+	KeyFile   string   `yaml:"key_file,omitempty"`
+	Algorithm string   `yaml:"algorithm,omitempty"`
+	TTL       Duration `yaml:"ttl,omitempty"`
 }
 
 // Publishers publish Rate events/s over all channels.

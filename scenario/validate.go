@@ -130,7 +130,7 @@ func (v *validator) target(path string, t *Target, label string) {
 		v.errorf(p("profile"), "%q: want darktime, nchan or darktime-hooks", t.Profile)
 	}
 	if !t.Embedded() {
-		for _, k := range []string{"broker", "nodes", "workers", "redis"} {
+		for _, k := range []string{"broker", "nodes", "workers", "redis", "auth"} {
 			if v.has(p(k)) {
 				v.errorf(p(k), "only for an embedded target (servers darktime starts); this target has url, urls or start")
 			}
@@ -232,6 +232,14 @@ func (v *validator) clients() {
 	}
 	if v.has("clients.procs") && (c.Procs < 1 || c.Procs > MaxProcs) {
 		v.errorf("clients.procs", "%d: want 1 to %d swarm processes", c.Procs, MaxProcs)
+	}
+	if tk := c.Token; tk != nil {
+		if (tk.SecretEnv == "") == (tk.KeyFile == "") {
+			v.errorf("clients.token", "give one of secret_env (an HMAC secret in the environment) and key_file (a PEM private key or a secret file)")
+		}
+		if v.has("clients.token.ttl") && tk.TTL <= 0 {
+			v.errorf("clients.token.ttl", "must be positive: each token's lifetime")
+		}
 	}
 	if c.Ramp == 0 {
 		c.Ramp = swarm.DefaultRamp

@@ -87,6 +87,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxChannels bounds the channels of one connection (32).
 	MaxChannels int
+	// Authorizer, when set, authorizes every subscription (channel rules
+	// and tokens: server/auth); nil leaves subscribing open.
+	Authorizer Authorizer
 
 	// PublishToken, when set, is required as "Authorization: Bearer" on
 	// POST /pub and /hooks, and opens the dead letters. Without it

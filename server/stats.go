@@ -44,6 +44,7 @@ type nodeStats struct {
 	connections     atomic.Uint64 // SSE connections accepted since start
 	disconnects     [numReasons]atomic.Uint64
 	subscribers     atomic.Int64 // open SSE connections
+	auth            authCounters // subscriptions refused, streams ended by expiry (subauth.go)
 }
 
 // wrote counts events handed to the kernel, per channel and for the node.
@@ -87,6 +88,9 @@ type Stats struct {
 	// Balance is fanned_out - written - dropped - queued over the node: 0
 	// when every copy of every event is accounted for.
 	Balance int64 `json:"balance"`
+	// Auth counts refused subscriptions and streams whose token expired
+	// (absent without an Authorizer).
+	Auth *AuthStats `json:"auth,omitempty"`
 	// Hooks is the web tier's and the in-process workers' side of the job
 	// ledger (absent without a job queue).
 	Hooks *HookStats `json:"hooks,omitempty"`
@@ -199,6 +203,7 @@ func (h *hub) snapshot() Stats {
 		out.Channels[ch.name] = c
 	}
 	t.Channels = len(out.Channels)
+	out.Auth = h.authSnapshot()
 	out.Balance = int64(t.FannedOut) - int64(t.Written) - int64(t.Dropped) - int64(t.Queued)
 	return out
 }
@@ -223,24 +228,27 @@ func newCollector(h *hub) *collector {
 }
 
 var metricHelp = map[string]string{
-	"published_total":        "Events accepted by this node's publish API.",
-	"publish_errors_total":   "Publishes that failed: the broker was unavailable (answered 503) or did not answer (504).",
-	"publish_unknown_total":  "Publishes answered 504: sent to the broker, no answer, so they may have been delivered.",
-	"rejected_total":         "Requests answered with a 4xx status.",
-	"received_total":         "Events received from the broker for channels with local subscribers.",
-	"fanned_out_total":       "Event copies queued for subscribers (+1 per subscriber per event).",
-	"written_total":          "Event copies written to subscriber sockets.",
-	"dropped_total":          "Event copies dropped, by reason.",
-	"queued":                 "Event copies queued and not yet written.",
-	"history_replayed_total": "Events written from history to resuming subscribers.",
-	"missed_notices_total":   "darktime.missed notices sent: to resuming subscribers whose id was too old, and to subscribers of a channel whose history lost events while the broker link was down.",
-	"broker_errors_total":    "Errors receiving from the broker (for example Redis lost).",
-	"caught_up_total":        "Events received from history, not live: published while the broker link was down (included in received).",
-	"catch_ups_total":        "Times the broker link was restored and the missed events were read back from history.",
-	"subscribers":            "Open SSE connections.",
-	"connections_total":      "SSE connections accepted since start.",
-	"disconnects_total":      "SSE connections ended, by reason.",
-	"channels":               "Channels with local state.",
+	"published_total":            "Events accepted by this node's publish API.",
+	"publish_errors_total":       "Publishes that failed: the broker was unavailable (answered 503) or did not answer (504).",
+	"publish_unknown_total":      "Publishes answered 504: sent to the broker, no answer, so they may have been delivered.",
+	"rejected_total":             "Requests answered with a 4xx status.",
+	"received_total":             "Events received from the broker for channels with local subscribers.",
+	"fanned_out_total":           "Event copies queued for subscribers (+1 per subscriber per event).",
+	"written_total":              "Event copies written to subscriber sockets.",
+	"dropped_total":              "Event copies dropped, by reason.",
+	"queued":                     "Event copies queued and not yet written.",
+	"history_replayed_total":     "Events written from history to resuming subscribers.",
+	"missed_notices_total":       "darktime.missed notices sent: to resuming subscribers whose id was too old, and to subscribers of a channel whose history lost events while the broker link was down.",
+	"broker_errors_total":        "Errors receiving from the broker (for example Redis lost).",
+	"caught_up_total":            "Events received from history, not live: published while the broker link was down (included in received).",
+	"catch_ups_total":            "Times the broker link was restored and the missed events were read back from history.",
+	"subscribers":                "Open SSE connections.",
+	"connections_total":          "SSE connections accepted since start.",
+	"disconnects_total":          "SSE connections ended, by reason.",
+	"channels":                   "Channels with local state.",
+	"auth_unauthorized_total":    "Subscriptions refused with 401: a private channel without a valid token.",
+	"auth_forbidden_total":       "Subscriptions refused with 403: a valid token that does not allow a channel.",
+	"auth_expired_streams_total": "Streams ended by a darktime.renew notice because their token expired.",
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -270,6 +278,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("caught_up_total", st.caughtUp.Load())
 	counter("catch_ups_total", st.catchUps.Load())
 	counter("connections_total", st.connections.Load())
+	counter("auth_unauthorized_total", st.auth.unauthorized.Load())
+	counter("auth_forbidden_total", st.auth.forbidden.Load())
+	counter("auth_expired_streams_total", st.auth.expiredStreams.Load())
 	for i, r := range allReasons {
 		counter("dropped_total", st.deliveryCounters.dropped[i].Load(), r)
 		counter("disconnects_total", st.disconnects[i].Load(), r)

@@ -66,6 +66,12 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// Every channel is authorized before anything is subscribed or
+	// written, history included (subauth.go).
+	until, ok := s.authorizeSubscribe(w, r, names)
+	if !ok {
+		return
+	}
 	lastID := r.Header.Get("Last-Event-ID")
 	if lastID == "" {
 		lastID = r.URL.Query().Get("last_event_id")
@@ -123,6 +129,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	s.armExpiry(ctx, sub, until, names, replayed)
 	if !s.cfg.DisableDirectWrites && r.ProtoMajor == 1 && r.TLS == nil {
 		s.serveHijacked(w, sub, initial, replayed, r.ProtoMinor == 0)
 		return

@@ -23,9 +23,9 @@ const (
 )
 
 // allReasons indexes the per-reason counters.
-var allReasons = [numReasons]string{reasonClientClosed, reasonSlowConsumer, reasonWriteError, reasonWriteTimeout, reasonShutdown, reasonBrokerError}
+var allReasons = [numReasons]string{reasonClientClosed, reasonSlowConsumer, reasonWriteError, reasonWriteTimeout, reasonShutdown, reasonBrokerError, reasonTokenExpired}
 
-const numReasons = 6
+const numReasons = 7
 
 type subState uint8
 
@@ -88,6 +88,15 @@ type subscriber struct {
 	skip   map[*channel]eventid.ID
 	cursor eventid.Cursor // multi: last id written per channel
 	reason string
+	// byeReason is why a goodbye (stateClosing) ends the stream: shutdown,
+	// or token_expired; expiry is the timer that ends it when its token
+	// expires (subauth.go).
+	byeReason string
+	expiry    *time.Timer
+	// lastID is a single-channel stream's position: the id of the last
+	// event queued, or where the stream started (subauth.go gives it to
+	// the darktime.renew notice).
+	lastID eventid.ID
 }
 
 func (s *subscriber) queuedLocked() int {
@@ -119,6 +128,7 @@ func (s *subscriber) appendFrameLocked(f *frame) {
 		s.pending = append(s.pending, '\n')
 		s.pending = append(s.pending, f.wire[f.bodyOff:]...)
 	} else {
+		s.lastID = f.id
 		s.pending = append(s.pending, f.wire...)
 	}
 	s.pendCh = append(s.pendCh, f.ch)
@@ -307,7 +317,7 @@ func (s *subscriber) flush() {
 		closing := s.state == stateClosing
 		var detach bool
 		if closing {
-			detach = s.closeLocked(reasonShutdown)
+			detach = s.closeLocked(s.byeReason)
 		}
 		s.mu.Unlock()
 		s.finish(detach)
@@ -385,7 +395,7 @@ func (s *subscriber) afterWriteLocked(err error, written int, buf []byte, chs []
 		s.writing = false
 		var detach bool
 		if s.state == stateClosing {
-			detach = s.closeLocked(reasonShutdown)
+			detach = s.closeLocked(s.byeReason)
 		}
 		s.mu.Unlock()
 		s.finish(detach)
@@ -461,6 +471,9 @@ func (s *subscriber) finish(detach bool) {
 	// yet, serveHijacked sees the closed state and closes it itself.
 	s.mu.Lock()
 	conn := s.conn
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
 	s.mu.Unlock()
 	if conn != nil {
 		_ = conn.Close()
@@ -469,19 +482,36 @@ func (s *subscriber) finish(detach bool) {
 }
 
 // goodbye queues a final notice, then closes once it is written.
-func (s *subscriber) goodbye(notice []byte) {
+func (s *subscriber) goodbye(notice []byte) { s.sayGoodbye(notice, reasonShutdown, false) }
+
+// sayGoodbye queues a final notice after what is queued, then closes for
+// reason once it is written; events that arrive meanwhile are not taken.
+// A stream still writing its history is closed at once. It reports
+// whether it ended the stream (false: it was closed or leaving already;
+// only a shutdown cuts a leaving stream short). withID gives the notice
+// the stream's position as its id, so the client resumes exactly there.
+func (s *subscriber) sayGoodbye(notice []byte, reason string, withID bool) bool {
 	s.mu.Lock()
+	if s.state == stateClosed || s.state == stateClosing && reason != reasonShutdown {
+		s.mu.Unlock()
+		return false
+	}
 	if s.state != stateLive {
-		detach := s.closeLocked(reasonShutdown)
+		detach := s.closeLocked(reason)
 		s.mu.Unlock()
 		s.finish(detach)
-		return
+		return true
 	}
 	s.startLocked()
+	if withID {
+		s.pending = s.appendPositionLocked(s.pending)
+	}
 	s.pending = append(s.pending, notice...)
 	s.state = stateClosing
+	s.byeReason = reason
 	s.mu.Unlock()
 	s.flush()
+	return true
 }
 
 // drainStream is the stream-mode writer, run on the handler goroutine
@@ -500,7 +530,7 @@ func (s *subscriber) drainStream(write func([]byte) (int, error)) {
 	s.writing = false
 	var detach bool
 	if s.state == stateClosing {
-		detach = s.closeLocked(reasonShutdown)
+		detach = s.closeLocked(s.byeReason)
 	}
 	s.mu.Unlock()
 	s.finish(detach)

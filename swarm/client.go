@@ -114,6 +114,8 @@ type endpoint struct {
 type subscribeURL struct {
 	ep   *endpoint
 	path string // request target
+	// tokenAt is where {token} goes in path (at tokenSentinel), or -1.
+	tokenAt int
 }
 
 // client is one simulated EventSource: one goroutine, one TCP connection
@@ -126,6 +128,7 @@ type client struct {
 	// lossTail while it is connected.
 	offline lossCause
 	idx     int
+	uid     int // {client}: the index in the whole run
 	chans   []chanState
 	source  *net.TCPAddr
 	// subs holds the subscribe URL on each target, in Config.Targets
@@ -152,6 +155,10 @@ type client struct {
 	// with the stream still flowing.
 	serverClosed   bool
 	hangupTimedOut bool
+	// renew is set by a <notices>renew event: the server ends the stream
+	// because the token expired, and the client comes back at once with a
+	// fresh one (token.go).
+	renew bool
 	// streamNo counts the session's connections (0: the first).
 	streamNo int
 	stream   *sse.Stream
@@ -248,6 +255,7 @@ func (c *client) session(first *bool) bool {
 	var lifeEnd time.Time
 	failed := 0 // connects failed in a row
 	for {
+		c.renew = false // set by this connection's <notices>renew, if any (connect may feed it already)
 		err := c.connect(inSession)
 		var ce *connectError
 		permanent := errors.As(err, &ce) && ce.permanent
@@ -257,6 +265,14 @@ func (c *client) session(first *bool) bool {
 		failover := err != nil && !permanent && !errors.Is(err, errStopped) && len(c.subs) > 1
 		if err != nil && !permanent {
 			failed++
+		}
+		// A client that gives up is counted before its first attempt is
+		// reported: when no client could subscribe, Run reads the counts
+		// as soon as every first attempt is in.
+		gaveUp := permanent && !r.stopping.Load() && c.cut.Load() != cutStorm
+		if gaveUp {
+			r.countError(ce.kind, err)
+			r.count(func(t *totals) { t.Failed++ })
 		}
 		if *first && (!failover || failed%len(c.subs) == 0 || r.stopping.Load()) {
 			*first = false
@@ -286,8 +302,10 @@ func (c *client) session(first *bool) bool {
 		}
 		if err != nil {
 			if permanent {
-				r.countError(ce.kind, err)
-				r.count(func(t *totals) { t.Failed++ })
+				if !gaveUp {
+					r.countError(ce.kind, err)
+					r.count(func(t *totals) { t.Failed++ })
+				}
 				c.endSession(inSession, nil, lossGaveUp)
 				return false
 			}
@@ -338,6 +356,24 @@ func (c *client) session(first *bool) bool {
 			r.count(func(t *totals) { t.StormCuts++ })
 			c.hangUp(hangStorm)
 			c.offline = lossReconnecting
+		case c.renew:
+			// The server asked for a fresh token and ended the stream:
+			// reconnect at once with the Last-Event-ID (a stream renewed
+			// within a second of its connect waits the retry delay, so a
+			// token that lives shorter than the clocks disagree cannot
+			// make a client spin).
+			c.renew = false
+			c.offline = lossServerCut // it ended the stream
+			r.count(func(t *totals) { t.Renewals++; t.Reconnects++ })
+			c.close()
+			if time.Since(c.started) >= time.Second {
+				continue
+			}
+			if !r.sleep(c.retry) {
+				c.endSession(true, r.finalSeq, c.offline)
+				return false
+			}
+			continue
 		default:
 			r.count(func(t *totals) { t.Drops++ })
 			r.countError("drop_"+errKind(err), err)
@@ -427,11 +463,24 @@ func (c *client) connect(resume bool) error {
 	if err := conn.SetDeadline(start.Add(r.cfg.ConnectTimeout)); err != nil {
 		return err
 	}
+	var token string
+	if r.signer != nil {
+		if token, err = c.mintToken(); err != nil {
+			return &connectError{kind: "token", permanent: true, err: err}
+		}
+	}
 	req := append(c.buf[:0], "GET "...)
-	req = append(req, sub.path...)
+	if sub.tokenAt >= 0 {
+		req = append(req, sub.path[:sub.tokenAt]...)
+		req = append(req, token...)
+		req = append(req, sub.path[sub.tokenAt+len(tokenSentinel):]...)
+	} else {
+		req = append(req, sub.path...)
+	}
 	req = append(req, " HTTP/1.1\r\nHost: "...)
 	req = append(req, sub.ep.host...)
 	req = append(req, "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: darktime-swarm\r\n"...)
+	req = c.appendSubscribeHeaders(req, token)
 	if resume && len(c.lastID) > 0 {
 		req = append(req, "Last-Event-ID: "...)
 		req = append(req, c.lastID...)
@@ -516,6 +565,12 @@ func checkStatus(head []byte) error {
 		return nil
 	}
 	kind := "status_" + strconv.Itoa(code/100) + "xx"
+	switch code {
+	case 401:
+		kind = errAuthUnauthorized
+	case 403:
+		kind = errAuthForbidden
+	}
 	return &connectError{kind: kind, permanent: true, err: fmt.Errorf("subscribe answered %q, want 200", firstLine(head)[9:])}
 }
 
@@ -899,6 +954,10 @@ func (c *client) event(typ, data []byte) {
 // next gap there was announced.
 func (c *client) notice(kind, data []byte) {
 	c.shard.add(func(s *recShard) { s.c.Notices++ })
+	if string(kind) == renewNotice {
+		c.renew = true
+		return
+	}
 	if string(kind) != "missed" {
 		return
 	}

@@ -121,6 +121,10 @@ type Config struct {
 	Logger   *slog.Logger
 	Progress io.Writer
 
+	// Token, when set, mints a JWT per client at every connect for the
+	// {token} placeholder of the subscribe URL and headers (token.go).
+	Token *TokenConfig
+
 	// publishers, when set (tests), bounds the publish requests in flight;
 	// 1 sends each publish once the one before is answered.
 	publishers uint64

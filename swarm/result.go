@@ -108,6 +108,8 @@ type ConfigEcho struct {
 	LateAfter       time.Duration  `json:"late_after_ns"`
 	Phases          []PhaseEcho    `json:"phases,omitempty"`
 	Slowdowns       []SlowdownEcho `json:"slowdowns,omitempty"`
+	// Token is how {token} was minted (Config.Token), without the key.
+	Token *TokenEcho `json:"token,omitempty"`
 }
 
 // PhaseEcho is one Config.Phases entry as run.
@@ -145,6 +147,10 @@ type Totals struct {
 	// Failovers counts moves of a client to the next target after a
 	// connect failed below HTTP (several Config.Targets).
 	Failovers int64 `json:"failovers,omitempty"`
+	// Renewals counts streams the server ended with a <notices>renew
+	// event (the token expired) and the client resumed at once with a
+	// fresh token; they are in Reconnects too.
+	Renewals int64 `json:"renewals,omitempty"`
 }
 
 func (t Totals) add(o Totals) Totals {
@@ -153,6 +159,7 @@ func (t Totals) add(o Totals) Totals {
 		Reconnects: t.Reconnects + o.Reconnects, Drops: t.Drops + o.Drops, StormCuts: t.StormCuts + o.StormCuts,
 		Churned: t.Churned + o.Churned, Failed: t.Failed + o.Failed,
 		SlowClients: t.SlowClients + o.SlowClients, Failovers: t.Failovers + o.Failovers,
+		Renewals: t.Renewals + o.Renewals,
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	"github.com/darktime/darktime/internal/ctxwait"
 	"github.com/darktime/darktime/internal/fanoutbench"
 	"github.com/darktime/darktime/internal/ledger"
+	"github.com/darktime/darktime/server/auth"
 )
 
 // errStopped ends a connect that raced with the end of the run.
@@ -41,6 +43,7 @@ type run struct {
 	cfg       Config
 	log       *slog.Logger
 	prof      *compiledProfile
+	signer    *auth.Signer // mints {token} (Config.Token); nil without
 	probe     extractProbe // checks the markers on the first events
 	eventType string
 	asg       assignment
@@ -180,11 +183,18 @@ func newRun(cfg Config) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := prof.useToken(cfg.Token != nil); err != nil {
+		return nil, err
+	}
+	signer, err := cfg.Token.signer()
+	if err != nil {
+		return nil, err
+	}
 	if prof.channelRE != nil && !prof.channelRE.MatchString(asg.names[0]) {
 		return nil, fmt.Errorf("%w: channel %q does not match profile %q's channel pattern %s", ErrConfig, asg.names[0], prof.Name, prof.ChannelPattern)
 	}
 	r := &run{
-		cfg: cfg, log: cfg.Logger, prof: prof, eventType: prof.EventType, asg: asg,
+		cfg: cfg, log: cfg.Logger, prof: prof, signer: signer, eventType: prof.EventType, asg: asg,
 		chanIndex: make(map[string]int, len(asg.names)),
 		nextSeq:   make([]atomic.Int64, cfg.Channels),
 		ledger:    ledger.New(cfg.LedgerWindow),
@@ -207,9 +217,9 @@ func newRun(cfg Config) (*run, error) {
 		for j, ch := range chans {
 			names[j] = asg.names[ch]
 		}
-		c := &client{r: r, idx: i, seed: cfg.Seed + uint64(i)*0x9e3779b97f4a7c15}
+		c := &client{r: r, idx: i, uid: asg.ids[i], seed: cfg.Seed + uint64(i)*0x9e3779b97f4a7c15}
 		c.subs = make([]subscribeURL, len(cfg.Targets))
-		v := values{channel: names[0], channels: joinStrings(names, prof.ChannelSeparator), client: asg.ids[i]}
+		v := values{channel: names[0], channels: joinStrings(names, prof.ChannelSeparator), client: asg.ids[i], token: tokenSentinel}
 		for k := range cfg.Targets {
 			v.target = cfg.Targets[(i+k)%len(cfg.Targets)]
 			raw := prof.subscribe.expand(&v)
@@ -241,7 +251,7 @@ func newRun(cfg Config) (*run, error) {
 			} else {
 				paths[path] = path
 			}
-			c.subs[k] = subscribeURL{ep: ep, path: path}
+			c.subs[k] = subscribeURL{ep: ep, path: path, tokenAt: strings.Index(path, tokenSentinel)}
 		}
 		c.chans = make([]chanState, len(chans))
 		for j, ch := range chans {
@@ -473,6 +483,7 @@ func (r *run) newResult(began time.Time) *Result {
 			DurationSeconds: cfg.Duration.Seconds(), SettleSeconds: cfg.Settle.Seconds(), DrainSeconds: cfg.Drain.Seconds(),
 			Churn: cfg.Churn, LedgerWindowS: cfg.LedgerWindow.Seconds(), Seed: cfg.Seed, ProfileDetail: cfg.Profile,
 			RetrySeconds: cfg.DefaultRetry.Seconds(), LateAfter: cfg.LateAfter,
+			Token: cfg.Token.echo(r.signer),
 		},
 	}
 	for _, s := range cfg.Storms {
@@ -586,7 +597,14 @@ func (c Config) check() error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	_, err := c.Profile.compile(c.Distribution.Kind == DistSeveral && c.Distribution.PerClient > 1)
+	prof, err := c.Profile.compile(c.Distribution.Kind == DistSeveral && c.Distribution.PerClient > 1)
+	if err != nil {
+		return err
+	}
+	if err := prof.useToken(c.Token != nil); err != nil {
+		return err
+	}
+	_, err = c.Token.signer()
 	return err
 }
 

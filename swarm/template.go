@@ -25,6 +25,7 @@ const (
 	phSeq      = "seq"      // the event's sequence number within its channel
 	phTS       = "ts"       // the intended send time, Unix nanoseconds
 	phPayload  = "payload"  // padding ('x' repeated) up to the event size
+	phToken    = "token"    // a JWT minted for the client at every connect (Config.Token)
 )
 
 // Profile describes how to talk to one kind of SSE server.
@@ -35,6 +36,10 @@ type Profile struct {
 	// {channels}, and {client}: the client's index in the whole run, the
 	// same across its reconnects whatever the part split); plain http only.
 	Subscribe string `json:"subscribe"`
+	// SubscribeHeaders are extra subscribe request headers ("Name:
+	// value"), with {client} and {token} (Config.Token). With a token and
+	// {token} in neither, "Authorization: Bearer {token}" is sent.
+	SubscribeHeaders []string `json:"subscribe_headers,omitempty"`
 	// ChannelSeparator joins a client's channels in {channels}; empty means
 	// the server takes one channel per connection.
 	ChannelSeparator string `json:"channel_separator,omitempty"`
@@ -217,7 +222,8 @@ type values struct {
 	channels string
 	client   int
 	seq, ts  int64
-	payload  int // bytes of padding
+	payload  int    // bytes of padding
+	token    string // {token}
 }
 
 // padding fills {payload}, a block at a time.
@@ -240,6 +246,8 @@ func (t template) append(dst []byte, v *values) []byte {
 			dst = strconv.AppendInt(dst, v.seq, 10)
 		case phTS:
 			dst = strconv.AppendInt(dst, v.ts, 10)
+		case phToken:
+			dst = append(dst, v.token...)
 		case phPayload:
 			for n := v.payload; n > 0; n -= min(n, len(padding)) {
 				dst = append(dst, padding[:min(n, len(padding))]...)
@@ -258,7 +266,10 @@ type compiledProfile struct {
 	pubURL     template
 	pubBody    template
 	pubHeaders []compiledHeader
-	channelRE  *regexp.Regexp
+	subHeaders []compiledHeader
+	// tokenInURL and tokenInHeaders say where {token} goes.
+	tokenInURL, tokenInHeaders bool
+	channelRE                  *regexp.Regexp
 	// bodyFixed is the body length without padding, for sizing events.
 	bodyFixed int
 	multi     bool // clients may hold several channels
@@ -277,7 +288,10 @@ func (p Profile) compile(multi bool) (*compiledProfile, error) {
 	}
 	c := &compiledProfile{Profile: p, multi: multi}
 	var err error
-	if c.subscribe, err = parseTemplate("subscribe URL", p.Subscribe, phTarget, phChannel, phChannels, phClient); err != nil {
+	if c.subscribe, err = parseTemplate("subscribe URL", p.Subscribe, phTarget, phChannel, phChannels, phClient, phToken); err != nil {
+		return nil, err
+	}
+	if err := c.compileSubscribeHeaders(); err != nil {
 		return nil, err
 	}
 	switch {

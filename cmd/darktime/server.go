@@ -27,6 +27,7 @@ func newServerCmd() *cobra.Command {
 		tlsCert, tlsKey string
 		demo            bool
 		pipelinesFile   string
+		authFile        string
 		shutdownWait    time.Duration
 		logLevel        string
 		trustedProxies  []string
@@ -87,6 +88,9 @@ Publishing answers 201/202 done, 503 not done (retry), 504 outcome unknown
 			}
 			cfg.Logger = log
 			if cfg.Pipelines, err = loadPipelines(cmd, pipelinesFile); err != nil {
+				return err
+			}
+			if cfg.Authorizer, err = loadAuth(authFile); err != nil {
 				return err
 			}
 			if cfg.Workers > 0 && cfg.RedisURL == "" {
@@ -181,6 +185,7 @@ Publishing answers 201/202 done, 503 not done (retry), 504 outcome unknown
 	f.StringVar(&adminListen, "admin-listen", "", "serve /stats, /metrics, /queue/stats and the dead letters on this address instead of --listen")
 	f.DurationVar(&cfg.ShutdownJitter, "shutdown-jitter", time.Second, "on SIGTERM each subscriber gets a retry drawn from [--retry, --retry + this]")
 	f.IntVar(&cfg.Workers, "workers", 0, "in-process hook worker lanes (needs --redis; 0: run `darktime worker` processes instead)")
+	f.StringVar(&authFile, "auth", "", "channel rules and JWT key for subscribing (YAML; see examples/server-auth.yaml); default: every channel open")
 	f.StringVar(&pipelinesFile, "pipelines", "", "pipeline config YAML for hooks (default: the built-in post and thread models)")
 	f.StringVar(&cfg.QueueName, "queue", "darktime:jobs", "job queue name")
 	f.Int64Var(&cfg.QueueMaxLen, "queue-max-len", 0, "jobs the queue may hold before /hooks answers 503 (0: unbounded)")

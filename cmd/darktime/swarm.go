@@ -42,6 +42,8 @@ func newSwarmCmd() *cobra.Command {
 		pubHeaders                         []string
 		extractSeq, extractTS, extractChan string
 		extractJSONString                  bool
+		subHeaders, tokenClaims            []string
+		token                              swarm.TokenConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "swarm",
@@ -85,6 +87,22 @@ results.`,
 			}
 			if len(pubHeaders) > 0 {
 				p.Publish.Headers = pubHeaders
+			}
+			if len(subHeaders) > 0 {
+				p.SubscribeHeaders = subHeaders
+			}
+			if token.SecretEnv != "" || token.KeyFile != "" {
+				for _, kv := range tokenClaims {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok || k == "" {
+						return usagef("--token-claim %q: want NAME=VALUE", kv)
+					}
+					if token.Claims == nil {
+						token.Claims = map[string]string{}
+					}
+					token.Claims[k] = v
+				}
+				cfg.Token = &token
 			}
 			if cfg.Distribution, err = swarm.ParseDistribution(distribution); err != nil {
 				return usageError{err}
@@ -171,6 +189,14 @@ results.`,
 	f.StringVar(&pubMethod, "publish-method", "", "publish method (overrides the profile)")
 	f.StringVar(&pubURL, "publish-url", "", "publish URL template (overrides the profile)")
 	f.StringArrayVar(&pubHeaders, "publish-header", nil, "publish header template \"Name: value\" (repeatable; replaces the profile's)")
+	f.StringArrayVar(&subHeaders, "subscribe-header", nil, "subscribe header template \"Name: value\" with {client} and {token} (repeatable; replaces the profile's)")
+	f.StringVar(&token.SecretEnv, "token-secret-env", "", "mint {token} per client (sub = client index, channels = its channels) with the HMAC secret in this environment variable; without {token} in a template it goes in Authorization: Bearer")
+	f.StringVar(&token.KeyFile, "token-key-file", "", "mint {token} with this PEM private key (RS*/PS*/ES*/EdDSA) or HMAC secret file")
+	f.StringVar(&token.Algorithm, "token-alg", "", "token signing algorithm (default the key's: HS256, RS256, ES*, EdDSA)")
+	f.DurationVar(&token.TTL, "token-ttl", time.Hour, "token lifetime; the client renews at once when the server ends a stream for expiry (darktime.renew)")
+	f.StringVar(&token.Issuer, "token-issuer", "", "iss claim of minted tokens")
+	f.StringVar(&token.Audience, "token-audience", "", "aud claim of minted tokens")
+	f.StringArrayVar(&tokenClaims, "token-claim", nil, "extra claim NAME=VALUE in minted tokens (repeatable)")
 	f.StringVar(&pubBody, "publish-body", "", "publish body template (overrides the profile)")
 	f.StringVar(&extractSeq, "extract-seq", "", "text before the seq in received data (overrides the profile)")
 	f.StringVar(&extractTS, "extract-ts", "", "text before the timestamp in received data (overrides the profile)")
@@ -394,6 +420,10 @@ func printSwarmSummary(w io.Writer, res *swarm.Result) {
 		res.Clients.Planned, res.Clients.Connected, res.Clients.Connects, res.Clients.Reconnects, res.Clients.Drops, res.Clients.StormCuts, res.Clients.Churned, res.Clients.Failed)
 	if res.Clients.SlowClients > 0 || res.Clients.Failovers > 0 {
 		fmt.Fprintf(w, "          slow clients %d  failovers %d\n", res.Clients.SlowClients, res.Clients.Failovers)
+	}
+	if n := res.Clients.Renewals; n > 0 || res.Errors["auth_unauthorized"]+res.Errors["auth_forbidden"] > 0 {
+		fmt.Fprintf(w, "auth      renewals %d (streams ended by darktime.renew, resumed with a fresh token)  refused 401 %d  403 %d\n",
+			n, res.Errors["auth_unauthorized"], res.Errors["auth_forbidden"])
 	}
 	fmt.Fprintf(w, "publishes attempted %d  ok %d  failed %d\n", res.Publish.Attempted, res.Publish.OK, res.Publish.Failed)
 	fmt.Fprintf(w, "ledger    owed %d  received %d  lost %d  duplicated %d  reordered %d  late %d  balance %d\n",
