@@ -167,7 +167,7 @@ func explainSwarm(l *LedgerReport, res *swarm.Result) {
 	l.explain("reconnect_failed", a.Lost["reconnect_failed"], true, true,
 		"owed to clients whose reconnects were failing when the run ended (%s)", kindList(res.Errors))
 	l.explain("in_flight_at_end", a.Lost["in_flight_at_end"], true, true,
-		"owed after the last event of sessions whose stream was still flowing when the run ended: their final hang-up gave up reading after %v (%d hang-ups timed out) — far behind, not refused", swarm.HangupTimeout, a.Hangups.Timeouts)
+		"owed after the last event of sessions whose stream was still flowing when the run ended — their final hang-up gave up reading after %v (%d hang-ups timed out), or the events were published less long before the end than the stream ran behind (its last event's delay) — far behind, not refused", swarm.HangupTimeout, a.Hangups.Timeouts)
 	tailEvidence := "owed after a session's last event and never received before it ended"
 	if a.Hangups.Timeouts > 0 {
 		tailEvidence += fmt.Sprintf(" (%d hang-ups timed out waiting for the target's close)", a.Hangups.Timeouts)

@@ -272,6 +272,21 @@ func (c *client) firstAfterResume(st *chanState, seq int64, gapped bool) {
 	st.resume = resumeNone
 }
 
+// tailOf is why seq, owed after the session's last event, never came:
+// the session's tail cause, except that an unexplained tail seq published
+// less than the stream's lag before the session ended was still on its
+// way (in flight at the end: the stream ran that far behind).
+func tailOf(s *session, pl *publishLog, seq int64) lossCause {
+	if s.tail != lossTail || s.lag <= 0 {
+		return s.tail
+	}
+	ts := pl.ts[s.ch]
+	if seq < int64(len(ts)) && ts[seq] != 0 && s.endedAt-ts[seq] < s.lag {
+		return lossInFlight
+	}
+	return s.tail
+}
+
 // skippedIn reports whether seq lies in one of the gaps and did not
 // arrive later (fills).
 func skippedIn(gaps []gap, fills []int64, seq int64) bool {
@@ -350,13 +365,13 @@ func (r *run) attribute() Attribution {
 				// been ordered after it by the server: it belongs to the
 				// stream's tail, not to a gap the server had to fill.
 				if cause == lossSilent && g.stream == s.lastStream && !pl.orderedBeforeLocked(s.ch, seq, s.high) {
-					cause = s.tail
+					cause = tailOf(s, pl, seq)
 				}
 				lose(s, seq, cause)
 			}
 		}
 		for seq := max(s.high+1, s.first); seq < s.end; seq++ {
-			lose(s, seq, s.tail)
+			lose(s, seq, tailOf(s, pl, seq))
 		}
 		// Received: [first, min(end, high+1)) but the gaps, plus fills.
 		list := failed[s.ch]

@@ -98,8 +98,10 @@ type chanState struct {
 	resume   resumeKind
 	resumeAt int64
 	// last is the seq of the channel's last event received (in arrival
-	// order; high is the highest).
-	last int64
+	// order; high is the highest); lag is how far behind the stream ran
+	// lately: a decaying maximum of receive time minus intended publish
+	// time (ns).
+	last, lag int64
 }
 
 // endpoint is where a subscribe URL's host is dialled; one per distinct
@@ -407,6 +409,7 @@ func (c *client) beginSession() {
 		st.gaps, st.fills = nil, nil
 		st.announced, st.resume = false, resumeNone
 		st.annStream, st.annLast, st.annFirst = -1, -1, -1
+		st.lag = 0
 	}
 	c.streamNo = 0
 	c.waiting = true
@@ -434,7 +437,7 @@ func (c *client) endSession(inSession bool, ends []int64, tail lossCause) {
 		}
 		if end > st.first {
 			r.sessions = append(r.sessions, session{ch: st.ch, first: st.first, end: end, high: st.high,
-				gaps: st.gaps, fills: st.fills, tail: tail, lastStream: c.streamNo})
+				gaps: st.gaps, fills: st.fills, tail: tail, lastStream: c.streamNo, endedAt: time.Now().UnixNano(), lag: st.lag})
 		}
 		st.gaps, st.fills = nil, nil
 	}
@@ -915,6 +918,11 @@ func (c *client) event(typ, data []byte) {
 		}
 	}
 	lat := time.Duration(c.recvNs - ts)
+	if !dup {
+		// A decaying maximum: how far behind the stream ran lately, its
+		// jitter included.
+		st.lag = max(st.lag-st.lag/8, int64(lat))
+	}
 	late := lat > r.cfg.LateAfter
 	first := c.waiting && !dup
 	c.waiting = c.waiting && dup

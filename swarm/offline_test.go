@@ -2,8 +2,13 @@ package swarm
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -79,6 +84,108 @@ func TestOfflineAtTheEnd(t *testing.T) {
 			}
 			if a.Residual != 0 || tot.Duplicated != 0 {
 				t.Errorf("residual %d duplicated %d", a.Residual, tot.Duplicated)
+			}
+		})
+	}
+}
+
+// delayServer answers a publish at once and delivers it delay later;
+// after stallAfter (when set) it delivers nothing more, keeping the
+// streams open: a silent stall.
+type delayServer struct {
+	delay, stallAfter time.Duration
+	start             time.Time
+	mu                sync.Mutex
+	subs              map[string][]chan []byte
+	n                 int
+}
+
+func (s *delayServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/pub":
+		body, _ := io.ReadAll(r.Body)
+		ch := r.URL.Query().Get("id")
+		s.mu.Lock()
+		s.n++
+		ev := []byte(fmt.Sprintf("id: %d\ndata: %s\n\n", s.n, body))
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+		if s.stallAfter > 0 && time.Since(s.start) > s.stallAfter {
+			return
+		}
+		time.AfterFunc(s.delay, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for _, c := range s.subs[ch] {
+				select {
+				case c <- ev:
+				default:
+				}
+			}
+		})
+	case strings.HasPrefix(r.URL.Path, "/sub/"):
+		ch := strings.TrimPrefix(r.URL.Path, "/sub/")
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "retry: 300\n\n")
+		w.(http.Flusher).Flush()
+		c := make(chan []byte, 1<<14)
+		s.mu.Lock()
+		s.subs[ch] = append(s.subs[ch], c)
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.subs[ch] = slices.DeleteFunc(s.subs[ch], func(x chan []byte) bool { return x == c })
+			s.mu.Unlock()
+		}()
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case ev := <-c:
+				_, _ = w.Write(ev)
+				w.(http.Flusher).Flush()
+			}
+		}
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// TestTailStillOnItsWay: a stream that runs 1.5 s behind at the end of the
+// run still owes what was published in its last 1.5 s — in flight, not
+// lost by the target; a target that silently stops delivering while the
+// streams stay open leaves an unexplained tail.
+func TestTailStillOnItsWay(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name              string
+		delay, stallAfter time.Duration
+		cause             string
+	}{
+		{"running behind", 1500 * time.Millisecond, 0, "in_flight_at_end"},
+		{"silent stall", 10 * time.Millisecond, 1200 * time.Millisecond, "tail"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := &delayServer{delay: tc.delay, stallAfter: tc.stallAfter, subs: map[string][]chan []byte{}}
+			ts := httptest.NewServer(srv)
+			t.Cleanup(ts.Close)
+			t.Cleanup(ts.CloseClientConnections)
+			cfg := quickConfig(t, ts.URL)
+			cfg.Profile, _ = LookupProfile("nchan")
+			cfg.Clients, cfg.Channels, cfg.Rate, cfg.Duration = 10, 2, 100, 3*time.Second
+			cfg.Drain = 300 * time.Millisecond
+			cfg.OnPublish = func(at time.Time) { srv.mu.Lock(); srv.start = at; srv.mu.Unlock() }
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := res.Attribution
+			tot := res.Ledger.Totals()
+			t.Logf("lost by cause %v; hang-ups %+v", a.Lost, a.Hangups)
+			if a.Lost[tc.cause] == 0 || a.Lost[tc.cause] != tot.Lost {
+				t.Errorf("lost %d by cause %v: want every loss %s", tot.Lost, a.Lost, tc.cause)
 			}
 		})
 	}

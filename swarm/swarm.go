@@ -36,6 +36,11 @@ type session struct {
 	tail  lossCause
 	// lastStream is the index of the session's last connection.
 	lastStream int
+	// endedAt is when the session ended and lag how far behind its stream
+	// ran then (its last event's receive time minus its intended publish
+	// time), Unix ns: a tail seq published less than lag before the end
+	// may still have been on its way.
+	endedAt, lag int64
 }
 
 // run is the state shared by the clients and the phases of one Run.
