@@ -74,9 +74,23 @@ func (p *Proxy) AdminHandler() http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(p.gatherer, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow, ok := adminMethods[r.URL.Path]; ok {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s %s: the admin API serves %s there", r.Method, r.URL.Path, allow))
+			return
+		}
 		writeError(w, http.StatusNotFound, errors.New("no admin endpoint "+r.Method+" "+r.URL.Path))
 	})
 	return mux
+}
+
+// adminMethods is what each admin path serves, for 405's Allow.
+var adminMethods = map[string]string{
+	"/_darktime/ledger":  "GET, HEAD",
+	"/_darktime/config":  "GET, HEAD, PUT",
+	"/_darktime/percent": "POST",
+	"/_darktime/healthz": "GET, HEAD",
+	"/metrics":           "GET, HEAD",
 }
 
 func statusOf(err error) int {

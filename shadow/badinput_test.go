@@ -1,0 +1,86 @@
+package shadow
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestBadInputCatalogue is the shadow proxy's bad-input catalogue: what
+// its admin API and its own front door answer to requests a careless or
+// hostile client sends. Every answer is a status and a JSON error; none
+// changes the proxy's config. (What the proxy forwards is the primary's to
+// judge: server/badinput_test.go.)
+func TestBadInputCatalogue(t *testing.T) {
+	t.Parallel()
+	primary, candidate := startRef(t), startRef(t)
+	p, url, admin := startProxy(t, mirrorConfig(primary.url, candidate.url))
+	// As darktime shadow does: the proxy knows its own listener.
+	self, err := net.ResolveTCPAddr("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetListeners(self); err != nil {
+		t.Fatal(err)
+	}
+	before := p.Config()
+	bomb := "a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b]\n"
+	cases := []struct {
+		name         string
+		base         string // admin or url
+		method, path string
+		hdr          map[string]string
+		body         string
+		status       int
+		errContains  string
+	}{
+		{name: "config that is not YAML", base: admin, method: "PUT", path: "/_darktime/config", body: "primary: [", status: 400},
+		{name: "config with an unknown key", base: admin, method: "PUT", path: "/_darktime/config", body: "primary: " + primary.url + "\nprimery: x\n", status: 400, errContains: "primery"},
+		{name: "config alias bomb", base: admin, method: "PUT", path: "/_darktime/config", body: bomb, status: 400, errContains: "anchors"},
+		{name: "config nested 100 deep", base: admin, method: "PUT", path: "/_darktime/config", body: "a: " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "\n", status: 400, errContains: "nest"},
+		{name: "config over 1 MiB", base: admin, method: "PUT", path: "/_darktime/config", body: "# " + strings.Repeat("x", 1<<20) + "\n", status: 413},
+		{name: "config with percent 150", base: admin, method: "PUT", path: "/_darktime/config", body: "primary: " + primary.url + "\ncandidate: " + candidate.url + "\nmode: mirror\npercent: 150\n", status: 400, errContains: "percent"},
+		{name: "config whose candidate is the proxy itself", base: admin, method: "PUT", path: "/_darktime/config", body: "primary: " + primary.url + "\ncandidate: " + url + "\nmode: mirror\npercent: 10\n", status: 400, errContains: "own listener"},
+		{name: "percent that is not a number", base: admin, method: "POST", path: "/_darktime/percent", hdr: form, body: "percent=lots", status: 400, errContains: "not a number"},
+		{name: "percent out of range", base: admin, method: "POST", path: "/_darktime/percent", hdr: form, body: "percent=-1", status: 400},
+		{name: "percent with three decimals", base: admin, method: "POST", path: "/_darktime/percent", hdr: form, body: "percent=1.234", status: 400},
+		{name: "percent of an unknown route", base: admin, method: "POST", path: "/_darktime/percent", hdr: form, body: "route=/nowhere&percent=5", status: 400, errContains: "no route"},
+		{name: "DELETE the config", base: admin, method: "DELETE", path: "/_darktime/config", status: 405},
+		{name: "unknown admin path", base: admin, method: "GET", path: "/_darktime/secrets", status: 404},
+		{name: "a request that came back through the proxy", base: url, method: "GET", path: "/sub/a", hdr: map[string]string{HopHeader: p.InstanceID()}, status: 508},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, tc.base+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.hdr {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("%s %s: status %d, want %d: %s", tc.method, tc.path, resp.StatusCode, tc.status, raw)
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") || !strings.Contains(string(raw), `"error"`) {
+				t.Fatalf("%s %s: want a JSON error body, got %q (%s)", tc.method, tc.path, raw, ct)
+			}
+			if tc.errContains != "" && !strings.Contains(string(raw), tc.errContains) {
+				t.Errorf("%s %s: error %s does not say %q", tc.method, tc.path, raw, tc.errContains)
+			}
+		})
+	}
+	if after, was := fmt.Sprintf("%+v", p.Config()), fmt.Sprintf("%+v", before); after != was {
+		t.Errorf("the config changed:\n%s\nwas\n%s", after, was)
+	}
+}
+
+var form = map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
