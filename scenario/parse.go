@@ -198,14 +198,8 @@ func (d *doc) decode(s *Scenario) (err error) {
 }
 
 func yamlError(err error) *Error {
-	e := &Error{Msg: err.Error()}
-	var ye yaml.Error
-	if errors.As(err, &ye) {
-		e.Msg = ye.GetMessage()
-		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
-			e.Line, e.Column = tk.Position.Line, tk.Position.Column
-		}
-	}
+	e := &Error{}
+	e.Msg, e.Line, e.Column = yamlsafe.Position(err)
 	return e
 }
 

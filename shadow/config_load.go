@@ -101,14 +101,8 @@ func LoadConfigFileContext(ctx context.Context, name string, allowSpecial bool) 
 }
 
 func yamlError(err error) *ConfigError {
-	e := &ConfigError{Msg: err.Error()}
-	var ye yaml.Error
-	if errors.As(err, &ye) {
-		e.Msg = ye.GetMessage()
-		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
-			e.Line, e.Column = tk.Position.Line, tk.Position.Column
-		}
-	}
+	e := &ConfigError{}
+	e.Msg, e.Line, e.Column = yamlsafe.Position(err)
 	return e
 }
 

@@ -24,6 +24,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+
+	"github.com/goccy/go-yaml"
 )
 
 const (
@@ -331,4 +333,18 @@ func (s *scanner) errorAt(off int, err error, msg string) *Error {
 	lineStart := bytes.LastIndexAny(before, "\r\n") + 1
 	col := len(bytes.Runes(before[lineStart:])) + 1
 	return &Error{Line: line, Column: col, Msg: msg, Err: err}
+}
+
+// Position is where a YAML parser error (goccy/go-yaml's yaml.Error)
+// points, with its message without the position; line and col are 0 when
+// it names none.
+func Position(err error) (msg string, line, col int) {
+	var ye yaml.Error
+	if !errors.As(err, &ye) {
+		return err.Error(), 0, 0
+	}
+	if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+		line, col = tk.Position.Line, tk.Position.Column
+	}
+	return ye.GetMessage(), line, col
 }

@@ -375,7 +375,7 @@ func TestLoadConfig(t *testing.T) {
 		}
 	}
 	big := writeFile(t, dir, "big.yaml", "# "+strings.Repeat("x", MaxConfigBytes)+"\n")
-	if _, err := LoadFile(big, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "larger than") {
+	if _, err := LoadFile(big, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "over the limit") {
 		t.Errorf("big file: %v", err)
 	}
 }

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
-	"github.com/goccy/go-yaml/token"
+
+	"github.com/darktime/darktime/internal/yamlsafe"
 )
 
 // MaxConfigBytes bounds an auth config file.
@@ -105,11 +105,14 @@ func LoadFile(name string, opts LoadOptions) (*Authorizer, error) {
 // Load parses a config strictly (unknown keys, aliases and files over 1
 // MiB are errors with their line and column) and builds its Authorizer.
 func Load(data []byte, opts LoadOptions) (*Authorizer, error) {
-	if len(data) > MaxConfigBytes {
-		return nil, &ConfigError{Msg: fmt.Sprintf("larger than %d bytes", MaxConfigBytes)}
-	}
-	if err := refuseAliases(data); err != nil {
-		return nil, err
+	// Size, anchors and aliases, nesting: as every YAML darktime reads.
+	if err := yamlsafe.Check(data, yamlsafe.Limits{MaxBytes: MaxConfigBytes}); err != nil {
+		e := &ConfigError{Msg: err.Error()}
+		var ye *yamlsafe.Error
+		if errors.As(err, &ye) {
+			e.Line, e.Column, e.Msg = ye.Line, ye.Column, ye.Msg
+		}
+		return nil, e
 	}
 	var fc FileConfig
 	if err := decodeStrict(data, &fc); err != nil {
@@ -223,21 +226,6 @@ func (j JWTConfig) verifier(opts LoadOptions) (*Verifier, error) {
 	return v, err
 }
 
-// refuseAliases refuses anchors and aliases: a small config needs neither,
-// and aliases are how a small YAML file becomes a huge document.
-func refuseAliases(data []byte) error {
-	for _, tk := range lexer.Tokenize(string(data)) {
-		if tk.Type == token.AnchorType || tk.Type == token.AliasType {
-			e := &ConfigError{Msg: "YAML anchors and aliases are not allowed in an auth config"}
-			if tk.Position != nil {
-				e.Line, e.Column = tk.Position.Line, tk.Position.Column
-			}
-			return e
-		}
-	}
-	return nil
-}
-
 // decodeStrict decodes with unknown keys refused, and turns a panic of the
 // YAML library on malformed input into an error.
 func decodeStrict(data []byte, fc *FileConfig) (err error) {
@@ -247,14 +235,8 @@ func decodeStrict(data []byte, fc *FileConfig) (err error) {
 		}
 	}()
 	if err := yaml.UnmarshalWithOptions(data, fc, yaml.DisallowUnknownField()); err != nil {
-		e := &ConfigError{Msg: err.Error()}
-		var ye yaml.Error
-		if errors.As(err, &ye) {
-			e.Msg = ye.GetMessage()
-			if tk := ye.GetToken(); tk != nil && tk.Position != nil {
-				e.Line, e.Column = tk.Position.Line, tk.Position.Column
-			}
-		}
+		e := &ConfigError{}
+		e.Msg, e.Line, e.Column = yamlsafe.Position(err)
 		return e
 	}
 	return nil
