@@ -60,6 +60,7 @@ func TestInputBoundsExitCodes(t *testing.T) {
 		{[]string{"shadow", "--listen", self, "--admin", "127.0.0.1:0", "--primary", "http://" + self, "--mode", "off"}, "is this proxy's own listener " + self},
 		{[]string{"server", "--pipelines", pipes, "--listen", "127.0.0.1:0"}, "line 1, column 9: YAML anchors (&name) are not supported"},
 		{[]string{"swarm", "--profile-file", "/dev/zero"}, "--profile-file: /dev/zero: not a regular file"},
+		{[]string{"server", "--auth", "/dev/zero"}, "--auth: /dev/zero: not a regular file"},
 		{[]string{"server", "--tls-cert", "/dev/zero", "--tls-key", "/dev/zero", "--listen", "127.0.0.1:0"}, "--tls-cert: /dev/zero: not a regular file"},
 	} {
 		code, out := inProcess(t, c.args...)

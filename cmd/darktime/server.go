@@ -90,7 +90,7 @@ Publishing answers 201/202 done, 503 not done (retry), 504 outcome unknown
 			if cfg.Pipelines, err = loadPipelines(cmd, pipelinesFile); err != nil {
 				return err
 			}
-			if cfg.Authorizer, err = loadAuth(authFile); err != nil {
+			if cfg.Authorizer, err = loadAuth(cmd, authFile); err != nil {
 				return err
 			}
 			if cfg.Workers > 0 && cfg.RedisURL == "" {

@@ -16,11 +16,15 @@ func init() { subcommands = append(subcommands, newTokenCmd) }
 
 // loadAuth reads `darktime server --auth FILE`; no file leaves subscribing
 // open (a nil Authorizer, not a nil *auth.Authorizer in the interface).
-func loadAuth(file string) (server.Authorizer, error) {
+func loadAuth(cmd *cobra.Command, file string) (server.Authorizer, error) {
 	if file == "" {
 		return nil, nil
 	}
-	a, err := auth.LoadFile(file, auth.LoadOptions{})
+	data, err := readYAMLFile(cmd, file)
+	if err != nil {
+		return nil, usagef("--auth: %v", err)
+	}
+	a, err := auth.LoadNamed(file, data, auth.LoadOptions{})
 	if err != nil {
 		if errors.Is(err, auth.ErrInvalidConfig) {
 			return nil, usagef("--auth: %v", err)

@@ -91,6 +91,13 @@ func LoadFile(name string, opts LoadOptions) (*Authorizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, name, err)
 	}
+	return LoadNamed(name, data, opts)
+}
+
+// LoadNamed is Load of a config read from the file name (already read,
+// as the CLI reads its files: bounded and interruptible): errors name the
+// file, and relative key files are found beside it.
+func LoadNamed(name string, data []byte, opts LoadOptions) (*Authorizer, error) {
 	if opts.Dir == "" {
 		opts.Dir = filepath.Dir(name)
 	}
