@@ -141,3 +141,31 @@ func checkBalanced(t *testing.T, res *Result) {
 		t.Errorf("publishes %+v: want all ok", res.Publish)
 	}
 }
+
+// serveEvents answers a subscribe of a test SSE server: the stream's
+// head and first bytes, then every event sent on c until the client
+// leaves; what c holds then is written before the close (a client hanging
+// up reads until it).
+func serveEvents(w http.ResponseWriter, r *http.Request, first []byte, c <-chan []byte) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(first)
+	w.(http.Flusher).Flush()
+	for {
+		select {
+		case <-r.Context().Done():
+			for {
+				select {
+				case ev := <-c:
+					_, _ = w.Write(ev)
+				default:
+					w.(http.Flusher).Flush()
+					return
+				}
+			}
+		case ev := <-c:
+			_, _ = w.Write(ev)
+			w.(http.Flusher).Flush()
+		}
+	}
+}

@@ -115,8 +115,6 @@ func (s *batchingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case len(r.URL.Path) > 5 && r.URL.Path[:5] == "/sub/":
 		ch := r.URL.Path[5:]
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.WriteHeader(http.StatusOK)
 		sub := &batchSub{c: make(chan []byte, 1<<14)}
 		s.mu.Lock()
 		out := []byte("retry: 200\n\n")
@@ -146,27 +144,7 @@ func (s *batchingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.subs[ch] = slices.DeleteFunc(s.subs[ch], func(x *batchSub) bool { return x == sub })
 			s.mu.Unlock()
 		}()
-		_, _ = w.Write(out)
-		w.(http.Flusher).Flush()
-		for {
-			select {
-			case <-r.Context().Done():
-				// The client hung up (it reads until our close): what
-				// was delivered to this stream goes out first.
-				for {
-					select {
-					case ev := <-sub.c:
-						_, _ = w.Write(ev)
-					default:
-						w.(http.Flusher).Flush()
-						return
-					}
-				}
-			case ev := <-sub.c:
-				_, _ = w.Write(ev)
-				w.(http.Flusher).Flush()
-			}
-		}
+		serveEvents(w, r, out, sub.c)
 	default:
 		http.NotFound(w, r)
 	}

@@ -125,10 +125,6 @@ func (s *delayServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 	case strings.HasPrefix(r.URL.Path, "/sub/"):
 		ch := strings.TrimPrefix(r.URL.Path, "/sub/")
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, "retry: 300\n\n")
-		w.(http.Flusher).Flush()
 		c := make(chan []byte, 1<<14)
 		s.mu.Lock()
 		s.subs[ch] = append(s.subs[ch], c)
@@ -138,15 +134,7 @@ func (s *delayServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.subs[ch] = slices.DeleteFunc(s.subs[ch], func(x chan []byte) bool { return x == c })
 			s.mu.Unlock()
 		}()
-		for {
-			select {
-			case <-r.Context().Done():
-				return
-			case ev := <-c:
-				_, _ = w.Write(ev)
-				w.(http.Flusher).Flush()
-			}
-		}
+		serveEvents(w, r, []byte("retry: 300\n\n"), c)
 	default:
 		http.NotFound(w, r)
 	}

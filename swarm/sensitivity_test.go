@@ -273,10 +273,6 @@ func (s *plainServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/sub/"):
 		ch := strings.TrimPrefix(r.URL.Path, "/sub/")
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, "retry: 300\n\n")
-		w.(http.Flusher).Flush()
 		c := make(chan []byte, 4096)
 		s.mu.Lock()
 		s.subs[ch] = append(s.subs[ch], c)
@@ -286,15 +282,7 @@ func (s *plainServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.subs[ch] = slices.DeleteFunc(s.subs[ch], func(x chan []byte) bool { return x == c })
 			s.mu.Unlock()
 		}()
-		for {
-			select {
-			case <-r.Context().Done():
-				return
-			case ev := <-c:
-				_, _ = w.Write(ev)
-				w.(http.Flusher).Flush()
-			}
-		}
+		serveEvents(w, r, []byte("retry: 300\n\n"), c)
 	case r.URL.Path == "/pub":
 		body, _ := io.ReadAll(r.Body)
 		ch := r.URL.Query().Get("id")
