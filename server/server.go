@@ -126,7 +126,8 @@ type Config struct {
 	// broker subscription and counters (10s).
 	ChannelIdle time.Duration
 
-	// Logger defaults to slog.Default(); Registerer, if set, receives the
+	// Logger defaults to discarding (as in every darktime package: the CLI
+	// injects its logger); Registerer, if set, receives the
 	// server's metrics (never the global registry by default).
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -174,7 +175,7 @@ func (c Config) withDefaults() Config {
 		c.ChannelIdle = 10 * time.Second
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Pipelines == nil {
 		c.Pipelines = pipeline.DefaultConfig()

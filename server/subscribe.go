@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -30,7 +31,7 @@ func (s *Server) subscribeChannels(r *http.Request) ([]string, error) {
 		return nil, errors.New("no channel: subscribe with GET /sub/{channel}[/{channel}...] or GET /sub?channel={channel}")
 	}
 	sort.Strings(names)
-	names = uniq(names)
+	names = slices.Compact(names)
 	if len(names) > s.cfg.MaxChannels {
 		return nil, fmt.Errorf("%d channels on one connection; the limit is %d", len(names), s.cfg.MaxChannels)
 	}
@@ -40,16 +41,6 @@ func (s *Server) subscribeChannels(r *http.Request) ([]string, error) {
 		}
 	}
 	return names, nil
-}
-
-func uniq(sorted []string) []string {
-	out := sorted[:0]
-	for i, s := range sorted {
-		if i == 0 || s != sorted[i-1] {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // missedNotice is the data of a darktime.missed event.

@@ -94,7 +94,7 @@ type Config struct {
 	Breaker BreakerConfig `yaml:"breaker" json:"breaker"`
 	Ledger  LedgerConfig  `yaml:"ledger" json:"ledger"`
 
-	// Logger defaults to slog.Default().
+	// Logger defaults to discarding (the CLI injects its logger).
 	Logger *slog.Logger `yaml:"-" json:"-"`
 	// Registerer, if set, receives the proxy's metrics (never the global
 	// registry by default). Gatherer serves /metrics on the admin handler.
@@ -231,7 +231,7 @@ func (c Config) withDefaults() Config {
 		c.Ledger.Edge = min(c.Ledger.Late, c.Ledger.Settle/2)
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -1,6 +1,10 @@
 package shadow
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the proxy's Prometheus metrics, darktime_shadow_*.
 type metrics struct {
@@ -20,7 +24,7 @@ type metrics struct {
 	loops              prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "darktime", "shadow"
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "requests_total",
@@ -49,10 +53,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests that came back through this proxy (X-Darktime-Hop has its id), answered 508 and not forwarded."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.mirroredReqs, m.mirrorSkipped, m.mirrorOrderRelaxed, m.mirroredStreams, m.activeStreams,
-			m.candidateErrors, m.circuitOpen, m.circuitState, m.ledger, m.divertFallbacks, m.loops)
+		for _, c := range []prometheus.Collector{m.requests, m.mirroredReqs, m.mirrorSkipped, m.mirrorOrderRelaxed, m.mirroredStreams, m.activeStreams,
+			m.candidateErrors, m.circuitOpen, m.circuitState, m.ledger, m.divertFallbacks, m.loops} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("shadow: register metrics: %w", err)
+			}
+		}
 	}
-	return m
+	return m, nil
 }
 
 func (m *metrics) addLedger(target string, t tally) {

@@ -107,8 +107,12 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	p := &Proxy{
-		log: cfg.Logger, m: newMetrics(cfg.Registerer), gatherer: cfg.Gatherer, now: cfg.Now,
+		log: cfg.Logger, m: m, gatherer: cfg.Gatherer, now: cfg.Now,
 		loop:  newLoopGuard(),
 		books: map[string]*book{}, breakers: map[string]*breaker{}, lanes: map[string]*mirrorLanes{}, streams: map[*streamMirror]struct{}{},
 		done: make(chan struct{}),
@@ -118,6 +122,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.base, p.stop = context.WithCancel(context.Background())
 	st, err := p.build(cfg)
 	if err != nil {
+		p.stop()
 		return nil, err
 	}
 	p.state.Store(st)

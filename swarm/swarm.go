@@ -224,7 +224,7 @@ func newRun(cfg Config) (*run, error) {
 		}
 		c := &client{r: r, idx: i, uid: asg.ids[i], seed: cfg.Seed + uint64(i)*0x9e3779b97f4a7c15}
 		c.subs = make([]subscribeURL, len(cfg.Targets))
-		v := values{channel: names[0], channels: joinStrings(names, prof.ChannelSeparator), client: asg.ids[i], token: tokenSentinel}
+		v := values{channel: names[0], channels: strings.Join(names, prof.ChannelSeparator), client: asg.ids[i], token: tokenSentinel}
 		for k := range cfg.Targets {
 			v.target = cfg.Targets[(i+k)%len(cfg.Targets)]
 			raw := prof.subscribe.expand(&v)
@@ -269,17 +269,6 @@ func newRun(cfg Config) (*run, error) {
 	}
 	r.stopCtx, r.stop = context.WithCancel(context.Background())
 	return r, nil
-}
-
-func joinStrings(s []string, sep string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += sep
-		}
-		out += x
-	}
-	return out
 }
 
 // Run executes one swarm run (or this process's part of one): connect the

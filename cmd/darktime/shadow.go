@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -79,7 +80,7 @@ and the running config stays.`,
 					cfg.TrustedProxies = trustedProxies
 				}
 				if f.Changed("key") || configFile == "" {
-					from, name, _ := cutColon(keySpec)
+					from, name, _ := strings.Cut(keySpec, ":")
 					cfg.Key.From, cfg.Key.Name = from, name
 				}
 				return cfg, cfg.Validate()
@@ -180,13 +181,4 @@ and the running config stays.`,
 	f.DurationVar(&shutdownWait, "shutdown-timeout", 10*time.Second, "how long shutdown waits for mirrors to settle")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
-}
-
-func cutColon(s string) (before, after string, found bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ':' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }

@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 )
 
 // ContentType is the media type of an event stream.
@@ -50,18 +51,7 @@ var ErrInvalidField = errors.New("sse: field contains a line break or NUL")
 
 // ValidField reports whether s can be sent as an id or event field.
 func ValidField(s string) bool {
-	return !containsAny(s, "\r\n\x00")
-}
-
-func containsAny(s, chars string) bool {
-	for i := 0; i < len(s); i++ {
-		for j := 0; j < len(chars); j++ {
-			if s[i] == chars[j] {
-				return true
-			}
-		}
-	}
-	return false
+	return !strings.ContainsAny(s, "\r\n\x00")
 }
 
 // AppendEvent appends the wire form of ev, including the terminating blank

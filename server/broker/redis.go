@@ -145,7 +145,8 @@ type RedisConfig struct {
 	// Sharded uses SPUBLISH/SSUBSCRIBE (Redis 7 sharded pub/sub), so that
 	// in a Redis Cluster each event travels only within its channel's shard.
 	Sharded bool
-	// Logger receives connection trouble; nil means slog.Default().
+	// Logger receives connection trouble; nil discards it (as every
+	// darktime package: the CLI injects its logger).
 	Logger *slog.Logger
 	// OnError, if set, is called for every pub/sub receive error (the
 	// server counts them).
@@ -191,7 +192,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		cfg.Prefix = "darktime:"
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := &Redis{
 		cfg: cfg, client: cfg.Client, log: cfg.Logger, pubCmd: "PUBLISH",

@@ -123,7 +123,7 @@ func New(cfg Config) (*Pool, error) {
 		cfg.StopTimeout = 10 * time.Second
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Pool{cfg: cfg, log: cfg.Logger, seed: maphash.MakeSeed(), routes: map[string]uint64{}}
 	if cfg.Registerer != nil {
