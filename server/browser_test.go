@@ -47,7 +47,9 @@ func TestBrowserPrivateChannel(t *testing.T) {
 		_, _ = w.Write([]byte("<!doctype html><title>private</title><script>\n" + js + "\n</script>"))
 	})
 	mux.HandleFunc("GET /my-app/realtime-token", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte(token(t, "42", time.Now().Add(2*time.Second))))
+		// 3 s: exp is whole seconds, so a token lives 2-3 s — long enough
+		// for a loaded machine's browser to fetch it and connect.
+		_, _ = w.Write([]byte(token(t, "42", time.Now().Add(3*time.Second))))
 	})
 	mux.Handle("/", srv.Handler())
 	site := httptest.NewServer(mux)
@@ -70,10 +72,10 @@ func TestBrowserPrivateChannel(t *testing.T) {
 	waitFor(t, 20*time.Second, "the browser's stream", func() bool { return srv.Stats().Totals.Subscribers == 1 })
 
 	// Publish across at least two expiries.
-	const events = 30
+	const events = 45
 	for i := range events {
 		publish(t, site.URL, "user:42", "e"+strconv.Itoa(i))
-		time.Sleep(150 * time.Millisecond) // paces the publishes over ~4.5 s: not a wait for a negative check
+		time.Sleep(150 * time.Millisecond) // paces the publishes over ~7 s: not a wait for a negative check
 	}
 	got, err := chromedp.Run(bctx, chromedp.Poll[[]string](`window.got && window.got.length >= `+strconv.Itoa(events)+` ? window.got : null`,
 		chromedp.WithPollingTimeout(20*time.Second)))
