@@ -366,7 +366,7 @@ func (c *client) session(first *bool) bool {
 			// make a client spin).
 			c.renew = false
 			c.offline = lossServerCut // it ended the stream
-			r.count(func(t *totals) { t.Renewals++; t.Reconnects++ })
+			r.count(func(t *totals) { t.Reconnects++ })
 			c.close()
 			if time.Since(c.started) >= time.Second {
 				continue
@@ -963,7 +963,10 @@ func (c *client) event(typ, data []byte) {
 func (c *client) notice(kind, data []byte) {
 	c.shard.add(func(s *recShard) { s.c.Notices++ })
 	if string(kind) == renewNotice {
+		// Counted as it comes, also when the client is hanging up at the
+		// end of the run and will not come back.
 		c.renew = true
+		c.r.count(func(t *totals) { t.Renewals++ })
 		return
 	}
 	if string(kind) != "missed" {
