@@ -1,6 +1,9 @@
 // Package report turns what a load test measured into answers: it reads
-// swarm result files (merged exactly with swarm.Merge), the server's
-// /stats snapshots taken before and after, and shadow-proxy ledgers;
+// swarm result files (merged exactly with resultfile.Merge), the server's
+// /stats snapshots taken before and after, and shadow-proxy ledgers —
+// through the leaf packages of those file formats (swarm/resultfile,
+// server/statsfile, shadow/ledgerfile), so that it links no server, swarm
+// or shadow engine and no Redis client;
 // reconciles every +1/-1 account and says where an imbalance sits and
 // what kind it is; summarises latency (HDR percentiles, overall and per
 // second) and throughput; and renders all of it as a terminal summary,
@@ -11,7 +14,8 @@
 //
 // On top of a Report sit CI gates (thresholds such as "p99_delivery_ms <
 // 50" or "phase.spike.p99_delivery_ms < 500" on a small vocabulary of
-// metrics), Compare (per-metric deltas between repeated base and
+// metrics, each defined once in MetricTable: name, unit, meaning, how it
+// is computed over the run and over a phase), Compare (per-metric deltas between repeated base and
 // candidate runs, with a noise estimate) and Capacity (the knee of a ramp
 // run and how many nodes a peak needs).
 //

@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/report"
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/swarm/resultfile"
 )
 
 // A CI step: read the parts of a run, build the report, check gates.
 func ExampleBuild() {
-	var results []*swarm.Result
+	var results []*resultfile.Result
 	for _, name := range []string{"run.part0.json", "run.part1.json"} {
 		r, err := report.ReadResultFile(filepath.Join("testdata", name))
 		if err != nil {
@@ -64,7 +64,7 @@ func ExampleParseGate() {
 // A scenario run (darktime run): the report measures each phase, and
 // gates can name a phase's metrics.
 func ExampleBuild_scenario() {
-	var results []*swarm.Result
+	var results []*resultfile.Result
 	for _, name := range []string{"run.part0.json", "run.part1.json"} {
 		r, err := report.ReadResultFile(filepath.Join("testdata", name))
 		if err != nil {

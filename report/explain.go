@@ -7,8 +7,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/darktime/darktime/shadow"
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/shadow/ledgerfile"
+	"github.com/darktime/darktime/swarm/resultfile"
 )
 
 // Explanation is one part of a ledger's difference: how many, why, and the
@@ -96,7 +96,7 @@ func (l LedgerReport) Summary() string {
 }
 
 // unreadableKinds are the events the swarm received and could not read.
-func unreadableKinds(e swarm.EventCounts) map[string]int64 {
+func unreadableKinds(e resultfile.EventCounts) map[string]int64 {
 	m := map[string]int64{}
 	for k, v := range map[string]int64{"malformed": e.Malformed, "other_type": e.OtherType, "foreign": e.Foreign} {
 		if v > 0 {
@@ -129,7 +129,7 @@ func sum(m map[string]int64) int64 {
 }
 
 // explainSwarm attributes the swarm ledger's differences (swarm/attribution.go).
-func explainSwarm(l *LedgerReport, res *swarm.Result) {
+func explainSwarm(l *LedgerReport, res *resultfile.Result) {
 	a := res.Attribution
 	t := res.Ledger.Totals()
 	rs := a.Resumes
@@ -167,7 +167,7 @@ func explainSwarm(l *LedgerReport, res *swarm.Result) {
 	l.explain("reconnect_failed", a.Lost["reconnect_failed"], true, true,
 		"owed to clients whose reconnects were failing when the run ended (%s)", kindList(res.Errors))
 	l.explain("in_flight_at_end", a.Lost["in_flight_at_end"], true, true,
-		"owed after the last event of sessions whose stream was still flowing when the run ended — their final hang-up gave up reading after %v (%d hang-ups timed out), or the events were published less long before the end than the stream ran behind (its last event's delay) — far behind, not refused", swarm.HangupTimeout, a.Hangups.Timeouts)
+		"owed after the last event of sessions whose stream was still flowing when the run ended — their final hang-up gave up reading after %v (%d hang-ups timed out), or the events were published less long before the end than the stream ran behind (its last event's delay) — far behind, not refused", resultfile.HangupTimeout, a.Hangups.Timeouts)
 	tailEvidence := "owed after a session's last event and never received before it ended"
 	if a.Hangups.Timeouts > 0 {
 		tailEvidence += fmt.Sprintf(" (%d hang-ups timed out waiting for the target's close)", a.Hangups.Timeouts)
@@ -201,7 +201,7 @@ var dropReasons = map[string]string{
 // explainFanout: fanned out = written + dropped + queued holds exactly on
 // a sound server, and every drop is counted with its reason; whether the
 // dropped copies reached the user again shows in the swarm ledger.
-func explainFanout(l *LedgerReport, res *swarm.Result) {
+func explainFanout(l *LedgerReport, res *resultfile.Result) {
 	for _, k := range slices.Sorted(maps.Keys(l.Kinds)) {
 		reason, ok := strings.CutPrefix(k, "dropped_")
 		if !ok {
@@ -225,7 +225,7 @@ func explainFanout(l *LedgerReport, res *swarm.Result) {
 
 // explainWritten: every copy the servers wrote is read by the swarm,
 // which reads out every connection it ends itself (client.hangUp).
-func explainWritten(l *LedgerReport, res *swarm.Result, proxied bool) {
+func explainWritten(l *LedgerReport, res *resultfile.Result, proxied bool) {
 	h := res.Attribution.Hangups
 	l.explain("discarded_at_cut", h.Discarded, false, true,
 		"read after %d storm cuts and not used: the streams resumed before them with Last-Event-ID (a browser drops them the same way)", h.Storm)
@@ -255,7 +255,7 @@ func explainWritten(l *LedgerReport, res *swarm.Result, proxied bool) {
 
 // explainShadow: the proxy's own attribution (shadow/LEDGER.md) of what
 // one side delivered and the other did not.
-func explainShadow(l *LedgerReport, t shadow.TargetReport, final bool) {
+func explainShadow(l *LedgerReport, t ledgerfile.TargetReport, final bool) {
 	c := t.Totals
 	who := t.Role
 	l.explain("edge_missing", c.EdgeMissing, false, true,

@@ -8,21 +8,21 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/ledger"
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/swarm/resultfile"
 )
 
 // ramp is a synthetic ramp run on one node: connections grow by 500 a
 // second, each gets one event a second, and p99 latency grows with the
 // cube of the load, passing 50 ms at 4,000 connections.
-func ramp(t testing.TB, seconds int) *swarm.Result {
+func ramp(t testing.TB, seconds int) *resultfile.Result {
 	t.Helper()
 	total := newHist()
 	l := ledger.New(time.Second)
-	r := &swarm.Result{
-		Schema: swarm.Schema, RunID: "ramp", Parts: []swarm.PartInfo{{Part: swarm.Part{Index: 0, Count: 1}}},
+	r := &resultfile.Result{
+		Schema: resultfile.Schema, RunID: "ramp", Parts: []resultfile.PartInfo{{Part: resultfile.Part{Index: 0, Count: 1}}},
 		Profile: "darktime", Target: "http://127.0.0.1:8080",
 		Started: time.Unix(t0, 0).UTC(), Ended: time.Unix(t0+int64(seconds), 0).UTC(),
-		Errors: map[string]int64{}, Summary: map[string]swarm.Percentiles{},
+		Errors: map[string]int64{}, Summary: map[string]resultfile.Percentiles{},
 	}
 	for sec := range seconds {
 		open := int64(500 * (sec + 1))
@@ -35,15 +35,15 @@ func ramp(t testing.TB, seconds int) *swarm.Result {
 		total.Merge(h)
 		at := time.Unix(t0+int64(sec), 0)
 		l.Apply("ch0", at, ledger.Counts{Credit: open, Debit: open})
-		r.Series = append(r.Series, swarm.Second{T: at.Unix(), Open: open, Connects: 500, Events: open, PublishesOK: 1,
-			Histograms: map[string]string{swarm.HistDelivery: encode(t, h)}})
+		r.Series = append(r.Series, resultfile.Second{T: at.Unix(), Open: open, Connects: 500, Events: open, PublishesOK: 1,
+			Histograms: map[string]string{resultfile.HistDelivery: encode(t, h)}})
 		r.Events.Events += open
 		r.Publish.Attempted++
 		r.Publish.OK++
 	}
 	r.Clients.Planned = int64(500 * seconds)
 	r.Clients.Connected, r.Clients.Connects = r.Clients.Planned, r.Clients.Planned
-	r.Histograms = map[string]string{swarm.HistDelivery: encode(t, total)}
+	r.Histograms = map[string]string{resultfile.HistDelivery: encode(t, total)}
 	r.Ledger = l
 	return r
 }
@@ -53,7 +53,7 @@ func ramp(t testing.TB, seconds int) *swarm.Result {
 // clean run, three base and three slower candidate runs, and a ramp.
 func TestExampleResultFiles(t *testing.T) {
 	t.Parallel()
-	files := map[string]*swarm.Result{
+	files := map[string]*resultfile.Result{
 		"run.part0.json": synth{runID: "golden", channels: 3, seconds: 6, faulty: true}.part(t, 0, 2),
 		"run.part1.json": synth{runID: "golden", channels: 3, seconds: 6, faulty: true}.part(t, 1, 2),
 		"clean.json":     synth{runID: "clean", channels: 3, seconds: 4}.part(t, 0, 1),
@@ -78,7 +78,7 @@ func TestExampleResultFiles(t *testing.T) {
 func TestCompare(t *testing.T) {
 	t.Parallel()
 	build := func(s synth) *Report {
-		r, err := Build(Inputs{Results: []*swarm.Result{s.part(t, 0, 1)}})
+		r, err := Build(Inputs{Results: []*resultfile.Result{s.part(t, 0, 1)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +133,7 @@ func asRegression(err error, target **Regression) bool {
 
 func TestCapacity(t *testing.T) {
 	t.Parallel()
-	r, err := Build(Inputs{Results: []*swarm.Result{ramp(t, 12)}})
+	r, err := Build(Inputs{Results: []*resultfile.Result{ramp(t, 12)}})
 	if err != nil {
 		t.Fatal(err)
 	}

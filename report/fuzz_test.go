@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/swarm/resultfile"
 )
 
 // FuzzParseGate: any input parses to a gate whose expression parses back
@@ -47,11 +47,11 @@ func FuzzReadResult(f *testing.F) {
 	}
 	f.Add([]byte(`{"schema":"darktime.swarm/v1"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := swarm.ReadResult(bytes.NewReader(data))
+		r, err := resultfile.ReadResult(bytes.NewReader(data))
 		if err != nil {
 			return
 		}
-		rep, err := Build(Inputs{Results: []*swarm.Result{r}})
+		rep, err := Build(Inputs{Results: []*resultfile.Result{r}})
 		if err != nil {
 			if !errors.Is(err, ErrInput) {
 				t.Fatalf("Build: %v does not wrap ErrInput", err)

@@ -12,7 +12,7 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/darktime/darktime/internal/ledger"
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/swarm/resultfile"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -48,16 +48,16 @@ func encode(t testing.TB, h *hdrhistogram.Histogram) string {
 
 // part builds part index of count of the run, written and read back
 // through swarm's file format, as the CLI would see it.
-func (s synth) part(t testing.TB, index, count int) *swarm.Result {
+func (s synth) part(t testing.TB, index, count int) *resultfile.Result {
 	t.Helper()
 	total := newHist()
 	l := ledger.New(time.Second)
-	r := &swarm.Result{
-		Schema: swarm.Schema, RunID: s.runID, Parts: []swarm.PartInfo{{Part: swarm.Part{Index: index, Count: count}}},
+	r := &resultfile.Result{
+		Schema: resultfile.Schema, RunID: s.runID, Parts: []resultfile.PartInfo{{Part: resultfile.Part{Index: index, Count: count}}},
 		Profile: "darktime", Target: "http://127.0.0.1:8080",
 		Started: time.Unix(t0, 0).UTC(), Ended: time.Unix(t0+int64(s.seconds), 0).UTC(),
-		Errors: map[string]int64{}, Summary: map[string]swarm.Percentiles{},
-		Config: swarm.ConfigEcho{Clients: s.channels * subsPerChannel, Channels: s.channels, LedgerWindowS: 1},
+		Errors: map[string]int64{}, Summary: map[string]resultfile.Percentiles{},
+		Config: resultfile.ConfigEcho{Clients: s.channels * subsPerChannel, Channels: s.channels, LedgerWindowS: 1},
 	}
 	for sec := 0; sec < s.seconds; sec++ {
 		at := time.Unix(t0+int64(sec), 0)
@@ -90,9 +90,9 @@ func (s synth) part(t testing.TB, index, count int) *swarm.Result {
 		}
 		total.Merge(h)
 		open := int64(subsPerChannel * ((s.channels - index + count - 1) / count))
-		r.Series = append(r.Series, swarm.Second{T: at.Unix(), Open: open, Events: events, Duplicated: dup,
+		r.Series = append(r.Series, resultfile.Second{T: at.Unix(), Open: open, Events: events, Duplicated: dup,
 			PublishesOK:   int64((s.channels - index + count - 1) / count),
-			Histograms:    map[string]string{swarm.HistDelivery: encode(t, h)},
+			Histograms:    map[string]string{resultfile.HistDelivery: encode(t, h)},
 			DeliveryP50Ms: float64(h.ValueAtQuantile(50)) / 1e3, DeliveryP99Ms: float64(h.ValueAtQuantile(99)) / 1e3})
 		r.Events.Events += events
 		r.Events.Duplicated += dup
@@ -106,13 +106,13 @@ func (s synth) part(t testing.TB, index, count int) *swarm.Result {
 		r.Clients.Connected += subsPerChannel
 		r.Clients.Connects += subsPerChannel
 	}
-	r.Histograms = map[string]string{swarm.HistDelivery: encode(t, total), swarm.HistConnect: encode(t, conn)}
+	r.Histograms = map[string]string{resultfile.HistDelivery: encode(t, total), resultfile.HistConnect: encode(t, conn)}
 	r.Ledger = l
 	var buf bytes.Buffer
 	if err := r.Write(&buf); err != nil {
 		t.Fatal(err)
 	}
-	back, err := swarm.ReadResult(&buf)
+	back, err := resultfile.ReadResult(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func (s synth) part(t testing.TB, index, count int) *swarm.Result {
 }
 
 // file writes a result to a temporary file and returns its path.
-func writeResult(t *testing.T, r *swarm.Result) string {
+func writeResult(t *testing.T, r *resultfile.Result) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), r.RunID+".json")
 	f, err := os.Create(path)

@@ -36,9 +36,28 @@ type namedLatency struct {
 	L    Latency
 }
 
-type namedValue struct {
-	Name string
-	V    float64
+// metricRow is one row of the page's metrics table.
+type metricRow struct {
+	Name, Unit, Help string
+	V                float64
+}
+
+// metricRows lists the report's metrics in MetricTable's order, with
+// their unit and meaning; names the table does not have (a report of a
+// later version, read back) follow, sorted.
+func (r *Report) metricRows() []metricRow {
+	var rows []metricRow
+	for _, m := range MetricTable {
+		if v, ok := r.Metrics[m.Name]; ok {
+			rows = append(rows, metricRow{m.Name, m.Unit, m.Help, v})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Metrics)) {
+		if _, ok := tableMetric(k); !ok {
+			rows = append(rows, metricRow{Name: k, V: r.Metrics[k]})
+		}
+	}
+	return rows
 }
 
 // WriteHTML writes a self-contained page: tables, and charts of latency
@@ -58,16 +77,12 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			lat = append(lat, namedLatency{n, l})
 		}
 	}
-	var metrics []namedValue
-	for _, k := range slices.Sorted(maps.Keys(r.Metrics)) {
-		metrics = append(metrics, namedValue{k, r.Metrics[k]})
-	}
 	where := ""
 	if r.Scenario != nil {
 		where = r.Scenario.where()
 	}
 	return page.Execute(w, map[string]any{
-		"R": r, "Latency": lat, "Metrics": metrics, "Data": template.JS(data),
+		"R": r, "Latency": lat, "Metrics": r.metricRows(), "Data": template.JS(data),
 		"Where": where, "Phases": r.phaseRows(),
 		"JS": template.JS(uplotJS), "CSS": template.CSS(uplotCSS), "License": uplotLicense,
 	})

@@ -10,9 +10,9 @@ import (
 
 	"github.com/darktime/darktime/internal/inputfile"
 	"github.com/darktime/darktime/internal/yamlsafe"
-	"github.com/darktime/darktime/server"
-	"github.com/darktime/darktime/shadow"
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/server/statsfile"
+	"github.com/darktime/darktime/shadow/ledgerfile"
+	"github.com/darktime/darktime/swarm/resultfile"
 )
 
 // ErrInput marks input the report cannot use: a truncated or corrupt
@@ -28,15 +28,15 @@ func badInput(format string, args ...any) error {
 // the rest is optional.
 type Inputs struct {
 	// Results are the parts of ONE swarm run; Build merges them with
-	// swarm.Merge (results of different runs are an error).
-	Results []*swarm.Result
+	// resultfile.Merge (results of different runs are an error).
+	Results []*resultfile.Result
 	// ResultNames name Results in messages (file names); optional.
 	ResultNames []string
 	// StatsBefore and StatsAfter are GET /stats snapshots of the server
 	// nodes, taken before the run and after it drained; paired by node.
-	StatsBefore, StatsAfter []server.Stats
+	StatsBefore, StatsAfter []statsfile.Stats
 	// Shadow are shadow-proxy ledgers (shadow/LEDGER.md).
-	Shadow []shadow.Report
+	Shadow []ledgerfile.Report
 	// ShadowNames name Shadow in messages; optional.
 	ShadowNames []string
 	// Scenario, when the run came from a scenario, names it and gives its
@@ -73,12 +73,12 @@ func (fs Files) read(ctx context.Context, path string, maxBytes int64, raise str
 }
 
 // Result reads and checks one swarm result file.
-func (fs Files) Result(ctx context.Context, path string) (*swarm.Result, error) {
+func (fs Files) Result(ctx context.Context, path string) (*resultfile.Result, error) {
 	data, err := fs.read(ctx, path, fs.MaxBytes, "--max-input-bytes")
 	if err != nil {
 		return nil, err
 	}
-	r, err := swarm.ReadResult(bytes.NewReader(data))
+	r, err := resultfile.ReadResult(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInput, path, err)
 	}
@@ -86,10 +86,10 @@ func (fs Files) Result(ctx context.Context, path string) (*swarm.Result, error) 
 }
 
 // Stats reads a GET /stats snapshot file (see ReadStats).
-func (fs Files) Stats(ctx context.Context, path string) (server.Stats, error) {
+func (fs Files) Stats(ctx context.Context, path string) (statsfile.Stats, error) {
 	data, err := fs.read(ctx, path, fs.MaxBytes, "--max-input-bytes")
 	if err != nil {
-		return server.Stats{}, err
+		return statsfile.Stats{}, err
 	}
 	st, err := ReadStats(bytes.NewReader(data))
 	if err != nil {
@@ -99,10 +99,10 @@ func (fs Files) Stats(ctx context.Context, path string) (server.Stats, error) {
 }
 
 // Shadow reads a shadow ledger file (see ReadShadow).
-func (fs Files) Shadow(ctx context.Context, path string) (shadow.Report, error) {
+func (fs Files) Shadow(ctx context.Context, path string) (ledgerfile.Report, error) {
 	data, err := fs.read(ctx, path, fs.MaxBytes, "--max-input-bytes")
 	if err != nil {
-		return shadow.Report{}, err
+		return ledgerfile.Report{}, err
 	}
 	l, err := ReadShadow(bytes.NewReader(data))
 	if err != nil {
@@ -121,15 +121,15 @@ func (fs Files) Gates(ctx context.Context, path string) ([]Gate, error) {
 }
 
 // ReadResultFile reads and checks one swarm result file (Files{}.Result).
-func ReadResultFile(path string) (*swarm.Result, error) {
+func ReadResultFile(path string) (*resultfile.Result, error) {
 	return Files{}.Result(context.Background(), path)
 }
 
 // ReadStats reads a GET /stats snapshot. Unknown fields are allowed (the
 // server only ever adds fields); a truncated file or one without a node
 // start time is not.
-func ReadStats(rd io.Reader) (server.Stats, error) {
-	var st server.Stats
+func ReadStats(rd io.Reader) (statsfile.Stats, error) {
+	var st statsfile.Stats
 	data, err := io.ReadAll(rd)
 	if err != nil {
 		return st, badInput("%v", err)
@@ -158,15 +158,15 @@ func ReadStats(rd io.Reader) (server.Stats, error) {
 }
 
 // ReadStatsFile reads a /stats snapshot from a file (Files{}.Stats).
-func ReadStatsFile(path string) (server.Stats, error) {
+func ReadStatsFile(path string) (statsfile.Stats, error) {
 	return Files{}.Stats(context.Background(), path)
 }
 
 // ShadowSchema is the shadow ledger version this package reads.
-const ShadowSchema = "darktime.shadow/v1"
+const ShadowSchema = ledgerfile.Schema
 
 // check verifies the identities LEDGER.md promises for every account.
-func checkShadowCounts(c shadow.Counts) error {
+func checkShadowCounts(c ledgerfile.Counts) error {
 	switch {
 	case c.Balance != c.Primary-c.Candidate:
 		return fmt.Errorf("balance %d is not primary %d - candidate %d", c.Balance, c.Primary, c.Candidate)
@@ -179,8 +179,8 @@ func checkShadowCounts(c shadow.Counts) error {
 }
 
 // ReadShadow reads a shadow ledger and checks its schema and identities.
-func ReadShadow(rd io.Reader) (shadow.Report, error) {
-	var l shadow.Report
+func ReadShadow(rd io.Reader) (ledgerfile.Report, error) {
+	var l ledgerfile.Report
 	data, err := io.ReadAll(rd)
 	if err != nil {
 		return l, badInput("%v", err)
@@ -199,7 +199,7 @@ func ReadShadow(rd io.Reader) (shadow.Report, error) {
 		if err := checkShadowCounts(t.Totals); err != nil {
 			return l, badInput("shadow ledger, target %q totals: %v", t.Name, err)
 		}
-		for _, group := range []map[string]shadow.Counts{t.Channels, t.Buckets} {
+		for _, group := range []map[string]ledgerfile.Counts{t.Channels, t.Buckets} {
 			for k, c := range group {
 				if err := checkShadowCounts(c); err != nil {
 					return l, badInput("shadow ledger, target %q account %q: %v", t.Name, k, err)
@@ -211,6 +211,6 @@ func ReadShadow(rd io.Reader) (shadow.Report, error) {
 }
 
 // ReadShadowFile reads a shadow ledger from a file (Files{}.Shadow).
-func ReadShadowFile(path string) (shadow.Report, error) {
+func ReadShadowFile(path string) (ledgerfile.Report, error) {
 	return Files{}.Shadow(context.Background(), path)
 }

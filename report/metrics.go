@@ -4,91 +4,317 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/internal/ledger"
+	"github.com/darktime/darktime/swarm/resultfile"
 )
 
-// Metric describes one name of the gate vocabulary.
+// Units of the metrics.
+const (
+	UnitMs    = "ms"    // milliseconds, from the HdrHistograms (µs, 3 significant figures)
+	UnitCount = "count" // events, publishes, connections, ledgers, ...
+	UnitPerS  = "1/s"   // per second
+	UnitRatio = "ratio" // a share, 0 to 1
+)
+
+// Metric is one metric of the report, defined once: its name, unit and
+// meaning, how it is computed, over what it can be gated, and which way is
+// better. Everything that names metrics reads MetricTable: the gate parser
+// (names, "did you mean"), Report.Metrics (the JSON "metrics" map),
+// Report.Value (gates, Compare), the terminal summary, the HTML metrics
+// table, `darktime report --metrics` (Vocabulary) and the test that holds
+// REPORT.md to it.
 type Metric struct {
 	Name string
+	Unit string
 	Help string
 	// Better is the direction of an improvement: -1 lower is better, +1
 	// higher is better, 0 neither (Compare reports it without judging).
 	Better int
 	// Needs names the input the metric comes from when it is not the swarm
-	// result: "stats" (--stats-before/--stats-after) or "shadow".
+	// result: "stats" (--stats-before/--stats-after), "shadow", or
+	// "scenario" for a phase's metric (phase.NAME.METRIC).
 	Needs string
+
+	// Run computes the metric over the whole run; ok is false when the
+	// inputs do not give it. Nil for a metric that only phases have
+	// (publishes_ok, publishes_failed).
+	Run func(*runInputs) (v float64, ok bool)
+	// Span computes the metric over a stretch of the run's seconds — the
+	// sums of their series entries and their merged delivery histogram, a
+	// PhaseReport — and makes it a per-phase metric, phase.NAME.METRIC.
+	// Nil when only the whole run has the metric (ledger verdicts, client
+	// lifecycle counts). Windowed thresholds (the worst N-second window,
+	// "p99_delivery_ms[10s] < 50") would evaluate Span over every window
+	// of the series: a window is a stretch of seconds like a phase, so
+	// they need no table of their own.
+	Span func(PhaseReport) float64
 }
 
-var histNames = []string{swarm.HistDelivery, swarm.HistConnect, swarm.HistFirstEvent, swarm.HistPublish}
+// PerPhase reports whether a gate can name the metric for one phase of a
+// scenario, phase.NAME.METRIC.
+func (m Metric) PerPhase() bool { return m.Span != nil }
 
-var pctNames = []struct{ key, help string }{
-	{"p50", "50th percentile"}, {"p90", "90th percentile"}, {"p99", "99th percentile"},
-	{"p999", "99.9th percentile"}, {"p9999", "99.99th percentile"}, {"max", "maximum"}, {"mean", "mean"},
+// runInputs is what the run's metrics are computed from: the report built
+// so far (latency, series, ledgers) and the merged result, with the sums
+// several metrics share.
+type runInputs struct {
+	r   *Report
+	res *resultfile.Result
+	// totals are the swarm ledger's.
+	totals ledger.Counts
+	// errs sums the client errors of every kind.
+	errs int64
+	// busy counts the seconds with deliveries; peakDeliv and peakOpen are
+	// the most deliveries and open connections of a second.
+	busy, peakDeliv, peakOpen int64
 }
 
-// Vocabulary lists every metric a gate or a comparison can name.
-var Vocabulary = func() []Metric {
-	var v []Metric
-	for _, h := range histNames {
-		for _, p := range pctNames {
-			v = append(v, Metric{Name: p.key + "_" + h + "_ms", Help: p.help + " of " + h + " latency, ms", Better: -1})
+func newRunInputs(r *Report, res *resultfile.Result) *runInputs {
+	in := &runInputs{r: r, res: res, totals: res.Ledger.Totals()}
+	for _, v := range res.Errors {
+		in.errs += v
+	}
+	for _, s := range r.Series {
+		if s.Deliveries > 0 {
+			in.busy++
+		}
+		in.peakDeliv = max(in.peakDeliv, s.Deliveries)
+		in.peakOpen = max(in.peakOpen, s.Open)
+	}
+	return in
+}
+
+// ledgers sums f over the report's ledgers whose source is accepted; ok is
+// false when there is none.
+func (in *runInputs) ledgers(accept func(source string) bool, f func(LedgerReport) float64) (float64, bool) {
+	var v float64
+	found := false
+	for _, l := range in.r.Ledgers {
+		if accept(l.Source) {
+			v += f(l)
+			found = true
 		}
 	}
-	return append(v,
-		Metric{Name: "deliveries", Help: "measured events received (duplicates included)", Better: 1},
-		Metric{Name: "deliveries_per_s", Help: "deliveries per second, mean over the seconds that had any", Better: 1},
-		Metric{Name: "peak_deliveries_per_s", Help: "deliveries in the busiest second", Better: 1},
-		Metric{Name: "publishes", Help: "publishes attempted"},
-		Metric{Name: "publish_errors", Help: "publishes that failed", Better: -1},
-		Metric{Name: "publish_error_rate", Help: "publish_errors / publishes", Better: -1},
-		Metric{Name: "errors", Help: "client errors of every kind (connect, stream, drops)", Better: -1},
-		Metric{Name: "error_rate", Help: "(publish_errors + errors) / (publishes + connects + errors)", Better: -1},
-		Metric{Name: "expected", Help: "deliveries owed (swarm ledger credits)"},
-		Metric{Name: "lost", Help: "owed deliveries never received", Better: -1},
-		Metric{Name: "duplicated", Help: "deliveries received more than once", Better: -1},
-		Metric{Name: "late", Help: "deliveries later than the swarm's late threshold", Better: -1},
-		Metric{Name: "reordered", Help: "deliveries out of order", Better: -1},
-		Metric{Name: "ledger_balance", Help: "swarm ledger: expected - received (0 when balanced)"},
-		Metric{Name: "connections_peak", Help: "most connections open at once", Better: 1},
-		Metric{Name: "connections_end", Help: "connections open in the last second"},
-		Metric{Name: "connects", Help: "successful connects, reconnects included"},
-		Metric{Name: "reconnects", Help: "reconnects after a drop or a storm cut", Better: -1},
-		Metric{Name: "drops", Help: "open streams the server or network ended", Better: -1},
-		Metric{Name: "clients_failed", Help: "clients that gave up (non-SSE answer)", Better: -1},
-		Metric{Name: "auth_errors", Help: "subscriptions refused with 401 or 403 (errors auth_unauthorized + auth_forbidden)", Better: -1},
-		Metric{Name: "renewals", Help: "streams ended by darktime.renew (token expired) and resumed with a fresh token"},
-		Metric{Name: "unbalanced_ledgers", Help: "ledgers (of every input) with something unexplained", Better: -1},
-		Metric{Name: "unexplained", Help: "ledger differences without a cause, summed over every ledger (default gate: == 0)", Better: -1},
-		Metric{Name: "unexplained_swarm", Help: "swarm ledger differences without a cause (silent gaps, duplicates, reorders, ...)", Better: -1},
-		Metric{Name: "unexplained_server", Help: "server ledgers' differences without a cause (fan-out and written vs received)", Better: -1, Needs: "stats"},
-		Metric{Name: "unexplained_shadow", Help: "shadow ledgers' differences without a cause, over candidate targets", Better: -1, Needs: "shadow"},
-		Metric{Name: "announced_lost", Help: "lost deliveries the target announced with darktime.missed", Better: -1},
-		Metric{Name: "unreadable", Help: "events the swarm received but could not read: malformed, other_type, foreign (default gate: == 0)", Better: -1},
-		Metric{Name: "discarded_at_cut", Help: "events read after the swarm's own storm cuts and not used (the streams resumed before them)"},
-		Metric{Name: "server_balance", Help: "fanned out - written - dropped - queued over the run, all nodes", Needs: "stats"},
-		Metric{Name: "server_dropped", Help: "copies the servers dropped during the run", Better: -1, Needs: "stats"},
-		Metric{Name: "server_written_vs_received", Help: "copies written by the servers - events read by the swarm", Needs: "stats"},
-		Metric{Name: "shadow_balance", Help: "primary - candidate events, summed over candidate targets", Needs: "shadow"},
-		Metric{Name: "shadow_lost", Help: "primary events the candidate did not deliver", Better: -1, Needs: "shadow"},
-		Metric{Name: "shadow_extra", Help: "candidate events the primary did not deliver", Better: -1, Needs: "shadow"},
-		Metric{Name: "shadow_duplicated", Help: "candidate deliveries beyond the primary's", Better: -1, Needs: "shadow"},
-		Metric{Name: "shadow_late", Help: "candidate events later than the proxy's late_ms", Better: -1, Needs: "shadow"},
-		Metric{Name: "shadow_reordered", Help: "candidate events out of the primary's order", Better: -1, Needs: "shadow"},
-		// Not a name itself: the pattern of the per-phase metrics, listed
-		// here so that `darktime report --metrics` shows them.
-		Metric{Name: phasePattern, Help: "METRIC of the scenario phase NAME (darktime run), METRIC one of " + phaseMetricNames(), Needs: "scenario"},
+	return v, found
+}
+
+func source(name string) func(string) bool { return func(s string) bool { return s == name } }
+
+var histNames = []string{resultfile.HistDelivery, resultfile.HistConnect, resultfile.HistFirstEvent, resultfile.HistPublish}
+
+// pctNames are the latency metrics of every histogram; span is the
+// per-phase value, for the delivery histogram only (nil: run only).
+var pctNames = []struct {
+	key, help string
+	pick      func(Latency) float64
+	span      func(PhaseReport) float64
+}{
+	{"p50", "50th percentile", func(l Latency) float64 { return l.P50 }, func(p PhaseReport) float64 { return p.P50 }},
+	{"p90", "90th percentile", func(l Latency) float64 { return l.P90 }, func(p PhaseReport) float64 { return p.P90 }},
+	{"p99", "99th percentile", func(l Latency) float64 { return l.P99 }, func(p PhaseReport) float64 { return p.P99 }},
+	{"p999", "99.9th percentile", func(l Latency) float64 { return l.P999 }, func(p PhaseReport) float64 { return p.P999 }},
+	{"p9999", "99.99th percentile", func(l Latency) float64 { return l.P9999 }, nil},
+	{"max", "maximum", func(l Latency) float64 { return l.Max }, func(p PhaseReport) float64 { return p.Max }},
+	{"mean", "mean", func(l Latency) float64 { return l.Mean }, nil},
+}
+
+// always wraps a computation that every run gives.
+func always(f func(*runInputs) float64) func(*runInputs) (float64, bool) {
+	return func(in *runInputs) (float64, bool) { return f(in), true }
+}
+
+// count is an integer computation that every run gives.
+func count(f func(*runInputs) int64) func(*runInputs) (float64, bool) {
+	return func(in *runInputs) (float64, bool) { return float64(f(in)), true }
+}
+
+// fromLedgers sums f over the ledgers of a source; absent without one.
+func fromLedgers(accept func(string) bool, f func(LedgerReport) float64) func(*runInputs) (float64, bool) {
+	return func(in *runInputs) (float64, bool) { return in.ledgers(accept, f) }
+}
+
+func unexplained(l LedgerReport) float64 { return float64(l.Unexplained) }
+
+func shadowKind(kind string) func(LedgerReport) float64 {
+	return func(l LedgerReport) float64 { return float64(l.Kinds[kind]) }
+}
+
+// MetricTable is every metric of the report, in the order they are listed
+// (`darktime report --metrics`, the HTML page, "did you mean").
+var MetricTable = func() []Metric {
+	var t []Metric
+	for _, h := range histNames {
+		for _, p := range pctNames {
+			m := Metric{Name: p.key + "_" + h + "_ms", Unit: UnitMs, Help: p.help + " of " + h + " latency, ms", Better: -1,
+				Run: func(in *runInputs) (float64, bool) {
+					l, ok := in.r.Latency[h]
+					return p.pick(l), ok
+				}}
+			if h == resultfile.HistDelivery {
+				m.Span = p.span
+			}
+			t = append(t, m)
+		}
+	}
+	shadow := source("shadow_candidate")
+	return append(t,
+		Metric{Name: "deliveries", Unit: UnitCount, Help: "measured events received (duplicates included)", Better: 1,
+			Run:  count(func(in *runInputs) int64 { return in.res.Events.Events }),
+			Span: func(p PhaseReport) float64 { return float64(p.Deliveries) }},
+		Metric{Name: "deliveries_per_s", Unit: UnitPerS, Help: "deliveries per second, mean over the seconds that had any", Better: 1,
+			Run:  always(func(in *runInputs) float64 { return round3(ratio(in.res.Events.Events, in.busy)) }),
+			Span: func(p PhaseReport) float64 { return p.DeliveriesPerS }},
+		Metric{Name: "peak_deliveries_per_s", Unit: UnitPerS, Help: "deliveries in the busiest second", Better: 1,
+			Run: count(func(in *runInputs) int64 { return in.peakDeliv })},
+		Metric{Name: "publishes", Unit: UnitCount, Help: "publishes attempted",
+			Run: count(func(in *runInputs) int64 { return in.res.Publish.Attempted })},
+		Metric{Name: "publishes_ok", Unit: UnitCount, Help: "publishes that succeeded (a phase's metric)",
+			Span: func(p PhaseReport) float64 { return float64(p.PublishesOK) }},
+		Metric{Name: "publish_errors", Unit: UnitCount, Help: "publishes that failed", Better: -1,
+			Run: count(func(in *runInputs) int64 { return in.res.Publish.Failed })},
+		Metric{Name: "publishes_failed", Unit: UnitCount, Help: "publishes that failed (a phase's metric)", Better: -1,
+			Span: func(p PhaseReport) float64 { return float64(p.PublishesFailed) }},
+		Metric{Name: "publish_error_rate", Unit: UnitRatio, Help: "publish_errors / publishes", Better: -1,
+			Run: always(func(in *runInputs) float64 { return ratio(in.res.Publish.Failed, in.res.Publish.Attempted) })},
+		Metric{Name: "errors", Unit: UnitCount, Help: "client errors of every kind (connect, stream, drops)", Better: -1,
+			Run:  count(func(in *runInputs) int64 { return in.errs }),
+			Span: func(p PhaseReport) float64 { return float64(p.Errors) }},
+		Metric{Name: "error_rate", Unit: UnitRatio, Help: "(publish_errors + errors) / (publishes + connects + errors)", Better: -1,
+			Run: always(func(in *runInputs) float64 {
+				return ratio(in.res.Publish.Failed+in.errs, in.res.Publish.Attempted+in.res.Clients.Connects+in.errs)
+			})},
+		Metric{Name: "expected", Unit: UnitCount, Help: "deliveries owed (swarm ledger credits)",
+			Run: count(func(in *runInputs) int64 { return in.totals.Credit })},
+		Metric{Name: "lost", Unit: UnitCount, Help: "owed deliveries never received (in a phase: by second of intended send time)", Better: -1,
+			Run:  count(func(in *runInputs) int64 { return in.totals.Lost }),
+			Span: func(p PhaseReport) float64 { return float64(p.Lost) }},
+		Metric{Name: "duplicated", Unit: UnitCount, Help: "deliveries received more than once", Better: -1,
+			Run:  count(func(in *runInputs) int64 { return in.totals.Duplicated }),
+			Span: func(p PhaseReport) float64 { return float64(p.Duplicated) }},
+		Metric{Name: "late", Unit: UnitCount, Help: "deliveries later than the swarm's late threshold", Better: -1,
+			Run: count(func(in *runInputs) int64 { return in.totals.Late })},
+		Metric{Name: "reordered", Unit: UnitCount, Help: "deliveries out of order", Better: -1,
+			Run:  count(func(in *runInputs) int64 { return in.totals.Reordered }),
+			Span: func(p PhaseReport) float64 { return float64(p.Reordered) }},
+		Metric{Name: "ledger_balance", Unit: UnitCount, Help: "swarm ledger: expected - received (0 when balanced)",
+			Run: count(func(in *runInputs) int64 { return in.totals.Balance() })},
+		Metric{Name: "connections_peak", Unit: UnitCount, Help: "most connections open at once", Better: 1,
+			Run: count(func(in *runInputs) int64 { return in.peakOpen })},
+		Metric{Name: "connections_end", Unit: UnitCount, Help: "connections open in the last second",
+			Run: func(in *runInputs) (float64, bool) {
+				if n := len(in.res.Series); n > 0 {
+					return float64(in.res.Series[n-1].Open), true
+				}
+				return 0, false
+			}},
+		Metric{Name: "connects", Unit: UnitCount, Help: "successful connects, reconnects included",
+			Run: count(func(in *runInputs) int64 { return in.res.Clients.Connects })},
+		Metric{Name: "reconnects", Unit: UnitCount, Help: "reconnects after a drop or a storm cut", Better: -1,
+			Run: count(func(in *runInputs) int64 { return in.res.Clients.Reconnects })},
+		Metric{Name: "drops", Unit: UnitCount, Help: "open streams the server or network ended", Better: -1,
+			Run: count(func(in *runInputs) int64 { return in.res.Clients.Drops })},
+		Metric{Name: "clients_failed", Unit: UnitCount, Help: "clients that gave up (non-SSE answer)", Better: -1,
+			Run: count(func(in *runInputs) int64 { return in.res.Clients.Failed })},
+		Metric{Name: "auth_errors", Unit: UnitCount, Help: "subscriptions refused with 401 or 403 (errors auth_unauthorized + auth_forbidden)", Better: -1,
+			Run: count(func(in *runInputs) int64 { return in.res.Errors["auth_unauthorized"] + in.res.Errors["auth_forbidden"] })},
+		Metric{Name: "renewals", Unit: UnitCount, Help: "streams ended by darktime.renew (token expired) and resumed with a fresh token",
+			Run: count(func(in *runInputs) int64 { return in.res.Clients.Renewals })},
+		Metric{Name: "unbalanced_ledgers", Unit: UnitCount, Help: "ledgers (of every input) with something unexplained", Better: -1,
+			Run: always(func(in *runInputs) float64 {
+				v, _ := in.ledgers(func(string) bool { return true }, func(l LedgerReport) float64 {
+					if l.Balanced {
+						return 0
+					}
+					return 1
+				})
+				return v
+			})},
+		Metric{Name: "unexplained", Unit: UnitCount, Help: "ledger differences without a cause, summed over every ledger (default gate: == 0)", Better: -1,
+			Run: always(func(in *runInputs) float64 {
+				v, _ := in.ledgers(func(string) bool { return true }, unexplained)
+				return v
+			})},
+		Metric{Name: "unexplained_swarm", Unit: UnitCount, Help: "swarm ledger differences without a cause (silent gaps, duplicates, reorders, ...)", Better: -1,
+			Run: fromLedgers(source("swarm"), unexplained)},
+		Metric{Name: "unexplained_server", Unit: UnitCount, Help: "server ledgers' differences without a cause (fan-out and written vs received)", Better: -1, Needs: "stats",
+			Run: fromLedgers(func(s string) bool { return strings.HasPrefix(s, "server_") }, unexplained)},
+		Metric{Name: "unexplained_shadow", Unit: UnitCount, Help: "shadow ledgers' differences without a cause, over candidate targets", Better: -1, Needs: "shadow",
+			Run: fromLedgers(shadow, unexplained)},
+		Metric{Name: "announced_lost", Unit: UnitCount, Help: "lost deliveries the target announced with darktime.missed", Better: -1,
+			Run: count(func(in *runInputs) int64 { return in.res.Attribution.Lost["announced"] })},
+		Metric{Name: "unreadable", Unit: UnitCount, Help: "events the swarm received but could not read: malformed, other_type, foreign (default gate: == 0)", Better: -1,
+			Run: count(func(in *runInputs) int64 { return sum(unreadableKinds(in.res.Events)) })},
+		Metric{Name: "discarded_at_cut", Unit: UnitCount, Help: "events read after the swarm's own storm cuts and not used (the streams resumed before them)",
+			Run: count(func(in *runInputs) int64 { return in.res.Attribution.Hangups.Discarded })},
+		Metric{Name: "server_balance", Unit: UnitCount, Help: "fanned out - written - dropped - queued over the run, all nodes", Needs: "stats",
+			Run: fromLedgers(source("server_fanout"), func(l LedgerReport) float64 { return float64(l.Balance) })},
+		Metric{Name: "server_dropped", Unit: UnitCount, Help: "copies the servers dropped during the run", Better: -1, Needs: "stats",
+			Run: fromLedgers(source("server_fanout"), func(l LedgerReport) float64 { return float64(droppedTotal(l.Kinds)) })},
+		Metric{Name: "server_written_vs_received", Unit: UnitCount, Help: "copies written by the servers - events read by the swarm", Needs: "stats",
+			Run: fromLedgers(source("server_written"), func(l LedgerReport) float64 { return float64(l.Balance) })},
+		Metric{Name: "shadow_balance", Unit: UnitCount, Help: "primary - candidate events, summed over candidate targets", Needs: "shadow",
+			Run: fromLedgers(shadow, func(l LedgerReport) float64 { return float64(l.Balance) })},
+		Metric{Name: "shadow_lost", Unit: UnitCount, Help: "primary events the candidate did not deliver", Better: -1, Needs: "shadow",
+			Run: fromLedgers(shadow, shadowKind("lost"))},
+		Metric{Name: "shadow_extra", Unit: UnitCount, Help: "candidate events the primary did not deliver", Better: -1, Needs: "shadow",
+			Run: fromLedgers(shadow, shadowKind("extra"))},
+		Metric{Name: "shadow_duplicated", Unit: UnitCount, Help: "candidate deliveries beyond the primary's", Better: -1, Needs: "shadow",
+			Run: fromLedgers(shadow, shadowKind("duplicated"))},
+		Metric{Name: "shadow_late", Unit: UnitCount, Help: "candidate events later than the proxy's late_ms", Better: -1, Needs: "shadow",
+			Run: fromLedgers(shadow, shadowKind("late"))},
+		Metric{Name: "shadow_reordered", Unit: UnitCount, Help: "candidate events out of the primary's order", Better: -1, Needs: "shadow",
+			Run: fromLedgers(shadow, shadowKind("reordered"))},
 	)
+}()
+
+// Vocabulary lists every name a gate or a comparison can give for the
+// whole run — the metrics of MetricTable that the run has — and, last,
+// the pattern of the per-phase metrics, so that `darktime report
+// --metrics` shows them.
+var Vocabulary = func() []Metric {
+	var v []Metric
+	for _, m := range MetricTable {
+		if m.Run != nil {
+			v = append(v, m)
+		}
+	}
+	return append(v, Metric{Name: phasePattern, Help: "METRIC of the scenario phase NAME (darktime run), METRIC one of " + phaseMetricNames(), Needs: "scenario"})
+}()
+
+// PhaseVocabulary lists the metrics of MetricTable that a phase has; a
+// gate names them as phase.NAME.METRIC (e.g. "phase.spike.p99_delivery_ms
+// < 500").
+var PhaseVocabulary = func() []Metric {
+	var v []Metric
+	for _, m := range MetricTable {
+		if m.PerPhase() {
+			v = append(v, m)
+		}
+	}
+	return v
 }()
 
 // phasePattern stands for the per-phase metrics in Vocabulary.
 const phasePattern = "phase.NAME.METRIC"
 
 func phaseMetricNames() string {
-	names := make([]string, len(PhaseVocabulary))
-	for i, m := range PhaseVocabulary {
-		names[i] = m.Name
+	var names []string
+	for _, m := range MetricTable {
+		if m.PerPhase() {
+			names = append(names, m.Name)
+		}
 	}
 	return strings.Join(names, ", ")
+}
+
+// tableMetric finds a metric of MetricTable by its own name.
+func tableMetric(name string) (Metric, bool) {
+	for _, m := range MetricTable {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Metric{}, false
 }
 
 // LookupMetric finds a metric of the vocabulary, or a per-phase metric
@@ -190,6 +416,21 @@ func (r *Report) Value(name string) (float64, error) {
 	return v, nil
 }
 
+// num formats the run's metric name for the terminal, by its unit
+// (ratios to 6 decimals). name must be in MetricTable: a summary line
+// cannot show a metric the table does not define.
+func (r *Report) num(name string) string {
+	m, ok := tableMetric(name)
+	if !ok {
+		panic(fmt.Sprintf("report: metric %q is not in MetricTable", name))
+	}
+	v := r.Metrics[name]
+	if m.Unit == UnitRatio {
+		v = round6(v)
+	}
+	return formatNum(v)
+}
+
 func ratio(a, b int64) float64 {
 	if b == 0 {
 		return 0
@@ -197,80 +438,18 @@ func ratio(a, b int64) float64 {
 	return float64(a) / float64(b)
 }
 
-// metrics computes the vocabulary's values that the inputs give.
-func metrics(r *Report, res *swarm.Result) map[string]float64 {
+// metrics computes, with MetricTable, the run's metrics that the inputs
+// give.
+func metrics(r *Report, res *resultfile.Result) map[string]float64 {
+	in := newRunInputs(r, res)
 	m := map[string]float64{}
-	for h, l := range r.Latency {
-		for k, v := range map[string]float64{"p50": l.P50, "p90": l.P90, "p99": l.P99, "p999": l.P999, "p9999": l.P9999, "max": l.Max, "mean": l.Mean} {
-			m[fmt.Sprintf("%s_%s_ms", k, h)] = v
+	for _, mt := range MetricTable {
+		if mt.Run == nil {
+			continue
+		}
+		if v, ok := mt.Run(in); ok {
+			m[mt.Name] = v
 		}
 	}
-	var busy, peakDeliv, peakOpen int64
-	for _, s := range r.Series {
-		if s.Deliveries > 0 {
-			busy++
-		}
-		peakDeliv = max(peakDeliv, s.Deliveries)
-		peakOpen = max(peakOpen, s.Open)
-	}
-	m["deliveries"] = float64(res.Events.Events)
-	m["deliveries_per_s"] = round3(ratio(res.Events.Events, busy))
-	m["peak_deliveries_per_s"] = float64(peakDeliv)
-	m["publishes"] = float64(res.Publish.Attempted)
-	m["publish_errors"] = float64(res.Publish.Failed)
-	m["publish_error_rate"] = ratio(res.Publish.Failed, res.Publish.Attempted)
-	var errs int64
-	for _, v := range res.Errors {
-		errs += v
-	}
-	m["errors"] = float64(errs)
-	m["error_rate"] = ratio(res.Publish.Failed+errs, res.Publish.Attempted+res.Clients.Connects+errs)
-	t := res.Ledger.Totals()
-	m["expected"], m["lost"], m["duplicated"] = float64(t.Credit), float64(t.Lost), float64(t.Duplicated)
-	m["late"], m["reordered"], m["ledger_balance"] = float64(t.Late), float64(t.Reordered), float64(t.Balance())
-	m["connections_peak"] = float64(peakOpen)
-	if n := len(res.Series); n > 0 {
-		m["connections_end"] = float64(res.Series[n-1].Open)
-	}
-	c := res.Clients
-	m["connects"], m["reconnects"], m["drops"], m["clients_failed"] = float64(c.Connects), float64(c.Reconnects), float64(c.Drops), float64(c.Failed)
-	m["auth_errors"] = float64(res.Errors["auth_unauthorized"] + res.Errors["auth_forbidden"])
-	m["renewals"] = float64(c.Renewals)
-	var unbalanced int
-	shadow := map[string]float64{}
-	m["unexplained"] = 0
-	m["unreadable"] = float64(sum(unreadableKinds(res.Events)))
-	m["announced_lost"] = float64(res.Attribution.Lost["announced"])
-	m["discarded_at_cut"] = float64(res.Attribution.Hangups.Discarded)
-	for _, l := range r.Ledgers {
-		if !l.Balanced {
-			unbalanced++
-		}
-		m["unexplained"] += float64(l.Unexplained)
-		switch {
-		case l.Source == "swarm":
-			m["unexplained_swarm"] = float64(l.Unexplained)
-		case strings.HasPrefix(l.Source, "server_"):
-			m["unexplained_server"] += float64(l.Unexplained)
-		case l.Source == "shadow_candidate":
-			m["unexplained_shadow"] += float64(l.Unexplained)
-		}
-		switch l.Source {
-		case "server_fanout":
-			m["server_balance"] = float64(l.Balance)
-			m["server_dropped"] = float64(droppedTotal(l.Kinds))
-		case "server_written":
-			m["server_written_vs_received"] = float64(l.Balance)
-		case "shadow_candidate":
-			shadow["shadow_balance"] += float64(l.Balance)
-			for _, k := range []string{"lost", "extra", "duplicated", "late", "reordered"} {
-				shadow["shadow_"+k] += float64(l.Kinds[k])
-			}
-		}
-	}
-	for k, v := range shadow {
-		m[k] = v
-	}
-	m["unbalanced_ledgers"] = float64(unbalanced)
 	return m
 }

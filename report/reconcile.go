@@ -9,9 +9,9 @@ import (
 	"strings"
 
 	"github.com/darktime/darktime/internal/ledger"
-	"github.com/darktime/darktime/server"
-	"github.com/darktime/darktime/shadow"
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/server/statsfile"
+	"github.com/darktime/darktime/shadow/ledgerfile"
+	"github.com/darktime/darktime/swarm/resultfile"
 )
 
 // maxImbalances bounds the accounts a ledger report lists (worst first).
@@ -114,7 +114,7 @@ func worst(list []Imbalance) ([]Imbalance, int) {
 
 // swarmLedger is expected vs received: +1 per delivery a 2xx publish
 // owed a subscribed session, -1 per owed event received.
-func swarmLedger(res *swarm.Result) LedgerReport {
+func swarmLedger(res *resultfile.Result) LedgerReport {
 	t := res.Ledger.Totals()
 	lr := LedgerReport{
 		Source: "swarm", Name: "swarm: expected vs received", Plus: "deliveries owed to subscribed sessions",
@@ -167,7 +167,7 @@ func swarmLedger(res *swarm.Result) LedgerReport {
 
 // publishLedger is publishes attempted vs answered 2xx: every failure is
 // explained by its answer, and gated by publish_errors == 0 by default.
-func publishLedger(res *swarm.Result) LedgerReport {
+func publishLedger(res *resultfile.Result) LedgerReport {
 	p := res.Publish
 	lr := LedgerReport{
 		Source: "publish", Name: "publishes: attempted vs accepted", Plus: "publishes attempted", Minus: "publishes answered 2xx",
@@ -232,22 +232,22 @@ func droppedBy(m map[string]uint64) map[string]int64 {
 	return out
 }
 
-func nodeDelivery(t server.NodeTotals) delivery {
+func nodeDelivery(t statsfile.NodeTotals) delivery {
 	return delivery{int64(t.FannedOut), int64(t.Written), int64(t.Dropped), int64(t.Queued), droppedBy(t.DroppedByReason)}
 }
 
-func channelDelivery(c server.ChannelStats) delivery {
+func channelDelivery(c statsfile.ChannelStats) delivery {
 	return delivery{int64(c.FannedOut), int64(c.Written), int64(c.Dropped), int64(c.Queued), droppedBy(c.DroppedBy)}
 }
 
 // serverLedgers reconciles the /stats deltas of every node: fanned out vs
 // written + dropped + queued, and the servers' writes vs the swarm's
 // receipts.
-func serverLedgers(before, after []server.Stats, res *swarm.Result, proxied bool) (fan, wr LedgerReport, err error) {
+func serverLedgers(before, after []statsfile.Stats, res *resultfile.Result, proxied bool) (fan, wr LedgerReport, err error) {
 	if len(before) != len(after) {
 		return fan, wr, badInput("%d stats snapshots before and %d after: give one of each per node", len(before), len(after))
 	}
-	byNode := map[string]server.Stats{}
+	byNode := map[string]statsfile.Stats{}
 	for _, b := range before {
 		if _, dup := byNode[b.Node]; dup {
 			return fan, wr, badInput("two stats snapshots before the run of node %q", b.Node)
@@ -339,7 +339,7 @@ func droppedTotal(kinds map[string]int64) int64 {
 
 // shadowLedgers reports each target of a shadow ledger: +1 per event the
 // primary delivered, -1 per event the target delivered.
-func shadowLedgers(name string, l shadow.Report) []LedgerReport {
+func shadowLedgers(name string, l ledgerfile.Report) []LedgerReport {
 	var out []LedgerReport
 	for _, t := range l.Targets {
 		c := t.Totals
@@ -351,7 +351,7 @@ func shadowLedgers(name string, l shadow.Report) []LedgerReport {
 		var scopes []Imbalance
 		for _, group := range []struct {
 			prefix string
-			m      map[string]shadow.Counts
+			m      map[string]ledgerfile.Counts
 		}{{"channel ", t.Channels}, {"bucket ", t.Buckets}} {
 			for _, k := range slices.Sorted(maps.Keys(group.m)) {
 				a := group.m[k]
@@ -375,7 +375,7 @@ func shadowLedgers(name string, l shadow.Report) []LedgerReport {
 	return out
 }
 
-func shadowKinds(c shadow.Counts) map[string]int64 {
+func shadowKinds(c ledgerfile.Counts) map[string]int64 {
 	m := map[string]int64{}
 	for k, v := range map[string]int64{"lost": c.Missing, "extra": c.Extra, "duplicated": c.Duplicated, "late": c.Late,
 		"reordered": c.Reordered, "pending": c.PendingPrimary + c.PendingCandidate} {

@@ -9,7 +9,7 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/swarm/resultfile"
 )
 
 // Schema versions the report's JSON form (REPORT.md).
@@ -118,9 +118,9 @@ func Build(in Inputs) (*Report, error) {
 	if len(in.Results) == 0 {
 		return nil, badInput("no swarm result given")
 	}
-	res, err := swarm.Merge(in.Results...)
+	res, err := resultfile.Merge(in.Results...)
 	if err != nil {
-		if errors.Is(err, swarm.ErrResult) {
+		if errors.Is(err, resultfile.ErrResult) {
 			return nil, fmt.Errorf("%w: %w", ErrInput, err)
 		}
 		return nil, err
@@ -135,7 +135,7 @@ func Build(in Inputs) (*Report, error) {
 		r.Errors[k] = v
 	}
 	var delivery *hdrhistogram.Histogram
-	for _, name := range []string{swarm.HistDelivery, swarm.HistConnect, swarm.HistFirstEvent, swarm.HistPublish} {
+	for _, name := range []string{resultfile.HistDelivery, resultfile.HistConnect, resultfile.HistFirstEvent, resultfile.HistPublish} {
 		h, err := res.Histogram(name)
 		if err != nil {
 			return nil, badInput("histogram %s: %v", name, err)
@@ -144,7 +144,7 @@ func Build(in Inputs) (*Report, error) {
 			continue
 		}
 		r.Latency[name] = summarise(h)
-		if name == swarm.HistDelivery {
+		if name == resultfile.HistDelivery {
 			delivery = h
 		}
 	}
@@ -201,7 +201,7 @@ func distribution(h *hdrhistogram.Histogram) []PercentilePoint {
 // percentiles of each second's delivery histogram and the ledger's
 // balance by window, and counts each second in the phases it overlaps.
 // The result is merged: one entry per second.
-func series(res *swarm.Result, phases []*phaseAcc) ([]SeriesPoint, error) {
+func series(res *resultfile.Result, phases []*phaseAcc) ([]SeriesPoint, error) {
 	byWindow := map[int64][2]int64{}
 	for _, e := range res.Ledger.Entries() {
 		w := byWindow[e.Window]
@@ -217,7 +217,7 @@ func series(res *swarm.Result, phases []*phaseAcc) ([]SeriesPoint, error) {
 			PublishesFailed: s.PublishesFailed, Errors: s.Errors, Duplicated: s.Duplicated, Reordered: s.Reordered,
 		}
 		var h *hdrhistogram.Histogram
-		if enc, ok := s.Histograms[swarm.HistDelivery]; ok {
+		if enc, ok := s.Histograms[resultfile.HistDelivery]; ok {
 			var err error
 			if h, err = hdrhistogram.Decode([]byte(enc)); err != nil {
 				return nil, badInput("delivery histogram of second %d: %v", s.T, err)

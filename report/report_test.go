@@ -9,12 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/darktime/darktime/server"
-	"github.com/darktime/darktime/shadow"
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/server/statsfile"
+	"github.com/darktime/darktime/shadow/ledgerfile"
+	"github.com/darktime/darktime/swarm/resultfile"
 )
 
-func mustStats(t *testing.T, name string) server.Stats {
+func mustStats(t *testing.T, name string) statsfile.Stats {
 	t.Helper()
 	st, err := ReadStatsFile(filepath.Join("testdata", name))
 	if err != nil {
@@ -34,10 +34,10 @@ func faultyReport(t *testing.T) *Report {
 		t.Fatal(err)
 	}
 	r, err := Build(Inputs{
-		Results:     []*swarm.Result{s.part(t, 0, 2), s.part(t, 1, 2)},
-		StatsBefore: []server.Stats{mustStats(t, "stats_before.json")},
-		StatsAfter:  []server.Stats{mustStats(t, "stats_after.json")},
-		Shadow:      []shadow.Report{led}, ShadowNames: []string{"shadow.json"},
+		Results:     []*resultfile.Result{s.part(t, 0, 2), s.part(t, 1, 2)},
+		StatsBefore: []statsfile.Stats{mustStats(t, "stats_before.json")},
+		StatsAfter:  []statsfile.Stats{mustStats(t, "stats_after.json")},
+		Shadow:      []ledgerfile.Report{led}, ShadowNames: []string{"shadow.json"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestReconciliationFindsImbalances(t *testing.T) {
 
 func TestGates(t *testing.T) {
 	t.Parallel()
-	clean, err := Build(Inputs{Results: []*swarm.Result{synth{runID: "clean", channels: 3, seconds: 4}.part(t, 0, 1)}})
+	clean, err := Build(Inputs{Results: []*resultfile.Result{synth{runID: "clean", channels: 3, seconds: 4}.part(t, 0, 1)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,11 +204,11 @@ func TestGateFile(t *testing.T) {
 func TestMergeEqualsOneRun(t *testing.T) {
 	t.Parallel()
 	s := synth{runID: "merge", channels: 5, seconds: 5, faulty: true}
-	one, err := Build(Inputs{Results: []*swarm.Result{s.part(t, 0, 1)}})
+	one, err := Build(Inputs{Results: []*resultfile.Result{s.part(t, 0, 1)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts, err := Build(Inputs{Results: []*swarm.Result{s.part(t, 2, 3), s.part(t, 0, 3), s.part(t, 1, 3)}})
+	parts, err := Build(Inputs{Results: []*resultfile.Result{s.part(t, 2, 3), s.part(t, 0, 3), s.part(t, 1, 3)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,10 +224,10 @@ func TestBadInputs(t *testing.T) {
 	t.Parallel()
 	a := synth{runID: "a", channels: 2, seconds: 2}
 	b := synth{runID: "b", channels: 2, seconds: 2}
-	if _, err := Build(Inputs{Results: []*swarm.Result{a.part(t, 0, 2), b.part(t, 1, 2)}}); !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), "different runs") {
+	if _, err := Build(Inputs{Results: []*resultfile.Result{a.part(t, 0, 2), b.part(t, 1, 2)}}); !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), "different runs") {
 		t.Errorf("mixed runs: %v", err)
 	}
-	if _, err := Build(Inputs{Results: []*swarm.Result{a.part(t, 0, 2), a.part(t, 0, 2)}}); !errors.Is(err, ErrInput) {
+	if _, err := Build(Inputs{Results: []*resultfile.Result{a.part(t, 0, 2), a.part(t, 0, 2)}}); !errors.Is(err, ErrInput) {
 		t.Errorf("a part twice: %v", err)
 	}
 	if _, err := Build(Inputs{}); !errors.Is(err, ErrInput) {
@@ -263,12 +263,12 @@ func TestBadInputs(t *testing.T) {
 	other := after
 	other.Node = "n2"
 	for name, in := range map[string]Inputs{
-		"restart":  {StatsBefore: []server.Stats{before}, StatsAfter: []server.Stats{restarted}},
-		"other":    {StatsBefore: []server.Stats{before}, StatsAfter: []server.Stats{other}},
-		"unpaired": {StatsBefore: []server.Stats{before}},
-		"swapped":  {StatsBefore: []server.Stats{after}, StatsAfter: []server.Stats{before}},
+		"restart":  {StatsBefore: []statsfile.Stats{before}, StatsAfter: []statsfile.Stats{restarted}},
+		"other":    {StatsBefore: []statsfile.Stats{before}, StatsAfter: []statsfile.Stats{other}},
+		"unpaired": {StatsBefore: []statsfile.Stats{before}},
+		"swapped":  {StatsBefore: []statsfile.Stats{after}, StatsAfter: []statsfile.Stats{before}},
 	} {
-		in.Results = []*swarm.Result{a.part(t, 0, 1)}
+		in.Results = []*resultfile.Result{a.part(t, 0, 1)}
 		if _, err := Build(in); !errors.Is(err, ErrInput) {
 			t.Errorf("stats %s: %v, want ErrInput", name, err)
 		}
@@ -298,8 +298,8 @@ func TestServerLedgerSeveralNodes(t *testing.T) {
 	b2, a2 := b1, b1 // node n2 did nothing during the run
 	b2.Node, a2.Node = "n2", "n2"
 	r, err := Build(Inputs{
-		Results:     []*swarm.Result{synth{runID: "nodes", channels: 3, seconds: 6, faulty: true}.part(t, 0, 1)},
-		StatsBefore: []server.Stats{b2, b1}, StatsAfter: []server.Stats{a1, a2},
+		Results:     []*resultfile.Result{synth{runID: "nodes", channels: 3, seconds: 6, faulty: true}.part(t, 0, 1)},
+		StatsBefore: []statsfile.Stats{b2, b1}, StatsAfter: []statsfile.Stats{a1, a2},
 	})
 	if err != nil {
 		t.Fatal(err)

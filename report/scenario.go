@@ -100,7 +100,8 @@ func seconds(s float64) time.Duration { return time.Duration(math.Round(s * 1e9)
 // series that overlap the phase, and the delivery latency of their merged
 // histograms. A second cut by a phase boundary counts in both phases.
 // The numeric fields other than first_t, last_t and seconds are the
-// phase's gate metrics, phase.NAME.FIELD (PhaseVocabulary).
+// phase's gate metrics, phase.NAME.FIELD (PhaseVocabulary, the metrics of
+// MetricTable with a Span).
 type PhaseReport struct {
 	Name string `json:"name"`
 	// Seconds is how many seconds of the series were counted, FirstT and
@@ -121,57 +122,6 @@ type PhaseReport struct {
 	P99             float64 `json:"p99_delivery_ms"`
 	P999            float64 `json:"p999_delivery_ms"`
 	Max             float64 `json:"max_delivery_ms"`
-}
-
-// PhaseVocabulary lists the metrics of one phase; a gate names them as
-// phase.NAME.METRIC (e.g. "phase.spike.p99_delivery_ms < 500").
-var PhaseVocabulary = []Metric{
-	{Name: "deliveries", Help: "events received in the phase", Better: 1},
-	{Name: "deliveries_per_s", Help: "deliveries per second, mean over the phase's seconds that had any", Better: 1},
-	{Name: "publishes_ok", Help: "publishes that succeeded"},
-	{Name: "publishes_failed", Help: "publishes that failed", Better: -1},
-	{Name: "errors", Help: "client errors of every kind", Better: -1},
-	{Name: "duplicated", Help: "deliveries received more than once", Better: -1},
-	{Name: "reordered", Help: "deliveries out of order", Better: -1},
-	{Name: "lost", Help: "owed deliveries never received, by second of intended send time", Better: -1},
-	{Name: "p50_delivery_ms", Help: "50th percentile of delivery latency, ms", Better: -1},
-	{Name: "p90_delivery_ms", Help: "90th percentile of delivery latency, ms", Better: -1},
-	{Name: "p99_delivery_ms", Help: "99th percentile of delivery latency, ms", Better: -1},
-	{Name: "p999_delivery_ms", Help: "99.9th percentile of delivery latency, ms", Better: -1},
-	{Name: "max_delivery_ms", Help: "maximum of delivery latency, ms", Better: -1},
-}
-
-// value returns the phase metric named name.
-func (p PhaseReport) value(name string) (float64, bool) {
-	switch name {
-	case "deliveries":
-		return float64(p.Deliveries), true
-	case "deliveries_per_s":
-		return p.DeliveriesPerS, true
-	case "publishes_ok":
-		return float64(p.PublishesOK), true
-	case "publishes_failed":
-		return float64(p.PublishesFailed), true
-	case "errors":
-		return float64(p.Errors), true
-	case "duplicated":
-		return float64(p.Duplicated), true
-	case "reordered":
-		return float64(p.Reordered), true
-	case "lost":
-		return float64(p.Lost), true
-	case "p50_delivery_ms":
-		return p.P50, true
-	case "p90_delivery_ms":
-		return p.P90, true
-	case "p99_delivery_ms":
-		return p.P99, true
-	case "p999_delivery_ms":
-		return p.P999, true
-	case "max_delivery_ms":
-		return p.Max, true
-	}
-	return 0, false
 }
 
 const phasePrefix = "phase."
@@ -203,13 +153,12 @@ func lookupPhaseMetric(name string) (Metric, bool) {
 	if !ok {
 		return Metric{}, false
 	}
-	for _, m := range PhaseVocabulary {
-		if m.Name == metric {
-			m.Name, m.Needs = name, "scenario"
-			return m, true
-		}
+	m, ok := tableMetric(metric)
+	if !ok || !m.PerPhase() {
+		return Metric{}, false
 	}
-	return Metric{}, false
+	m.Name, m.Needs, m.Run = name, "scenario", nil
+	return m, true
 }
 
 // phaseValue is Report.Value for "phase.NAME.METRIC". A phase none of
@@ -229,8 +178,8 @@ func (r *Report) phaseValue(name string) (float64, error) {
 		if p.Seconds == 0 {
 			return 0, badInput("metric %s: no second of the run falls in phase %s (did the run end before it?)", name, phase)
 		}
-		v, _ := p.value(metric)
-		return v, nil
+		m, _ := tableMetric(metric) // a phase's metric: ParseGate and LookupMetric said so
+		return m.Span(p), nil
 	}
 	return 0, badInput("metric %s: scenario %s has no phase %q (its phases: %s)", name, r.Scenario.Name, phase, strings.Join(names, ", "))
 }

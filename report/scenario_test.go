@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/ledger"
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/swarm/resultfile"
 )
 
 // sec is one second of a hand-made run: a delivery per latency (µs;
@@ -23,15 +23,15 @@ type sec struct {
 // secondsRun makes part index of count of a run whose second i (from t0)
 // is secs[i]: part p gets the deliveries k with k%count == p, part 0 the
 // counters.
-func secondsRun(t *testing.T, secs []sec, index, count int) *swarm.Result {
+func secondsRun(t *testing.T, secs []sec, index, count int) *resultfile.Result {
 	t.Helper()
 	total := newHist()
 	l := ledger.New(time.Second)
-	r := &swarm.Result{
-		Schema: swarm.Schema, RunID: "phases", Parts: []swarm.PartInfo{{Part: swarm.Part{Index: index, Count: count}}},
+	r := &resultfile.Result{
+		Schema: resultfile.Schema, RunID: "phases", Parts: []resultfile.PartInfo{{Part: resultfile.Part{Index: index, Count: count}}},
 		Profile: "darktime", Target: "http://127.0.0.1:8080",
 		Started: time.Unix(t0, 0).UTC(), Ended: time.Unix(t0+int64(len(secs)), 0).UTC(),
-		Errors: map[string]int64{}, Summary: map[string]swarm.Percentiles{},
+		Errors: map[string]int64{}, Summary: map[string]resultfile.Percentiles{},
 	}
 	for i, s := range secs {
 		at := time.Unix(t0+int64(i), 0)
@@ -44,9 +44,9 @@ func secondsRun(t *testing.T, secs []sec, index, count int) *swarm.Result {
 			}
 		}
 		total.Merge(h)
-		p := swarm.Second{T: at.Unix(), Open: 10, Events: events}
+		p := resultfile.Second{T: at.Unix(), Open: 10, Events: events}
 		if events > 0 {
-			p.Histograms = map[string]string{swarm.HistDelivery: encode(t, h)}
+			p.Histograms = map[string]string{resultfile.HistDelivery: encode(t, h)}
 		}
 		cnt := ledger.Counts{Credit: events, Debit: events}
 		if index == 0 {
@@ -62,13 +62,13 @@ func secondsRun(t *testing.T, secs []sec, index, count int) *swarm.Result {
 		r.Series = append(r.Series, p)
 		r.Events.Events += events
 	}
-	r.Histograms = map[string]string{swarm.HistDelivery: encode(t, total)}
+	r.Histograms = map[string]string{resultfile.HistDelivery: encode(t, total)}
 	r.Ledger = l
 	var buf bytes.Buffer
 	if err := r.Write(&buf); err != nil {
 		t.Fatal(err)
 	}
-	back, err := swarm.ReadResult(&buf)
+	back, err := resultfile.ReadResult(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestPhaseReports(t *testing.T) {
 			t.Parallel()
 			sc := &Scenario{Name: "phases", Phases: tc.phases}
 			for _, parts := range []int{1, 3} {
-				var results []*swarm.Result
+				var results []*resultfile.Result
 				for i := range parts {
 					results = append(results, secondsRun(t, run, i, parts))
 				}
@@ -178,7 +178,7 @@ func TestPhaseInputErrors(t *testing.T) {
 		"twice":    {{Name: "a", Start: at(0), Duration: time.Second}, {Name: "a", Start: at(1), Duration: time.Second}},
 		"negative": {{Name: "a", Start: at(0), Duration: -time.Second}},
 	} {
-		if _, err := Build(Inputs{Results: []*swarm.Result{res}, Scenario: &Scenario{Name: "x", Phases: phases}}); !errors.Is(err, ErrInput) {
+		if _, err := Build(Inputs{Results: []*resultfile.Result{res}, Scenario: &Scenario{Name: "x", Phases: phases}}); !errors.Is(err, ErrInput) {
 			t.Errorf("%s: %v, want ErrInput", name, err)
 		}
 	}
@@ -192,7 +192,7 @@ func scenarioReport(t *testing.T) *Report {
 	s := synth{runID: "golden", channels: 3, seconds: 6, faulty: true}
 	hot := 2
 	r, err := Build(Inputs{
-		Results: []*swarm.Result{s.part(t, 0, 2), s.part(t, 1, 2)},
+		Results: []*resultfile.Result{s.part(t, 0, 2), s.part(t, 1, 2)},
 		Scenario: &Scenario{
 			Name: "node-failure", Description: "3 channels on 2 Redis-backed nodes; node 1 is killed at 3.2s.",
 			File: "scenarios/node-failure.yaml", Target: "2 redis node(s)", Label: "primary",
@@ -308,7 +308,7 @@ func TestScenarioEchoIsACopy(t *testing.T) {
 	hot := 1
 	sc := &Scenario{Name: "x", Phases: []Phase{{Name: "a", Start: at(0).In(time.FixedZone("X", 3600)), Duration: time.Second, HotChannel: &hot}},
 		Faults: []Fault{{Kind: "storm", At: at(0.5)}}}
-	r, err := Build(Inputs{Results: []*swarm.Result{secondsRun(t, []sec{{lat: repeat(3, 1000)}}, 0, 1)}, Scenario: sc})
+	r, err := Build(Inputs{Results: []*resultfile.Result{secondsRun(t, []sec{{lat: repeat(3, 1000)}}, 0, 1)}, Scenario: sc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestPhaseGates(t *testing.T) {
 		}
 	}
 	// A phase the run never reached gives nothing to gate on.
-	late, err := Build(Inputs{Results: []*swarm.Result{secondsRun(t, []sec{{lat: repeat(3, 1000)}}, 0, 1)},
+	late, err := Build(Inputs{Results: []*resultfile.Result{secondsRun(t, []sec{{lat: repeat(3, 1000)}}, 0, 1)},
 		Scenario: &Scenario{Name: "x", Phases: []Phase{{Name: "later", Start: at(60), Duration: time.Second}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -412,7 +412,7 @@ func TestScenarioWithoutPhases(t *testing.T) {
 		{Name: "storm", Faults: []Fault{{Kind: "storm", Detail: "every connection cut", At: at(1), Offset: time.Second}}},
 		{Name: "bare"},
 	} {
-		r, err := Build(Inputs{Results: []*swarm.Result{res}, Scenario: sc})
+		r, err := Build(Inputs{Results: []*resultfile.Result{res}, Scenario: sc})
 		if err != nil {
 			t.Fatal(err)
 		}

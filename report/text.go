@@ -41,19 +41,17 @@ func (r *Report) WriteText(w io.Writer) error {
 			ms(l.P999), ms(l.P9999), ms(l.Max), ms(l.Mean))
 	}
 	tw.Flush()
-	m := r.Metrics
 	fmt.Fprintf(&b, "\nthroughput  %s deliveries, %s/s mean, %s/s peak; %s publishes, %s failed\n",
-		formatNum(m["deliveries"]), formatNum(m["deliveries_per_s"]), formatNum(m["peak_deliveries_per_s"]),
-		formatNum(m["publishes"]), formatNum(m["publish_errors"]))
+		r.num("deliveries"), r.num("deliveries_per_s"), r.num("peak_deliveries_per_s"), r.num("publishes"), r.num("publish_errors"))
 	fmt.Fprintf(&b, "connections %s peak, %s at the end; %s connects, %s reconnects, %s drops, %s clients failed\n",
-		formatNum(m["connections_peak"]), formatNum(m["connections_end"]), formatNum(m["connects"]),
-		formatNum(m["reconnects"]), formatNum(m["drops"]), formatNum(m["clients_failed"]))
+		r.num("connections_peak"), r.num("connections_end"), r.num("connects"),
+		r.num("reconnects"), r.num("drops"), r.num("clients_failed"))
 	if len(r.Errors) > 0 {
 		var parts []string
 		for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
 			parts = append(parts, fmt.Sprintf("%s %d", k, r.Errors[k]))
 		}
-		fmt.Fprintf(&b, "errors      %s (error rate %s)\n", strings.Join(parts, ", "), formatNum(round6(m["error_rate"])))
+		fmt.Fprintf(&b, "errors      %s (error rate %s)\n", strings.Join(parts, ", "), r.num("error_rate"))
 	}
 	r.writePhasesText(&b)
 	r.writeFaultsText(&b)

@@ -13,5 +13,7 @@
 //
 // Thresholds use the gate syntax and metric vocabulary of package report
 // ("p99_delivery_ms < 50", "lost == 0"), so a scenario that checks is a
-// scenario whose gates the report can evaluate.
+// scenario whose gates the report can evaluate. The swarm's defaults,
+// bounds and parsers come from swarm/params, so checking a scenario links
+// neither the swarm nor the server engine.
 package scenario

@@ -11,7 +11,7 @@ import (
 	"syscall"
 
 	"github.com/darktime/darktime/internal/nchanconf"
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/swarm/params"
 )
 
 // Options tune the checks that look at this machine rather than at the
@@ -116,7 +116,7 @@ func (v *validator) machine() {
 	switch {
 	case loopback:
 		if c.Sources == 0 {
-			c.Sources = ceilDiv(c.Count, swarm.MaxConnsPerSource)
+			c.Sources = ceilDiv(c.Count, params.MaxConnsPerSource)
 		}
 		if per := ceilDiv(c.Count, c.Sources); per > ports {
 			v.errorf("clients.sources", "%d source address(es) for %d clients is %d connections per address, but an address has about %d ephemeral ports: set clients.sources: %d or more (127.0.0.2 on)",

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/swarm/params"
 )
 
 // Overrides change a scenario between reading and checking it: to run a
@@ -88,7 +88,7 @@ func (o Overrides) apply(s *Scenario) []string {
 		scale(&s.Limits.MaxDuration)
 		rate := s.Clients.Ramp
 		if rate <= 0 {
-			rate = swarm.DefaultRamp
+			rate = params.DefaultRamp
 		}
 		ramp := time.Duration(float64(s.Clients.Count) / rate * float64(time.Second)).Round(time.Second)
 		s.Limits.MaxDuration = min(before, s.Limits.MaxDuration+Duration(ramp+settle+drain))

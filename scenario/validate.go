@@ -12,7 +12,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 
 	"github.com/darktime/darktime/report"
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/swarm/params"
 )
 
 // Bounds of a scenario.
@@ -24,7 +24,7 @@ const (
 	MaxClients  = 1_000_000
 	MaxRate     = 1_000_000 // events/s
 	MaxSize     = 1 << 20   // bytes
-	MaxDuration = swarm.MaxDuration
+	MaxDuration = params.MaxDuration
 	// MaxPublishes bounds the publishes of one run (the swarm's ledger
 	// keeps one entry per publish).
 	MaxPublishes = 50_000_000
@@ -32,8 +32,8 @@ const (
 
 // The swarm's fixed parts of a run around the phases.
 const (
-	settle = swarm.DefaultSettle
-	drain  = swarm.DefaultDrain
+	settle = params.DefaultSettle
+	drain  = params.DefaultDrain
 )
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -212,7 +212,7 @@ func (v *validator) url(path, raw string) {
 
 // cleanSwarm drops the swarm's "invalid swarm config: " prefix.
 func cleanSwarm(err error) string {
-	return strings.ReplaceAll(err.Error(), swarm.ErrConfig.Error()+": ", "")
+	return strings.ReplaceAll(err.Error(), params.ErrConfig.Error()+": ", "")
 }
 
 func (v *validator) clients() {
@@ -242,35 +242,35 @@ func (v *validator) clients() {
 		}
 	}
 	if c.Ramp == 0 {
-		c.Ramp = swarm.DefaultRamp
+		c.Ramp = params.DefaultRamp
 	}
 	if c.Channels == 0 {
-		c.Channels = swarm.DefaultChannels
+		c.Channels = params.DefaultChannels
 	}
 	if c.Procs == 0 {
 		c.Procs = 1
 	}
 	if c.Distribution == "" {
-		c.Distribution = swarm.DistUniform
+		c.Distribution = params.DistUniform
 	}
-	dist, err := swarm.ParseDistribution(c.Distribution)
+	dist, err := params.ParseDistribution(c.Distribution)
 	if err != nil {
 		v.errorf("clients.distribution", "%s", cleanSwarm(err))
 	}
 	if c.Churn == "" {
-		c.Churn = swarm.LifeNone
+		c.Churn = params.LifeNone
 	}
-	if _, err := swarm.ParseLifetime(c.Churn); err != nil {
+	if _, err := params.ParseLifetime(c.Churn); err != nil {
 		v.errorf("clients.churn", "%s", cleanSwarm(err))
 	}
 	channels := c.Channels
-	if dist.Kind == swarm.DistOne {
+	if dist.Kind == params.DistOne {
 		channels = c.Count
 	}
 	if c.Procs > channels {
 		v.errorf("clients.procs", "%d swarm processes need at least as many channels (got %d): each process owns whole channels", c.Procs, channels)
 	}
-	if dist.Kind == swarm.DistSeveral {
+	if dist.Kind == params.DistSeveral {
 		per := max(dist.PerClient, 3)
 		if dist.PerClient > 0 {
 			per = dist.PerClient
@@ -308,18 +308,18 @@ func (v *validator) publishers() {
 		v.errorf("publishers.size", "%d: want 1 to %d bytes", p.Size, MaxSize)
 	}
 	if p.Size == 0 {
-		p.Size = swarm.DefaultSize
+		p.Size = params.DefaultSize
 	}
 	if p.Pacing == "" {
-		p.Pacing = swarm.PaceConstant
+		p.Pacing = params.PaceConstant
 	}
-	pace, err := swarm.ParsePacing(p.Pacing)
+	pace, err := params.ParsePacing(p.Pacing)
 	switch {
 	case err != nil:
 		v.errorf("publishers.pacing", "%s", cleanSwarm(err))
-	case pace.Kind == swarm.PaceLinear && (math.IsNaN(pace.Slope) || math.IsInf(pace.Slope, 0)):
+	case pace.Kind == params.PaceLinear && (math.IsNaN(pace.Slope) || math.IsInf(pace.Slope, 0)):
 		v.errorf("publishers.pacing", "linear slope must be a finite number")
-	case pace.Kind == swarm.PaceSine && (pace.Period <= 0 || pace.Amplitude < 0 || !(pace.Amplitude < p.Rate)):
+	case pace.Kind == params.PaceSine && (pace.Period <= 0 || pace.Amplitude < 0 || !(pace.Amplitude < p.Rate)):
 		v.errorf("publishers.pacing", "sine needs a positive period and 0 <= amplitude < publishers.rate (%v)", p.Rate)
 	}
 	switch p.Endpoint {
@@ -352,7 +352,7 @@ func (v *validator) phases() time.Duration {
 	var run time.Duration
 	seen := map[string]int{}
 	var publishes float64
-	pace, _ := swarm.ParsePacing(s.Publishers.Pacing)
+	pace, _ := params.ParsePacing(s.Publishers.Pacing)
 	for i, ph := range s.Phases {
 		p := func(k string) string { return fmt.Sprintf("phases[%d].%s", i, k) }
 		if v.require(p("name"), "warm-up, steady, spike, cool-down...") {
@@ -386,7 +386,7 @@ func (v *validator) phases() time.Duration {
 			}
 			rate += s.Publishers.Rate // the other channels keep the base rate
 		}
-		publishes += upperBound(pace, rate, ph.Duration.D())
+		publishes += pace.UpperBound(rate, ph.Duration.D())
 	}
 	if run > MaxDuration {
 		v.errorf("phases", "the phases last %v, over %v", run, MaxDuration)
@@ -395,18 +395,6 @@ func (v *validator) phases() time.Duration {
 		v.errorf("phases", "about %.0f publishes planned, at most %d: shorten the phases or lower the rates", publishes, MaxPublishes)
 	}
 	return run
-}
-
-// upperBound is a generous bound on the publishes of a phase.
-func upperBound(p swarm.Pacing, rate float64, d time.Duration) float64 {
-	s := d.Seconds()
-	switch p.Kind {
-	case swarm.PaceLinear:
-		return rate*s + max(0, p.Slope)*s*s/2 + 2
-	case swarm.PaceSine:
-		return (rate+p.Amplitude)*s + 2
-	}
-	return rate*s + 2
 }
 
 // PhaseRate is the publish rate of phase i in events/s: its rate, its

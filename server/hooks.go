@@ -26,15 +26,6 @@ type hookStats struct {
 	unknown     atomic.Uint64 // of those, answered 504: they may have been enqueued
 }
 
-// HookStats is the "hooks" section of /stats.
-type HookStats struct {
-	Accepted    uint64        `json:"accepted"`
-	Rejected    uint64        `json:"rejected"`
-	Unavailable uint64        `json:"unavailable"`
-	Unknown     uint64        `json:"unknown"`
-	Workers     *worker.Stats `json:"workers,omitempty"`
-}
-
 // hookItemError is one bad hook of a batch.
 type hookItemError struct {
 	Index int    `json:"index"`

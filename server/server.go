@@ -6,7 +6,8 @@
 // streams), and clients resume with Last-Event-ID.
 //
 // Every delivery is counted as +1/-1 so that a load test can prove where
-// each event went: see Stats.
+// each event went: see Stats (the GET /stats document, in the leaf package
+// server/statsfile so that readers of snapshots link no server engine).
 package server
 
 import (

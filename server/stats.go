@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/darktime/darktime/server/statsfile"
 )
 
 // deliveryCounters are kept per channel and per node. They form the
@@ -76,60 +78,20 @@ func (n *nodeStats) dropped(chs []*channel, reason string) {
 	}
 }
 
-// Stats is the JSON document served at GET /stats. Counters are totals
-// since the node started; gauges are values now. See README "Counters".
-type Stats struct {
-	Node          string                  `json:"node"`
-	Broker        string                  `json:"broker"`
-	StartedAt     time.Time               `json:"started_at"`
-	UptimeSeconds float64                 `json:"uptime_seconds"`
-	Totals        NodeTotals              `json:"totals"`
-	Channels      map[string]ChannelStats `json:"channels"`
-	// Balance is fanned_out - written - dropped - queued over the node: 0
-	// when every copy of every event is accounted for.
-	Balance int64 `json:"balance"`
-	// Auth counts refused subscriptions and streams whose token expired
-	// (absent without an Authorizer).
-	Auth *AuthStats `json:"auth,omitempty"`
-	// Hooks is the web tier's and the in-process workers' side of the job
-	// ledger (absent without a job queue).
-	Hooks *HookStats `json:"hooks,omitempty"`
-}
-
-// NodeTotals are the node's counters.
-type NodeTotals struct {
-	Published           uint64            `json:"published"`
-	PublishErrors       uint64            `json:"publish_errors"`
-	PublishUnknown      uint64            `json:"publish_unknown"`
-	Rejected            uint64            `json:"rejected"`
-	Received            uint64            `json:"received"`
-	FannedOut           uint64            `json:"fanned_out"`
-	Written             uint64            `json:"written"`
-	Dropped             uint64            `json:"dropped"`
-	DroppedByReason     map[string]uint64 `json:"dropped_by_reason"`
-	Queued              uint64            `json:"queued"`
-	HistoryReplayed     uint64            `json:"history_replayed"`
-	MissedNotices       uint64            `json:"missed_notices"`
-	BrokerErrors        uint64            `json:"broker_errors"`
-	CaughtUp            uint64            `json:"caught_up"`
-	CatchUps            uint64            `json:"catch_ups"`
-	Subscribers         int64             `json:"subscribers"`
-	Connections         uint64            `json:"connections"`
-	DisconnectsByReason map[string]uint64 `json:"disconnects_by_reason"`
-	Channels            int               `json:"channels"`
-}
-
-// ChannelStats are one channel's counters on this node, kept while the
-// channel has subscribers here (and a short while after).
-type ChannelStats struct {
-	Subscribers int               `json:"subscribers"`
-	Received    uint64            `json:"received"`
-	FannedOut   uint64            `json:"fanned_out"`
-	Written     uint64            `json:"written"`
-	Dropped     uint64            `json:"dropped"`
-	DroppedBy   map[string]uint64 `json:"dropped_by_reason,omitempty"`
-	Queued      uint64            `json:"queued"`
-}
+// The /stats document (package statsfile, a leaf that readers of snapshots
+// import without the server engine).
+type (
+	// Stats is the JSON document served at GET /stats.
+	Stats = statsfile.Stats
+	// NodeTotals are the node's counters.
+	NodeTotals = statsfile.NodeTotals
+	// ChannelStats are one channel's counters on this node.
+	ChannelStats = statsfile.ChannelStats
+	// AuthStats is the "auth" object of /stats.
+	AuthStats = statsfile.AuthStats
+	// HookStats is the "hooks" section of /stats.
+	HookStats = statsfile.HookStats
+)
 
 func droppedMap(c *deliveryCounters) (uint64, map[string]uint64) {
 	var total uint64

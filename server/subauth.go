@@ -47,14 +47,6 @@ type authCounters struct {
 	expiredStreams atomic.Uint64 // streams ended by a darktime.renew notice
 }
 
-// AuthStats is the "auth" object of /stats (present when the server
-// authorizes subscriptions).
-type AuthStats struct {
-	Unauthorized   uint64 `json:"unauthorized"`
-	Forbidden      uint64 `json:"forbidden"`
-	ExpiredStreams uint64 `json:"expired_streams"`
-}
-
 func (h *hub) authSnapshot() *AuthStats {
 	if h.cfg.Authorizer == nil {
 		return nil

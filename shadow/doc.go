@@ -24,5 +24,7 @@
 // circuit breaker. Proxying is net/http/httputil.ReverseProxy (Rewrite),
 // which strips hop-by-hop headers and flushes event streams at once.
 //
-// See README.md for usage and LEDGER.md for the ledger's JSON format.
+// See README.md for usage and LEDGER.md for the ledger's JSON format, whose
+// types (Report, Counts, ...) live in the leaf package shadow/ledgerfile
+// and are aliased here.
 package shadow

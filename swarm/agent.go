@@ -140,26 +140,6 @@ func (k agentKeys) results() string     { return k.spec() + ":results" }
 func (k agentKeys) collected() string   { return k.spec() + ":collected" }
 func (k agentKeys) ctl(part int) string { return k.spec() + ":ctl:" + strconv.Itoa(part) }
 
-// Missing lists the parts of the run that the result does not cover (nil
-// for a complete result).
-func (r *Result) Missing() []Part {
-	if len(r.Parts) == 0 {
-		return nil
-	}
-	n := r.Parts[0].Count
-	have := map[int]bool{}
-	for _, p := range r.Parts {
-		have[p.Index] = true
-	}
-	var out []Part
-	for i := range n {
-		if !have[i] {
-			out = append(out, Part{Index: i, Count: n})
-		}
-	}
-	return out
-}
-
 // RunAgents runs cfg on co.Agents agents (Agent.Serve, on this machine or
 // others) coordinated through Redis: it waits (bounded) until they have
 // joined, starts them together, collects their results and merges them

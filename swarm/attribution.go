@@ -102,146 +102,6 @@ const (
 	resumeNoID              // reconnected with no id to send
 )
 
-// Attribution explains the ledger: see RESULTS.md "attribution". Counts
-// add up over parts (Merge).
-type Attribution struct {
-	// Lost counts the owed deliveries never received, by cause:
-	// silent_gap, announced, not_resumed, no_id, tail, gave_up,
-	// cut_by_server, in_flight_at_end. Their sum
-	// is the ledger's lost.
-	Lost map[string]int64 `json:"lost"`
-	// Extra counts deliveries received that no successful publish owed, by
-	// what the failed publish's answer said: publish_outcome_unknown
-	// (timeout, reset, 500/502/504), publish_refused (4xx, 503),
-	// publish_not_sent (no connection), publish_unanswered (the run ended
-	// before the answer came).
-	Extra map[string]int64 `json:"extra"`
-	// Resumes counts how streams came back after they ended.
-	Resumes ResumeCounts `json:"resumes"`
-	// Hangups counts the connections the swarm itself ended.
-	Hangups HangupCounts `json:"hangups"`
-	// Residual is credit − debit − (lost − extra − duplicated) over the
-	// run: 0 unless the swarm's own bookkeeping is wrong.
-	Residual int64 `json:"residual"`
-	// Channels has Lost and Extra of each channel that has any.
-	Channels map[string]Causes `json:"channels,omitempty"`
-}
-
-// Causes are one channel's lost and extra deliveries by cause.
-type Causes struct {
-	Lost  map[string]int64 `json:"lost,omitempty"`
-	Extra map[string]int64 `json:"extra,omitempty"`
-}
-
-func (a *Attribution) count(channel string, lost bool, cause string) { a.addN(channel, lost, cause, 1) }
-
-// addN adds n deliveries of cause to a channel's lost (or extra) counts.
-func (a *Attribution) addN(channel string, lost bool, cause string, n int64) {
-	if a.Channels == nil {
-		a.Channels = map[string]Causes{}
-	}
-	c := a.Channels[channel]
-	m := &c.Extra
-	if lost {
-		m = &c.Lost
-	}
-	if *m == nil {
-		*m = map[string]int64{}
-	}
-	(*m)[cause] += n
-	a.Channels[channel] = c
-}
-
-// ResumeCounts says whether the target resumes streams.
-type ResumeCounts struct {
-	// WithID and NoID count reconnects that sent Last-Event-ID and those
-	// that had no id to send (the stream carried none).
-	WithID int64 `json:"with_id"`
-	NoID   int64 `json:"no_id"`
-	// Replayed counts resumed channel streams whose first event's publish was
-	// answered before the reconnect was requested: the target replayed its history.
-	Replayed int64 `json:"replayed"`
-	// Gapped counts resumed channel streams whose first event was a live
-	// one past a gap, with no notice.
-	Gapped int64 `json:"gapped"`
-}
-
-// Resumes reports whether the target was seen to resume: it replayed
-// history on some reconnect, or never skipped anything on one.
-func (r ResumeCounts) Resumes() bool { return r.Replayed > 0 || r.Gapped == 0 }
-
-// HangupCounts counts connections the swarm closed itself (a storm, a
-// leaving client, the end of the run). It closes them as a browser's
-// EventSource does, but first sends FIN and reads what the server had
-// already written until the server closes: those bytes are the copies a
-// server counts as written that the client never used.
-type HangupCounts struct {
-	Storm int64 `json:"storm"`
-	Churn int64 `json:"churn"`
-	Stop  int64 `json:"stop"`
-	// Discarded counts the events read after a storm cut, never used:
-	// the stream resumes before them.
-	Discarded int64 `json:"discarded"`
-	// Timeouts counts hang-ups the server did not answer with its own
-	// close within HangupTimeout: what it still had in flight is unknown.
-	Timeouts int64 `json:"timeouts"`
-}
-
-func (h HangupCounts) add(o HangupCounts) HangupCounts {
-	return HangupCounts{h.Storm + o.Storm, h.Churn + o.Churn, h.Stop + o.Stop, h.Discarded + o.Discarded, h.Timeouts + o.Timeouts}
-}
-
-func (a Attribution) add(o Attribution) Attribution {
-	out := Attribution{Lost: map[string]int64{}, Extra: map[string]int64{}, Hangups: a.Hangups.add(o.Hangups), Residual: a.Residual + o.Residual}
-	for _, m := range []map[string]int64{a.Lost, o.Lost} {
-		for k, v := range m {
-			out.Lost[k] += v
-		}
-	}
-	for _, m := range []map[string]int64{a.Extra, o.Extra} {
-		for k, v := range m {
-			out.Extra[k] += v
-		}
-	}
-	for _, chans := range []map[string]Causes{a.Channels, o.Channels} {
-		for ch, c := range chans {
-			for k, v := range c.Lost {
-				out.addN(ch, true, k, v)
-			}
-			for k, v := range c.Extra {
-				out.addN(ch, false, k, v)
-			}
-		}
-	}
-	out.Resumes = ResumeCounts{a.Resumes.WithID + o.Resumes.WithID, a.Resumes.NoID + o.Resumes.NoID,
-		a.Resumes.Replayed + o.Resumes.Replayed, a.Resumes.Gapped + o.Resumes.Gapped}
-	return out
-}
-
-// IsZero reports whether nothing was attributed (results written before
-// attribution existed have none), so that such files keep their checksum.
-func (a Attribution) IsZero() bool {
-	return len(a.Lost) == 0 && len(a.Extra) == 0 && len(a.Channels) == 0 && a.Resumes == (ResumeCounts{}) && a.Hangups == (HangupCounts{}) && a.Residual == 0
-}
-
-// LostTotal sums the lost deliveries over every cause.
-func (a Attribution) LostTotal() int64 {
-	var n int64
-	for _, v := range a.Lost {
-		n += v
-	}
-	return n
-}
-
-// ExtraTotal sums the extra deliveries over every cause.
-func (a Attribution) ExtraTotal() int64 {
-	var n int64
-	for _, v := range a.Extra {
-		n += v
-	}
-	return n
-}
-
 // openGap records that the stream skipped [st.high+1, seq) and why.
 func (c *client) openGap(st *chanState, seq int64) {
 	cause := lossSilent
@@ -331,7 +191,7 @@ func (r *run) attribute() Attribution {
 			return // not owed
 		}
 		a.Lost[lossCauseNames[cause]]++
-		a.count(r.asg.names[s.ch], true, lossCauseNames[cause])
+		a.Count(r.asg.names[s.ch], true, lossCauseNames[cause])
 		r.ledger.Apply(r.asg.names[s.ch], time.Unix(0, pl.ts[s.ch][seq]), ledger.Counts{Lost: 1})
 	}
 	for i := range sessions {
@@ -385,7 +245,7 @@ func (r *run) attribute() Attribution {
 			}
 			st := pl.status[s.ch][seq]
 			a.Extra[extraCauseNames[st]]++
-			a.count(r.asg.names[s.ch], false, extraCauseNames[st])
+			a.Count(r.asg.names[s.ch], false, extraCauseNames[st])
 			r.ledger.Apply(r.asg.names[s.ch], time.Unix(0, pl.ts[s.ch][seq]), ledger.Counts{Extra: 1})
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/darktime/darktime/internal/ledger"
 	"github.com/darktime/darktime/internal/sse"
+	"github.com/darktime/darktime/swarm/resultfile"
 )
 
 // The client keeps fanoutbench's lean wire code (raw TCP, in-place chunked
@@ -332,9 +333,9 @@ func (c *client) session(first *bool) bool {
 		if !inSession {
 			inSession = true
 			c.beginSession()
-			if r.cfg.Churn.enabled() {
+			if r.cfg.Churn.Enabled() {
 				rng := rand.New(rand.NewPCG(c.seed, uint64(time.Now().UnixNano())))
-				lifeEnd = time.Now().Add(r.cfg.Churn.draw(rng.Float64()))
+				lifeEnd = time.Now().Add(r.cfg.Churn.Draw(rng.Float64()))
 			}
 		}
 		err = c.readLoop(lifeEnd)
@@ -714,8 +715,9 @@ const (
 )
 
 // HangupTimeout bounds how long a hang-up waits for the server to close
-// its side after the client's FIN.
-const HangupTimeout = time.Second
+// its side after the client's FIN (resultfile.HangupTimeout: results
+// count the hang-ups that hit it).
+const HangupTimeout = resultfile.HangupTimeout
 
 // peerCloseWait is how long a hang-up waits for more of the stream before
 // it sends its FIN: a server that closed first has its FIN right behind

@@ -13,10 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/darktime/darktime/swarm/params"
 )
 
 // ErrConfig marks an invalid Config; the CLI reports it as a usage error.
-var ErrConfig = errors.New("invalid swarm config")
+var ErrConfig = params.ErrConfig
 
 // ErrPhase and ErrSlowdown mark a bad Config.Phases or Config.Slowdowns
 // entry; both wrap ErrConfig.
@@ -163,34 +165,28 @@ type Slowdown struct {
 // in a short run, and the figure is more likely a unit mistake.
 const maxReadDelay = time.Minute
 
-// Part is one slice of a run.
-type Part struct {
-	Index int `json:"index"`
-	Count int `json:"count"`
-}
-
-// Defaults for the zero values of Config.
+// Defaults for the zero values of Config, and the bounds that keep a run
+// finite (package params: a scenario checks them without the engine).
 const (
-	DefaultTarget         = "http://127.0.0.1:8080"
-	DefaultClients        = 1000
-	DefaultChannels       = 10
-	DefaultRamp           = 1000
-	DefaultRate           = 10
-	DefaultSize           = 100
-	DefaultSettle         = time.Second
-	DefaultDuration       = 30 * time.Second
-	DefaultDrain          = 2 * time.Second
-	DefaultChurnGrace     = time.Second
-	DefaultRetry          = 3 * time.Second
-	DefaultConnectTimeout = 10 * time.Second
-	DefaultLateAfter      = 5 * time.Second
-	DefaultLedgerWindow   = time.Second
-	// MaxConnsPerSource keeps each source address inside its ~28,000
-	// ephemeral ports.
-	MaxConnsPerSource = 20_000
-	maxSources        = 253
-	// Bounds that keep every run finite and its accounting small.
-	MaxDuration  = 24 * time.Hour
+	DefaultTarget         = params.DefaultTarget
+	DefaultClients        = params.DefaultClients
+	DefaultChannels       = params.DefaultChannels
+	DefaultRamp           = params.DefaultRamp
+	DefaultRate           = params.DefaultRate
+	DefaultSize           = params.DefaultSize
+	DefaultSettle         = params.DefaultSettle
+	DefaultDuration       = params.DefaultDuration
+	DefaultDrain          = params.DefaultDrain
+	DefaultChurnGrace     = params.DefaultChurnGrace
+	DefaultRetry          = params.DefaultRetry
+	DefaultConnectTimeout = params.DefaultConnectTimeout
+	DefaultLateAfter      = params.DefaultLateAfter
+	DefaultLedgerWindow   = params.DefaultLedgerWindow
+	MaxConnsPerSource     = params.MaxConnsPerSource
+	MaxDuration           = params.MaxDuration
+	// maxSources bounds the source addresses (127.0.0.x); maxPublishes and
+	// maxClients keep every run's accounting small.
+	maxSources   = 253
 	maxPublishes = 50_000_000
 	maxClients   = 1_000_000
 )
@@ -358,19 +354,19 @@ func (c Config) validate() error {
 	for _, s := range c.Storms {
 		check(s < 0 || s > c.Duration, fmt.Sprintf("storm at %v is outside the publish window (0 to %v)", s, c.Duration))
 	}
-	if err := c.Distribution.validate(); err != nil {
+	if err := c.Distribution.Validate(); err != nil {
 		problems = append(problems, err.Error())
 	}
 	if c.Distribution.Kind == DistSeveral {
 		check(c.Distribution.PerClient > c.Channels/c.Part.Count, fmt.Sprintf("several:%d needs at least %d channels per part", c.Distribution.PerClient, c.Distribution.PerClient))
 	}
-	if err := c.Pacing.validate(c.Rate); err != nil {
+	if err := c.Pacing.Validate(c.Rate); err != nil {
 		problems = append(problems, err.Error())
 	}
-	if err := c.Churn.validate(); err != nil {
+	if err := c.Churn.Validate(); err != nil {
 		problems = append(problems, err.Error())
 	}
-	planned := c.Pacing.upperBound(c.Rate, c.Duration)
+	planned := c.Pacing.UpperBound(c.Rate, c.Duration)
 	if len(c.Phases) > 0 {
 		planned = 0
 	}
@@ -388,7 +384,7 @@ func (c Config) validate() error {
 		checkKind(ErrPhase, c.Pacing.Kind == PaceSine && c.Pacing.Amplitude >= base,
 			fmt.Sprintf("%s: sine amplitude %v must stay below the phase's rate %v", what, c.Pacing.Amplitude, base))
 		if p.Duration > 0 && p.Duration <= MaxDuration && p.Rate >= 0 && p.Rate <= 1e6 {
-			planned += c.Pacing.upperBound(c.phaseTotalRate(p), p.Duration)
+			planned += c.Pacing.UpperBound(c.phaseTotalRate(p), p.Duration)
 		}
 	}
 	if planned > maxPublishes {
@@ -417,126 +413,6 @@ func (c Config) phaseTotalRate(p Phase) float64 {
 
 func notWordRune(r rune) bool {
 	return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_')
-}
-
-// Distribution kinds.
-const (
-	DistUniform = "uniform" // each client on one channel drawn uniformly
-	DistZipf    = "zipf"    // one channel drawn from a Zipf law: channel 0 is hot
-	DistOne     = "one"     // every client on a channel of its own
-	DistSeveral = "several" // PerClient distinct channels each, drawn uniformly
-)
-
-// Distribution assigns channels to clients.
-type Distribution struct {
-	Kind      string  `json:"kind"`
-	S         float64 `json:"s,omitempty"`          // zipf exponent (> 1; default 1.1)
-	PerClient int     `json:"per_client,omitempty"` // several: channels per client (3)
-}
-
-// ParseDistribution reads "uniform", "zipf[:S]", "one" or "several[:N]".
-func ParseDistribution(s string) (Distribution, error) {
-	kind, arg, hasArg := strings.Cut(s, ":")
-	d := Distribution{Kind: kind}
-	var err error
-	switch {
-	case kind == DistZipf && hasArg:
-		d.S, err = strconv.ParseFloat(arg, 64)
-	case kind == DistSeveral && hasArg:
-		d.PerClient, err = strconv.Atoi(arg)
-	case hasArg:
-		err = errors.New("takes no argument")
-	}
-	if err != nil {
-		return d, fmt.Errorf("%w: distribution %q: %v", ErrConfig, s, err)
-	}
-	return d, d.validate()
-}
-
-func (d Distribution) validate() error {
-	switch d.Kind {
-	case "", DistUniform, DistOne:
-	case DistZipf:
-		if d.S != 0 && (d.S <= 1 || math.IsInf(d.S, 0) || math.IsNaN(d.S)) {
-			return fmt.Errorf("%w: zipf exponent must be > 1, got %v", ErrConfig, d.S)
-		}
-	case DistSeveral:
-		if d.PerClient < 0 || d.PerClient > 32 {
-			return fmt.Errorf("%w: several: between 1 and 32 channels per client, got %d", ErrConfig, d.PerClient)
-		}
-	default:
-		return fmt.Errorf("%w: distribution %q: want uniform, zipf[:S], one or several[:N]", ErrConfig, d.Kind)
-	}
-	return nil
-}
-
-// Pacing kinds (vegeta's pacers).
-const (
-	PaceConstant = "constant"
-	PaceLinear   = "linear"
-	PaceSine     = "sine"
-)
-
-// Pacing shapes the publish rate over time around Config.Rate.
-type Pacing struct {
-	Kind string `json:"kind"`
-	// Slope (linear) is the change of rate in events/s per second,
-	// starting at Rate.
-	Slope float64 `json:"slope,omitempty"`
-	// Period and Amplitude (sine): the rate swings Rate ± Amplitude.
-	Period    time.Duration `json:"period,omitempty"`
-	Amplitude float64       `json:"amplitude,omitempty"`
-}
-
-// ParsePacing reads "constant", "linear:SLOPE" or "sine:PERIOD:AMPLITUDE".
-func ParsePacing(s string) (Pacing, error) {
-	parts := strings.Split(s, ":")
-	p := Pacing{Kind: parts[0]}
-	var err error
-	switch {
-	case p.Kind == PaceConstant && len(parts) == 1:
-	case p.Kind == PaceLinear && len(parts) == 2:
-		p.Slope, err = strconv.ParseFloat(parts[1], 64)
-	case p.Kind == PaceSine && len(parts) == 3:
-		if p.Period, err = time.ParseDuration(parts[1]); err == nil {
-			p.Amplitude, err = strconv.ParseFloat(parts[2], 64)
-		}
-	default:
-		err = errors.New("want constant, linear:SLOPE or sine:PERIOD:AMPLITUDE")
-	}
-	if err != nil {
-		return p, fmt.Errorf("%w: pacing %q: %v", ErrConfig, s, err)
-	}
-	return p, nil
-}
-
-func (p Pacing) validate(rate float64) error {
-	switch p.Kind {
-	case "", PaceConstant:
-	case PaceLinear:
-		if math.IsNaN(p.Slope) || math.IsInf(p.Slope, 0) {
-			return fmt.Errorf("%w: linear slope must be a number", ErrConfig)
-		}
-	case PaceSine:
-		if p.Period <= 0 || p.Amplitude < 0 || p.Amplitude >= rate {
-			return fmt.Errorf("%w: sine needs a positive period and 0 <= amplitude < rate", ErrConfig)
-		}
-	default:
-		return fmt.Errorf("%w: pacing %q: want constant, linear or sine", ErrConfig, p.Kind)
-	}
-	return nil
-}
-
-// upperBound is a generous bound on the publishes of a run.
-func (p Pacing) upperBound(rate float64, d time.Duration) float64 {
-	s := d.Seconds()
-	switch p.Kind {
-	case PaceLinear:
-		return rate*s + max(0, p.Slope)*s*s/2 + 2
-	case PaceSine:
-		return (rate+p.Amplitude)*s + 2
-	}
-	return rate*s + 2
 }
 
 // ParsePhase reads "NAME:DURATION[:RATE][:hot=CHANNEL]" (a --phase flag):
@@ -592,87 +468,36 @@ func ParseSlowdown(s string) (Slowdown, error) {
 	return Slowdown{At: at, Clients: n, ReadDelay: delay}, nil
 }
 
-// Lifetime kinds for churn.
-const (
-	LifeNone    = "none"
-	LifeFixed   = "fixed"
-	LifeExp     = "exp"
-	LifeUniform = "uniform"
+// The value types of Config (package params, with their parsers).
+type (
+	// Distribution assigns channels to clients.
+	Distribution = params.Distribution
+	// Pacing shapes the publish rate over time around Config.Rate.
+	Pacing = params.Pacing
+	// Lifetime is a distribution of connection lifetimes.
+	Lifetime = params.Lifetime
 )
 
-// Lifetime is a distribution of connection lifetimes.
-type Lifetime struct {
-	Kind string        `json:"kind"`
-	Mean time.Duration `json:"mean,omitempty"` // fixed and exp
-	Min  time.Duration `json:"min,omitempty"`  // uniform
-	Max  time.Duration `json:"max,omitempty"`  // uniform
-}
+// Distribution, pacing and lifetime kinds.
+const (
+	DistUniform  = params.DistUniform
+	DistZipf     = params.DistZipf
+	DistOne      = params.DistOne
+	DistSeveral  = params.DistSeveral
+	PaceConstant = params.PaceConstant
+	PaceLinear   = params.PaceLinear
+	PaceSine     = params.PaceSine
+	LifeNone     = params.LifeNone
+	LifeFixed    = params.LifeFixed
+	LifeExp      = params.LifeExp
+	LifeUniform  = params.LifeUniform
+)
+
+// ParseDistribution reads "uniform", "zipf[:S]", "one" or "several[:N]".
+func ParseDistribution(s string) (Distribution, error) { return params.ParseDistribution(s) }
+
+// ParsePacing reads "constant", "linear:SLOPE" or "sine:PERIOD:AMPLITUDE".
+func ParsePacing(s string) (Pacing, error) { return params.ParsePacing(s) }
 
 // ParseLifetime reads "none", "fixed:D", "exp:MEAN" or "uniform:MIN-MAX".
-func ParseLifetime(s string) (Lifetime, error) {
-	kind, arg, _ := strings.Cut(s, ":")
-	l := Lifetime{Kind: kind}
-	var err error
-	switch kind {
-	case LifeNone, "":
-		l.Kind = ""
-		if arg != "" {
-			err = errors.New("takes no argument")
-		}
-	case LifeFixed, LifeExp:
-		l.Mean, err = time.ParseDuration(arg)
-	case LifeUniform:
-		lo, hi, ok := strings.Cut(arg, "-")
-		if !ok {
-			err = errors.New("want uniform:MIN-MAX")
-			break
-		}
-		if l.Min, err = time.ParseDuration(lo); err == nil {
-			l.Max, err = time.ParseDuration(hi)
-		}
-	default:
-		err = errors.New("want none, fixed:D, exp:MEAN or uniform:MIN-MAX")
-	}
-	if err == nil {
-		err = l.validate()
-	}
-	if err != nil {
-		return l, fmt.Errorf("%w: churn %q: %v", ErrConfig, s, err)
-	}
-	return l, nil
-}
-
-// minLifetime keeps churn from turning into a connect flood.
-const minLifetime = 100 * time.Millisecond
-
-func (l Lifetime) validate() error {
-	switch l.Kind {
-	case "", LifeNone:
-	case LifeFixed, LifeExp:
-		if l.Mean < minLifetime {
-			return fmt.Errorf("%w: lifetime must be at least %v", ErrConfig, minLifetime)
-		}
-	case LifeUniform:
-		if l.Min < minLifetime || l.Max < l.Min {
-			return fmt.Errorf("%w: uniform lifetime needs %v <= min <= max", ErrConfig, minLifetime)
-		}
-	default:
-		return fmt.Errorf("%w: lifetime %q", ErrConfig, l.Kind)
-	}
-	return nil
-}
-
-func (l Lifetime) enabled() bool { return l.Kind != "" && l.Kind != LifeNone }
-
-// draw returns a lifetime; u is uniform in [0,1).
-func (l Lifetime) draw(u float64) time.Duration {
-	switch l.Kind {
-	case LifeFixed:
-		return l.Mean
-	case LifeExp:
-		return max(minLifetime, time.Duration(-math.Log(1-u)*float64(l.Mean)))
-	case LifeUniform:
-		return l.Min + time.Duration(u*float64(l.Max-l.Min))
-	}
-	return 0
-}
+func ParseLifetime(s string) (Lifetime, error) { return params.ParseLifetime(s) }

@@ -27,5 +27,9 @@
 // channel with its clients and its share of the rate — run by processes
 // (RunProcs) or by agents on several machines coordinated through Redis
 // (RunAgents, Agent); their results merge exactly (Merge). The file format
-// is documented in RESULTS.md.
+// is documented in RESULTS.md; its types and pure functions (Result,
+// ReadResult, Merge, ...) live in the leaf package swarm/resultfile, and
+// the defaults, bounds and config value types (Pacing, Distribution,
+// Lifetime) in swarm/params, so that readers of results and scenarios do
+// not link the engine. This package keeps their names as aliases.
 package swarm

@@ -2,7 +2,6 @@ package swarm
 
 import (
 	"bytes"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,52 +22,6 @@ const probeEvents = 3
 
 // sampleBytes bounds the data sample of an ExtractFailure.
 const sampleBytes = 120
-
-// ExtractFailure reports that none of the first events a run received
-// could be read with the profile's extract markers: the markers do not
-// match what the server delivers.
-type ExtractFailure struct {
-	// Events is how many events were examined (the run's first, up to 3).
-	Events int `json:"events"`
-	// Fields are the markers that found nothing in the first of them:
-	// "seq", "ts", "channel".
-	Fields []string `json:"fields"`
-	// Markers are the profile's extract settings.
-	Markers Extract `json:"markers"`
-	// Sample is the start of the first event's data, at most 120 bytes
-	// ("…" marks a cut).
-	Sample string `json:"sample"`
-}
-
-// String is the warning the summaries print, on one line: markers and
-// data between backticks, as they are (line breaks shown as \n).
-func (f *ExtractFailure) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "none of the first %d event(s) received could be read: ", f.Events)
-	for i, field := range f.Fields {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%s (marker `%s`)", field, oneLine.Replace(f.Markers.marker(field)))
-	}
-	fmt.Fprintf(&b, " not found in the data, which starts `%s`; set --extract-seq/--extract-ts/--extract-channel to the text before each field as it arrives", oneLine.Replace(f.Sample))
-	if !f.Markers.JSONString && strings.Contains(f.Sample, `\"`) {
-		b.WriteString(", or --extract-json-string: the data carries the body as an escaped JSON string")
-	}
-	return b.String()
-}
-
-var oneLine = strings.NewReplacer("\n", `\n`, "\r", `\r`)
-
-func (e Extract) marker(field string) string {
-	switch field {
-	case "seq":
-		return e.Seq
-	case "ts":
-		return e.TS
-	}
-	return e.Channel
-}
 
 // extractProbe examines a run's first events.
 type extractProbe struct {

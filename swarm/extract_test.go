@@ -75,7 +75,7 @@ func TestCompileChecksOnlyWhatCannotWork(t *testing.T) {
 	// delivers it unescaped: the natural markers are right.
 	wrapped := base
 	wrapped.Publish.Body = `{"items":[{"channel":"{channel}","content":"{\"seq\":{seq},\"ts\":{ts}}"}]}`
-	if _, err := wrapped.compile(false); err != nil {
+	if _, err := compileProfile(wrapped, false); err != nil {
 		t.Errorf("an escaped publish body with natural markers: %v", err)
 	}
 	for _, tt := range []struct {
@@ -91,7 +91,7 @@ func TestCompileChecksOnlyWhatCannotWork(t *testing.T) {
 		p := base
 		p.ChannelSeparator, p.Subscribe = "/", "{target}/sub/{channels}"
 		p.Extract = tt.e
-		if _, err := p.compile(tt.multi); !errors.Is(err, ErrTemplate) || !strings.Contains(err.Error(), tt.says) {
+		if _, err := compileProfile(p, tt.multi); !errors.Is(err, ErrTemplate) || !strings.Contains(err.Error(), tt.says) {
 			t.Errorf("%s: %v, want ErrTemplate saying %q", tt.name, err, tt.says)
 		}
 	}

@@ -7,61 +7,16 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-)
 
-// Histogram bounds in microseconds: 1 µs to 1 h at 3 significant figures.
-// Values outside are clamped, so a clock step or a very late event still
-// counts.
-const (
-	histMin     = 1
-	histMax     = 3_600_000_000
-	histSigFigs = 3
+	"github.com/darktime/darktime/swarm/resultfile"
 )
-
-func newHistogram() *hdrhistogram.Histogram {
-	return hdrhistogram.New(histMin, histMax, histSigFigs)
-}
 
 func recordMicros(h *hdrhistogram.Histogram, d time.Duration) {
-	_ = h.RecordValue(max(histMin, min(d.Microseconds(), histMax))) // in range: cannot fail
+	_ = h.RecordValue(max(resultfile.HistMinMicros, min(d.Microseconds(), resultfile.HistMaxMicros))) // in range: cannot fail
 }
 
 // recShards spreads the per-event recording over several locks.
 const recShards = 8
-
-// EventCounts counts received events.
-type EventCounts struct {
-	// Events is every measured event received, duplicates included (the
-	// ledger's debits).
-	Events     int64 `json:"events"`
-	Duplicated int64 `json:"duplicated"`
-	Reordered  int64 `json:"reordered"`
-	Late       int64 `json:"late"`
-	// Outside: events of a client's channel published before it subscribed
-	// or after it decided to leave; not owed, not debited.
-	Outside int64 `json:"outside"`
-	// Malformed: data where the profile's extract finds no seq and ts.
-	Malformed int64 `json:"malformed"`
-	// Foreign: events of a channel the client does not hold.
-	Foreign int64 `json:"foreign"`
-	// OtherType: events of another type than the profile's EventType.
-	OtherType int64 `json:"other_type"`
-	// Slow: events published after their client turned slow
-	// (Config.Slowdowns). A slow client leaves the measured population
-	// when it turns slow, as a churning client leaves: what was published
-	// before stays owed to it; what comes after is counted here only, so
-	// the run's latency and ledger say what the other clients got.
-	Slow int64 `json:"slow,omitempty"`
-	// Notices: the server's control events (Profile.Notices), such as
-	// darktime.missed and darktime.reconnect; not events of the run.
-	Notices int64 `json:"notices,omitempty"`
-}
-
-func (c EventCounts) add(o EventCounts) EventCounts {
-	return EventCounts{c.Events + o.Events, c.Duplicated + o.Duplicated, c.Reordered + o.Reordered, c.Late + o.Late,
-		c.Outside + o.Outside, c.Malformed + o.Malformed, c.Foreign + o.Foreign, c.OtherType + o.OtherType, c.Slow + o.Slow,
-		c.Notices + o.Notices}
-}
 
 // recShard holds what a group of clients recorded since the last tick.
 type recShard struct {
@@ -95,14 +50,6 @@ type recorder struct {
 	series   []Second
 	lastTick time.Time
 }
-
-// Histogram names in results.
-const (
-	HistDelivery   = "delivery"    // publish (intended send time) to receive
-	HistConnect    = "connect"     // dial to response head
-	HistFirstEvent = "first_event" // first connect of a session to its first event
-	HistPublish    = "publish"     // intended send time to publish response
-)
 
 func newRecorder(now time.Time) *recorder {
 	rc := &recorder{pubHist: newHistogram(), lastTick: now, total: map[string]*hdrhistogram.Histogram{}}
@@ -142,7 +89,7 @@ func (rc *recorder) tick(now time.Time, open int64, errs int64) Second {
 		s.delivery.Reset()
 		s.connect.Reset()
 		s.firstEvent.Reset()
-		c = c.add(s.c)
+		c = c.Add(s.c)
 		s.c = EventCounts{}
 		connects += s.connects
 		s.connects = 0
@@ -159,7 +106,7 @@ func (rc *recorder) tick(now time.Time, open int64, errs int64) Second {
 	rc.total[HistConnect].Merge(connect)
 	rc.total[HistFirstEvent].Merge(first)
 	rc.total[HistPublish].Merge(pub)
-	rc.counts = rc.counts.add(c)
+	rc.counts = rc.counts.Add(c)
 	rc.connects += connects
 
 	sec := Second{
@@ -172,7 +119,7 @@ func (rc *recorder) tick(now time.Time, open int64, errs int64) Second {
 			sec.Histograms[name] = encodeHistogram(h)
 		}
 	}
-	sec.summarise(delivery)
+	sec.Summarise(delivery)
 	rc.series = append(rc.series, sec)
 	rc.lastTick = now
 	return sec

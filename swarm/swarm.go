@@ -184,7 +184,7 @@ func (r *run) snapshotFinal() {
 
 func newRun(cfg Config) (*run, error) {
 	asg := assign(cfg)
-	prof, err := cfg.Profile.compile(cfg.Distribution.Kind == DistSeveral && cfg.Distribution.PerClient > 1)
+	prof, err := compileProfile(cfg.Profile, cfg.Distribution.Kind == DistSeveral && cfg.Distribution.PerClient > 1)
 	if err != nil {
 		return nil, err
 	}
@@ -591,7 +591,7 @@ func (c Config) check() error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	prof, err := c.Profile.compile(c.Distribution.Kind == DistSeveral && c.Distribution.PerClient > 1)
+	prof, err := compileProfile(c.Profile, c.Distribution.Kind == DistSeveral && c.Distribution.PerClient > 1)
 	if err != nil {
 		return err
 	}

@@ -28,68 +28,6 @@ const (
 	phToken    = "token"    // a JWT minted for the client at every connect (Config.Token)
 )
 
-// Profile describes how to talk to one kind of SSE server.
-type Profile struct {
-	// Name identifies the profile in results.
-	Name string `json:"name"`
-	// Subscribe is the subscribe URL template ({target}, {channel} or
-	// {channels}, and {client}: the client's index in the whole run, the
-	// same across its reconnects whatever the part split); plain http only.
-	Subscribe string `json:"subscribe"`
-	// SubscribeHeaders are extra subscribe request headers ("Name:
-	// value"), with {client} and {token} (Config.Token). With a token and
-	// {token} in neither, "Authorization: Bearer {token}" is sent.
-	SubscribeHeaders []string `json:"subscribe_headers,omitempty"`
-	// ChannelSeparator joins a client's channels in {channels}; empty means
-	// the server takes one channel per connection.
-	ChannelSeparator string `json:"channel_separator,omitempty"`
-	// ChannelPattern is a regular expression every generated channel name
-	// must match (nchan's config routes only \w+).
-	ChannelPattern string `json:"channel_pattern,omitempty"`
-	// Publish is the publish request template.
-	Publish PublishTemplate `json:"publish"`
-	// Extract says where the sequence number, the timestamp and the channel
-	// are found in the data of a received event.
-	Extract Extract `json:"extract"`
-	// EventType, when set, is the only event type measured; others are
-	// counted as other_type (darktime's own darktime.* notices, say).
-	// Empty means the default type, "message".
-	EventType string `json:"event_type,omitempty"`
-	// Notices is the event-type prefix of the server's control events
-	// ("darktime." for the reference server's darktime.missed and
-	// darktime.reconnect): they are counted as notices, not other_type, and
-	// a <Notices>missed event announces a gap on the channel its JSON data
-	// names ({"channel": …}), so that the loss is reported as announced.
-	Notices string `json:"notices,omitempty"`
-}
-
-// PublishTemplate is an HTTP request with placeholders in the URL, the
-// header values and the body.
-type PublishTemplate struct {
-	Method  string   `json:"method"`
-	URL     string   `json:"url"`
-	Headers []string `json:"headers,omitempty"` // "Name: value"
-	Body    string   `json:"body"`
-}
-
-// Extract holds the literal text that precedes each field in the data of a
-// received event, as the server delivers it (which need not be the body as
-// published): the decimal seq follows Seq, the decimal timestamp follows
-// TS, and the channel name follows Channel up to the next '"' or `\"`.
-// Channel is needed only when clients hold several channels. The markers
-// are checked on the first events a run receives (Result.ExtractFailure).
-type Extract struct {
-	Seq     string `json:"seq"`
-	TS      string `json:"ts"`
-	Channel string `json:"channel,omitempty"`
-	// JSONString says the data carries the published body inside a JSON
-	// string, escaped (a GRIP proxy's or a broker's JSON envelope:
-	// {"channel":"c","data":"{\"seq\":1,...}"}): the markers are then
-	// matched with the data's string escapes undone (\" \\ \/ \n \uXXXX
-	// ...), so the natural markers of the body work.
-	JSONString bool `json:"json_string,omitempty"`
-}
-
 // defaultBody is a JSON body that every built-in profile publishes as is.
 const defaultBody = `{"ch":"{channel}","seq":{seq},"ts":{ts},"pad":"{payload}"}`
 
@@ -282,7 +220,7 @@ type compiledHeader struct {
 
 // compile checks a profile and compiles its templates. multi says whether
 // some client holds more than one channel.
-func (p Profile) compile(multi bool) (*compiledProfile, error) {
+func compileProfile(p Profile, multi bool) (*compiledProfile, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: profile %q: %s", ErrTemplate, p.Name, fmt.Sprintf(format, args...))
 	}

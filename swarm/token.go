@@ -38,18 +38,6 @@ type TokenConfig struct {
 	Claims map[string]string `json:",omitempty"`
 }
 
-// TokenEcho is Config.Token in a result: how tokens were made, without
-// the key.
-type TokenEcho struct {
-	Algorithm  string  `json:"algorithm"`
-	TTLSeconds float64 `json:"ttl_seconds"`
-	// Key says where the key came from: "env:NAME", "file:PATH" or
-	// "config".
-	Key      string `json:"key"`
-	Issuer   string `json:"issuer,omitempty"`
-	Audience string `json:"audience,omitempty"`
-}
-
 // tokenSentinel stands for {token} in an expanded subscribe URL until a
 // connect puts a fresh token there (a JWT is URL-safe as it is).
 const tokenSentinel = "DARKTIMETOKENPLACEHOLDER"

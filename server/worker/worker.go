@@ -32,6 +32,7 @@ import (
 	"github.com/darktime/darktime/server/broker"
 	"github.com/darktime/darktime/server/pipeline"
 	"github.com/darktime/darktime/server/queue"
+	"github.com/darktime/darktime/server/statsfile"
 )
 
 // Queue is what the pool needs of the job queue (*queue.Queue).
@@ -70,21 +71,12 @@ type Config struct {
 	AfterPublish func()
 }
 
-// Stats are a pool's counters (this process only). At rest:
+// Stats are a pool's counters (this process only), as /stats shows them
+// (package statsfile, the leaf of the /stats format). At rest:
 //
 //	claimed = acked + retried + rejected
 //	acked   = dropped + jobs that published events
-type Stats struct {
-	Claimed       uint64            `json:"claimed"`
-	Acked         uint64            `json:"acked"`
-	Retried       uint64            `json:"retried"`
-	Rejected      uint64            `json:"rejected"`
-	Dropped       uint64            `json:"dropped"`
-	Events        uint64            `json:"events_published"`
-	EventsByRoute map[string]uint64 `json:"events_by_route"`
-	PublishErrors uint64            `json:"publish_errors"`
-	InProcess     int64             `json:"in_process"`
-}
+type Stats = statsfile.WorkerStats
 
 // Pool claims and processes jobs until its context ends.
 type Pool struct {
