@@ -215,8 +215,12 @@ func TestExplanationsNeverHideLoss(t *testing.T) {
 	if copies < minCopies || dropped < 1 || dups < 1 || swaps < 1 {
 		t.Fatalf("the run is too small to prove anything: %d copies, %d drops, %d dups, %d swaps", copies, dropped, dups, swaps)
 	}
-	if a.Lost["silent_gap"] != dropped {
-		t.Errorf("silent gaps %d, want the %d copies the relay dropped (lost by cause: %v)", a.Lost["silent_gap"], dropped, a.Lost)
+	// A drop of the only event a resume replays looks, from the client,
+	// exactly like a target that did not replay (the next event is live):
+	// not_resumed, which is unexplained too on a target that replays on
+	// other resumes (report: explainSwarm). Both are the relay's drops.
+	if got := a.Lost["silent_gap"] + a.Lost["not_resumed"]; got != dropped || (a.Lost["not_resumed"] > 0 && a.Resumes.Replayed == 0) {
+		t.Errorf("silent gaps + not resumed %d, want the %d copies the relay dropped (lost by cause: %v, resumes %+v)", got, dropped, a.Lost, a.Resumes)
 	}
 	if tot.Lost != dropped {
 		t.Errorf("lost %d, want %d", tot.Lost, dropped)
@@ -224,7 +228,7 @@ func TestExplanationsNeverHideLoss(t *testing.T) {
 	if tot.Duplicated != dups || tot.Reordered != swaps {
 		t.Errorf("duplicated %d reordered %d, want %d and %d", tot.Duplicated, tot.Reordered, dups, swaps)
 	}
-	for _, cause := range []string{"announced", "not_resumed", "no_id", "tail", "gave_up"} {
+	for _, cause := range []string{"announced", "no_id", "tail", "gave_up"} {
 		if a.Lost[cause] != 0 {
 			t.Errorf("lost to %s: %d, want 0 (the relay's drops must stay silent)", cause, a.Lost[cause])
 		}
