@@ -22,6 +22,11 @@ import (
 //	GET  /metrics                          Prometheus metrics (when Config.Gatherer is set)
 //	GET  /_darktime/healthz                {"status":"ok"}
 //
+// With Config.AdminToken set, every endpoint but healthz needs
+// "Authorization: Bearer TOKEN" (401 with WWW-Authenticate without it,
+// 403 when wrong); a state-changing request a browser sends from a page
+// of another origin is refused (403) either way.
+//
 // Errors are a status and {"error": "...", "status": N}. A refused config
 // answers 400 (413 over 1 MiB; YAML anchors, aliases and nesting deeper
 // than 64 are refused, see internal/yamlsafe) and the old one stays in
@@ -81,7 +86,7 @@ func (p *Proxy) AdminHandler() http.Handler {
 		}
 		writeError(w, http.StatusNotFound, errors.New("no admin endpoint "+r.Method+" "+r.URL.Path))
 	})
-	return mux
+	return p.adminDoor(mux)
 }
 
 // adminMethods is what each admin path serves, for 405's Allow.

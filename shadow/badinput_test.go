@@ -26,7 +26,12 @@ func TestBadInputCatalogue(t *testing.T) {
 	if err := p.SetListeners(self); err != nil {
 		t.Fatal(err)
 	}
-	before := p.Config()
+	// A second proxy whose admin API takes a token: what it answers
+	// without the right one.
+	pt, _, tokAdmin := startProxy(t, Config{Primary: primary.url, AdminToken: testAdminToken})
+	before, beforeTok := p.Config(), pt.Config()
+	bearerOf := func(v string) map[string]string { return map[string]string{"Authorization": v} }
+	crossSite := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
 	bomb := "a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b]\n"
 	cases := []struct {
 		name         string
@@ -50,6 +55,17 @@ func TestBadInputCatalogue(t *testing.T) {
 		{name: "percent of an unknown route", base: admin, method: "POST", path: "/_darktime/percent", hdr: form, body: "route=/nowhere&percent=5", status: 400, errContains: "no route"},
 		{name: "DELETE the config", base: admin, method: "DELETE", path: "/_darktime/config", status: 405},
 		{name: "unknown admin path", base: admin, method: "GET", path: "/_darktime/secrets", status: 404},
+		{name: "admin token missing: ledger", base: tokAdmin, method: "GET", path: "/_darktime/ledger", status: 401, errContains: "Bearer"},
+		{name: "admin token missing: config PUT", base: tokAdmin, method: "PUT", path: "/_darktime/config", body: "primary: " + primary.url + "\ncandidate: http://evil.example\nmode: mirror\npercent: 100\n", status: 401},
+		{name: "admin token missing: percent", base: tokAdmin, method: "POST", path: "/_darktime/percent", hdr: form, body: "percent=100", status: 401},
+		{name: "admin token missing: metrics", base: tokAdmin, method: "GET", path: "/metrics", status: 401},
+		{name: "admin token missing: unknown path", base: tokAdmin, method: "GET", path: "/_darktime/secrets", status: 401},
+		{name: "admin token wrong", base: tokAdmin, method: "PUT", path: "/_darktime/config", hdr: bearerOf("Bearer " + testAdminToken + "x"), body: "primary: " + primary.url + "\n", status: 403, errContains: "wrong admin token"},
+		{name: "admin token a prefix of the right one", base: tokAdmin, method: "GET", path: "/_darktime/ledger", hdr: bearerOf("Bearer " + testAdminToken[:8]), status: 403},
+		{name: "admin token with another scheme", base: tokAdmin, method: "GET", path: "/_darktime/config", hdr: bearerOf("Basic " + testAdminToken), status: 401},
+		{name: "admin token without a scheme", base: tokAdmin, method: "GET", path: "/_darktime/config", hdr: bearerOf(testAdminToken), status: 401},
+		{name: "admin token empty", base: tokAdmin, method: "GET", path: "/_darktime/config", hdr: bearerOf("Bearer "), status: 401},
+		{name: "admin percent from another origin's page", base: admin, method: "POST", path: "/_darktime/percent", hdr: crossSite, body: "percent=100", status: 403, errContains: "cross-origin"},
 		{name: "a request that came back through the proxy", base: url, method: "GET", path: "/sub/a", hdr: map[string]string{HopHeader: p.InstanceID()}, status: 508},
 	}
 	for _, tc := range cases {
@@ -73,6 +89,9 @@ func TestBadInputCatalogue(t *testing.T) {
 			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") || !strings.Contains(string(raw), `"error"`) {
 				t.Fatalf("%s %s: want a JSON error body, got %q (%s)", tc.method, tc.path, raw, ct)
 			}
+			if tc.status == http.StatusUnauthorized && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("%s %s: 401 without WWW-Authenticate: Bearer (%q)", tc.method, tc.path, resp.Header.Get("WWW-Authenticate"))
+			}
 			if tc.errContains != "" && !strings.Contains(string(raw), tc.errContains) {
 				t.Errorf("%s %s: error %s does not say %q", tc.method, tc.path, raw, tc.errContains)
 			}
@@ -80,6 +99,9 @@ func TestBadInputCatalogue(t *testing.T) {
 	}
 	if after, was := fmt.Sprintf("%+v", p.Config()), fmt.Sprintf("%+v", before); after != was {
 		t.Errorf("the config changed:\n%s\nwas\n%s", after, was)
+	}
+	if after, was := fmt.Sprintf("%+v", pt.Config()), fmt.Sprintf("%+v", beforeTok); after != was {
+		t.Errorf("the config of the proxy with a token changed:\n%s\nwas\n%s", after, was)
 	}
 }
 

@@ -3,9 +3,12 @@ package shadow
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"strings"
+
+	"github.com/darktime/darktime/internal/clientip"
 )
 
 // Buckets is the number of user buckets: one bucket is 0.01%.
@@ -41,7 +44,7 @@ func selected(b, bp int) bool { return b < bp }
 // request carries none (such users are never selected).
 type keyFunc func(r *http.Request) (key string, ok bool)
 
-func newKeyFunc(k KeyConfig) keyFunc {
+func newKeyFunc(k KeyConfig, trusted []netip.Prefix) keyFunc {
 	switch k.From {
 	case KeyCookie:
 		return func(r *http.Request) (string, bool) { return cookieValue(r.Header, k.Name) }
@@ -57,7 +60,7 @@ func newKeyFunc(k KeyConfig) keyFunc {
 	case KeyQuery:
 		return func(r *http.Request) (string, bool) { return queryValue(r.URL.RawQuery, k.Name) }
 	default:
-		return func(r *http.Request) (string, bool) { return clientIP(r.RemoteAddr) }
+		return func(r *http.Request) (string, bool) { return clientKey(r, trusted) }
 	}
 }
 
@@ -108,6 +111,22 @@ func queryValue(raw, name string) (string, bool) {
 		return v, v != ""
 	}
 	return "", false
+}
+
+// clientKey is the ip key: the peer's address or, when the peer is a
+// trusted proxy, the client it forwarded for (X-Forwarded-For, else
+// Forwarded, walked from the right as the reference server does:
+// internal/clientip). A hop that is not an address ("unknown", an
+// obfuscated node) is no key: such users are not selected.
+func clientKey(r *http.Request, trusted []netip.Prefix) (string, bool) {
+	if len(trusted) == 0 {
+		return clientIP(r.RemoteAddr)
+	}
+	c := clientip.Of(r, trusted)
+	if !c.Addr.IsValid() {
+		return "", false
+	}
+	return c.Addr.String(), true
 }
 
 // clientIP is the host of a RemoteAddr (the IP without the port).

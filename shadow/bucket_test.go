@@ -84,6 +84,8 @@ func TestKeyExtraction(t *testing.T) {
 		want   string
 		ok     bool
 	}{
+		// The ip key believes X-Forwarded-For only from a trusted proxy
+		// (trusted: 10.0.0.0/8 in every case, below).
 		{KeyConfig{From: KeyCookie, Name: "uid"}, http.Header{"Cookie": {"a=1; uid=42; b=2"}}, "", "", "42", true},
 		{KeyConfig{From: KeyCookie, Name: "uid"}, http.Header{"Cookie": {"a=1", `uid="q"`}}, "", "", "q", true},
 		{KeyConfig{From: KeyCookie, Name: "uid"}, http.Header{"Cookie": {"uidx=1"}}, "", "", "", false},
@@ -95,11 +97,20 @@ func TestKeyExtraction(t *testing.T) {
 		{KeyConfig{From: KeyQuery, Name: "user"}, nil, "user=%zz", "", "", false},
 		{KeyConfig{From: KeyIP}, nil, "", "10.0.0.1:5555", "10.0.0.1", true},
 		{KeyConfig{From: KeyIP}, nil, "", "[::1]:80", "::1", true},
+		{KeyConfig{From: KeyIP}, http.Header{"X-Forwarded-For": {"192.0.2.7"}}, "", "10.0.0.1:5555", "192.0.2.7", true},
+		{KeyConfig{From: KeyIP}, http.Header{"X-Forwarded-For": {"192.0.2.7"}}, "", "198.51.100.1:5555", "198.51.100.1", true},
+		{KeyConfig{From: KeyIP}, http.Header{"X-Forwarded-For": {"203.0.113.1, 192.0.2.7"}}, "", "10.0.0.1:5555", "192.0.2.7", true},
+		{KeyConfig{From: KeyIP}, http.Header{"Forwarded": {"for=192.0.2.7"}}, "", "10.0.0.1:5555", "192.0.2.7", true},
+		{KeyConfig{From: KeyIP}, http.Header{"X-Forwarded-For": {"unknown"}}, "", "10.0.0.1:5555", "", false},
+	}
+	trusted, err := parseTrusted([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tc := range tests {
 		r := &http.Request{Header: tc.header, RemoteAddr: tc.remote}
 		r.URL = mustURL(t, "http://x/?"+tc.query)
-		got, ok := newKeyFunc(tc.key)(r)
+		got, ok := newKeyFunc(tc.key, trusted)(r)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("%+v %v %q %q: got %q %v, want %q %v", tc.key, tc.header, tc.query, tc.remote, got, ok, tc.want, tc.ok)
 		}

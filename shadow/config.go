@@ -87,8 +87,23 @@ type Config struct {
 	// X-Forwarded-For / Forwarded chain the proxy passes on, to the primary
 	// and the mirrors; from anyone else it sends only the peer's address
 	// (and no Forwarded), so a client cannot pose as another — or as
-	// loopback — to the servers behind.
+	// loopback — to the servers behind. The ip key follows the same rule:
+	// the client a trusted proxy forwarded for, else the peer.
 	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
+
+	// CandidateHeaders are the header rules of requests to the candidate
+	// and the baseline where a route has none of its own (default: what
+	// the primary gets).
+	CandidateHeaders *HeaderRules `yaml:"candidate_headers" json:"candidate_headers,omitempty"`
+
+	// AdminToken, when set, is required as "Authorization: Bearer TOKEN"
+	// on every admin endpoint but /_darktime/healthz (401 without, 403
+	// when wrong). It is never in the config file, never shown by GET
+	// /_darktime/config, and Reload keeps the one the Proxy started with:
+	// the admin API cannot change who may call it. darktime shadow takes
+	// it from --admin-token or DARKTIME_SHADOW_ADMIN_TOKEN and refuses an
+	// admin listener beyond loopback without one (CheckAdminListener).
+	AdminToken string `yaml:"-" json:"-"`
 
 	Mirror  MirrorConfig  `yaml:"mirror" json:"mirror"`
 	Breaker BreakerConfig `yaml:"breaker" json:"breaker"`
@@ -106,7 +121,8 @@ type Config struct {
 
 // KeyConfig says where the user key comes from.
 type KeyConfig struct {
-	// From is cookie, header, query or ip (default ip).
+	// From is cookie, header, query or ip (default ip: the peer's address,
+	// or the client a trusted proxy forwarded for; see TrustedProxies).
 	From string `yaml:"from" json:"from"`
 	// Name is the cookie, header or query parameter (not used for ip).
 	Name string `yaml:"name" json:"name,omitempty"`
@@ -129,6 +145,9 @@ type Route struct {
 	// CandidatePath, when set, replaces Path in requests sent to the
 	// candidate and baseline (their own publish endpoint, say).
 	CandidatePath string `yaml:"candidate_path" json:"candidate_path,omitempty"`
+	// CandidateHeaders, when given, replace Config.CandidateHeaders for
+	// this route (an empty mapping, {}, forwards everything again).
+	CandidateHeaders *HeaderRules `yaml:"candidate_headers" json:"candidate_headers,omitempty"`
 }
 
 // MirrorConfig bounds what mirroring may cost.
@@ -281,6 +300,12 @@ func (c Config) Validate() error {
 	if _, err := parseTrusted(c.TrustedProxies); err != nil {
 		return err
 	}
+	if err := checkAdminToken(c.AdminToken); err != nil {
+		return err
+	}
+	if err := c.CandidateHeaders.check("$.candidate_headers", neverNamed(c)); err != nil {
+		return err
+	}
 	if _, err := basisPoints("$.percent", c.Percent); err != nil {
 		return err
 	}
@@ -315,6 +340,9 @@ func (c Config) Validate() error {
 		}
 		if r.CandidatePath != "" && !strings.HasPrefix(r.CandidatePath, "/") {
 			return fieldErr(at+".candidate_path", "%q must start with /", r.CandidatePath)
+		}
+		if err := r.CandidateHeaders.check(at+".candidate_headers", neverNamed(c)); err != nil {
+			return err
 		}
 	}
 	if c.Mirror.Identity != IdentityData && c.Mirror.Identity != IdentityID {

@@ -57,6 +57,9 @@ func LoadConfig(data []byte) (Config, error) {
 	}
 	if err := decodeYAML(data, &c); err != nil {
 		ce := yamlError(err)
+		if strings.Contains(ce.Msg, `unknown field "admin_token"`) {
+			ce.Msg += ": the admin token is not kept in the config (GET /_darktime/config would show it): use --admin-token or " + AdminTokenEnv
+		}
 		if ce.Line == 0 {
 			ce.Line, ce.Column = findQuoted(data, ce.Msg)
 		}

@@ -24,6 +24,14 @@
 // circuit breaker. Proxying is net/http/httputil.ReverseProxy (Rewrite),
 // which strips hop-by-hop headers and flushes event streams at once.
 //
+// The admin API (AdminHandler) changes where users' requests go, so it
+// takes a bearer token (Config.AdminToken) and Listen refuses to serve it
+// beyond loopback without one (CheckAdminListener). What the candidate gets
+// of the user's headers is the primary's by default and can be narrowed or
+// replaced per route (HeaderRules); the ip key believes X-Forwarded-For
+// only from trusted proxies. Listen serves the proxy over TLS with HTTP/2
+// when given a certificate.
+//
 // See README.md for usage and LEDGER.md for the ledger's JSON format, whose
 // types (Report, Counts, ...) live in the leaf package shadow/ledgerfile
 // and are aliased here.

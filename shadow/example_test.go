@@ -1,6 +1,7 @@
 package shadow_test
 
 import (
+	"errors"
 	"fmt"
 	"log"
 
@@ -31,4 +32,16 @@ routes:
 	// Output:
 	// mirror 12.5 cookie 1
 	// true
+}
+
+// The admin API beyond loopback needs a token; on loopback it is optional
+// (and required once set).
+func ExampleCheckAdminListener() {
+	fmt.Println(shadow.CheckAdminListener("127.0.0.1:9092", ""))
+	fmt.Println(errors.Is(shadow.CheckAdminListener("0.0.0.0:9092", ""), shadow.ErrAdminTokenRequired))
+	fmt.Println(shadow.CheckAdminListener("0.0.0.0:9092", "a-long-random-secret"))
+	// Output:
+	// <nil>
+	// true
+	// <nil>
 }

@@ -2,28 +2,23 @@ package shadow
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"strings"
+
+	"github.com/darktime/darktime/internal/clientip"
 )
 
 // parseTrusted parses Config.TrustedProxies: CIDR prefixes or addresses.
 func parseTrusted(values []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for i, v := range values {
-		v = strings.TrimSpace(v)
-		if p, err := netip.ParsePrefix(v); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(v)
+		p, err := clientip.ParsePrefix(v)
 		if err != nil {
-			return nil, fmt.Errorf("$.trusted_proxies[%d]: %q is not a CIDR prefix (10.0.0.0/8) or an address", i, v)
+			return nil, fieldErr(fmt.Sprintf("$.trusted_proxies[%d]", i), "%q is not a CIDR prefix (10.0.0.0/8) or an address", strings.TrimSpace(v))
 		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		out = append(out, p)
 	}
 	return out, nil
 }
@@ -34,21 +29,8 @@ func peerTrusted(r *http.Request, trusted []netip.Prefix) bool {
 	if len(trusted) == 0 {
 		return false
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	a = a.Unmap()
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	a := clientip.Peer(r.RemoteAddr)
+	return a.IsValid() && clientip.Trusted(a, trusted)
 }
 
 // setForwarded fills a proxied request's forwarding headers: the chain the

@@ -21,11 +21,18 @@ var hopHeaders = []string{
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-// mirrorHeader copies the client's end-to-end headers for a mirror
-// request, marks it, and lets the transport negotiate its own encoding
-// (so a mirrored stream is read decoded, as the primary's is sent).
-func mirrorHeader(in http.Header, mark, targetName, xff string, keepForwarded bool) http.Header {
-	h := in.Clone()
+// mirrorHeader is what a target gets of the client's headers: the
+// end-to-end ones, with the forwarding headers the primary gets
+// (X-Forwarded-For, -Host, -Proto; the incoming chain and Forwarded only
+// from a trusted proxy: forwarded.go), without Accept-Encoding (the
+// transport negotiates its own, so a mirrored stream is read decoded, as
+// the primary's is sent), then the route's header rules, then the mark.
+func mirrorHeader(d *decision, targetName string) http.Header {
+	in := d.in
+	h := in.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
 	for _, f := range h["Connection"] {
 		for _, name := range strings.Split(f, ",") {
 			if name = textproto.TrimString(name); name != "" {
@@ -37,9 +44,10 @@ func mirrorHeader(in http.Header, mark, targetName, xff string, keepForwarded bo
 		h.Del(name)
 	}
 	h.Del("Accept-Encoding")
-	h.Set(mark, targetName)
-	// The incoming chain goes along only from a trusted proxy (see
-	// mirrorForwarded).
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""} // as ReverseProxy: not Go's default
+	}
+	xff, keepForwarded := mirrorForwarded(in, d.st.trusted)
 	h.Del("X-Forwarded-For")
 	if !keepForwarded {
 		h.Del("Forwarded")
@@ -47,6 +55,14 @@ func mirrorHeader(in http.Header, mark, targetName, xff string, keepForwarded bo
 	if xff != "" {
 		h.Set("X-Forwarded-For", xff)
 	}
+	h.Set("X-Forwarded-Host", in.Host)
+	if in.TLS != nil {
+		h.Set("X-Forwarded-Proto", "https")
+	} else {
+		h.Set("X-Forwarded-Proto", "http")
+	}
+	d.rt.headers.apply(h)
+	h.Set(d.st.cfg.Mirror.Header, targetName)
 	return h
 }
 
@@ -72,8 +88,7 @@ func newMirrorRequest(ctx context.Context, d *decision, t *target, body []byte) 
 	if err != nil {
 		return nil, err
 	}
-	xff, keep := mirrorForwarded(in, d.st.trusted)
-	req.Header = mirrorHeader(in.Header, d.st.cfg.Mirror.Header, t.name, xff, keep)
+	req.Header = mirrorHeader(d, t.name)
 	if independent {
 		req.Header.Del("Last-Event-ID")
 	}
@@ -272,9 +287,8 @@ func (p *Proxy) mirrorRequest(d *decision, t *target, body []byte) (*mirrorOrder
 	u := *t.url
 	u.Path, u.RawPath = joinPath(t.url, candidatePath(d.rt, in.URL.Path)), ""
 	u.RawQuery = in.URL.RawQuery
-	xff, keep := mirrorForwarded(in, d.st.trusted)
 	job := mirrorJob{order: newMirrorOrder(), t: t, method: in.Method, url: u.String(), body: body, timeout: d.st.cfg.Mirror.Timeout,
-		header: mirrorHeader(in.Header, d.st.cfg.Mirror.Header, t.name, xff, keep)}
+		header: mirrorHeader(d, t.name)}
 	lane := t.lanes.lanes[hashBytes(fnvOffset, []byte(in.URL.RequestURI()))%laneCount]
 	select {
 	case lane <- job:

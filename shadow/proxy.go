@@ -69,7 +69,8 @@ type state struct {
 
 type route struct {
 	Route
-	bp int // selected share in basis points
+	bp      int          // selected share in basis points
+	headers *headerRules // to the candidate and the baseline; nil: as the primary
 }
 
 // target is a mirror destination: the candidate or the baseline.
@@ -145,17 +146,22 @@ func newTransport() *http.Transport {
 
 // build turns a validated config into a state.
 func (p *Proxy) build(cfg Config) (*state, error) {
-	st := &state{cfg: cfg, key: newKeyFunc(cfg.Key)}
+	st := &state{cfg: cfg}
 	var err error
 	if st.trusted, err = parseTrusted(cfg.TrustedProxies); err != nil {
 		return nil, err
 	}
+	st.key = newKeyFunc(cfg.Key, st.trusted)
 	pu, _ := url.Parse(cfg.Primary)
 	st.primary = p.newReverseProxy(pu, false, st.trusted)
 	bp, _ := basisPoints("", cfg.Percent)
-	st.def = &route{Route: Route{Path: "/", Mode: cfg.Mode, MirrorUnsafe: cfg.MirrorUnsafe}, bp: bp}
+	defHeaders := cfg.CandidateHeaders.compile()
+	st.def = &route{Route: Route{Path: "/", Mode: cfg.Mode, MirrorUnsafe: cfg.MirrorUnsafe}, bp: bp, headers: defHeaders}
 	for _, r := range cfg.Routes {
-		rt := &route{Route: r}
+		rt := &route{Route: r, headers: defHeaders}
+		if r.CandidateHeaders != nil {
+			rt.headers = r.CandidateHeaders.compile()
+		}
 		if rt.Mode == "" {
 			rt.Mode = cfg.Mode
 		}
@@ -228,11 +234,12 @@ func (p *Proxy) newReverseProxy(u *url.URL, candidate bool, trusted []netip.Pref
 	rp.Rewrite = func(pr *httputil.ProxyRequest) {
 		d, _ := pr.In.Context().Value(decisionKey{}).(*decision)
 		pr.SetURL(u)
+		setForwarded(pr, trusted)
 		if d != nil {
 			pr.Out.URL.Path, pr.Out.URL.RawPath = joinPath(u, candidatePath(d.rt, pr.In.URL.Path)), ""
+			d.rt.headers.apply(pr.Out.Header)
 			pr.Out.Header.Set(d.st.cfg.Mirror.Header, "candidate")
 		}
-		setForwarded(pr, trusted)
 	}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		d, _ := resp.Request.Context().Value(decisionKey{}).(*decision)
@@ -521,6 +528,7 @@ func (p *Proxy) Reload(cfg Config) error {
 	}
 	old := p.state.Load().cfg
 	cfg.Logger, cfg.Registerer, cfg.Gatherer, cfg.Now = old.Logger, old.Registerer, old.Gatherer, old.Now
+	cfg.AdminToken = old.AdminToken // who may call the admin API is fixed at New
 	err := cfg.Validate()
 	if err == nil {
 		err = p.loop.check(cfg)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,8 @@ func TestFlagsRefused(t *testing.T) {
 		{"swarm --join-timeout -1s --target http://127.0.0.1:1 --out " + out, "--join-timeout"},
 		{"shadow --mode off --primary http://127.0.0.1:1 --listen 127.0.0.1:0 --admin 127.0.0.1:0 --shutdown-timeout -1s", "--shutdown-timeout"},
 		{"shadow --mode off --primary http://127.0.0.1:1 --listen 127.0.0.1:0 --admin 127.0.0.1:0 --trusted-proxy nope", "trusted_proxies"},
+		{"shadow --mode off --primary http://127.0.0.1:1 --listen 127.0.0.1:0 --admin 0.0.0.0:0", "--admin-token"},
+		{"shadow --mode off --primary http://127.0.0.1:1 --listen 127.0.0.1:0 --admin 127.0.0.1:0 --tls-cert /nonexistent/c.pem --tls-key /nonexistent/k.pem", "--tls-cert"},
 	} {
 		t.Run(tc.args, func(t *testing.T) {
 			t.Parallel()
@@ -52,5 +55,26 @@ func TestFlagsRefused(t *testing.T) {
 				t.Fatalf("darktime %s: exit %d, output %q; want exit 2 naming %s, before listening", tc.args, code, output, tc.says)
 			}
 		})
+	}
+}
+
+// TestHelpShowsNoSecret: tokens taken from the environment are not flag
+// defaults, which --help would print.
+func TestHelpShowsNoSecret(t *testing.T) {
+	t.Setenv("DARKTIME_PUBLISH_TOKEN", "publish-sekrit")
+	t.Setenv("DARKTIME_ADMIN_TOKEN", "admin-sekrit")
+	t.Setenv("DARKTIME_SHADOW_ADMIN_TOKEN", "shadow-sekrit")
+	for _, cmd := range []string{"server", "shadow", "worker", "swarm", "run"} {
+		var out bytes.Buffer
+		root := newRootCmd()
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs([]string{cmd, "--help"})
+		if err := root.Execute(); err != nil {
+			t.Fatalf("%s --help: %v", cmd, err)
+		}
+		if strings.Contains(out.String(), "sekrit") {
+			t.Errorf("%s --help prints a secret from the environment:\n%s", cmd, out.String())
+		}
 	}
 }

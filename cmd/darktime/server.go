@@ -57,6 +57,12 @@ Publishing answers 201/202 done, 503 not done (retry), 504 outcome unknown
 			if shutdownWait < 0 {
 				return usagef("--shutdown-timeout %v is negative", shutdownWait)
 			}
+			if cfg.PublishToken == "" {
+				cfg.PublishToken = os.Getenv("DARKTIME_PUBLISH_TOKEN")
+			}
+			if cfg.AdminToken == "" {
+				cfg.AdminToken = os.Getenv("DARKTIME_ADMIN_TOKEN")
+			}
 			var err error
 			if cfg.TrustedProxies, err = server.ParseTrustedProxies(trustedProxies); err != nil {
 				return usagef("--trusted-proxy: %v", err)
@@ -178,9 +184,11 @@ Publishing answers 201/202 done, 503 not done (retry), 504 outcome unknown
 	f.IntVar(&cfg.MaxQueueBytes, "max-queue", 256<<10, "bytes queued for one subscriber before it is cut off as a slow consumer")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body", 64<<10, "largest publish body in bytes (413 beyond)")
 	f.IntVar(&cfg.MaxChannels, "max-channels", 32, "channels per connection")
-	f.StringVar(&cfg.PublishToken, "publish-token", os.Getenv("DARKTIME_PUBLISH_TOKEN"), "bearer token required to publish (env DARKTIME_PUBLISH_TOKEN); without it only loopback may publish")
+	// Secrets from the environment are read when the command runs, not as
+	// flag defaults: --help would print them.
+	f.StringVar(&cfg.PublishToken, "publish-token", "", "bearer token required to publish (env DARKTIME_PUBLISH_TOKEN); without it only loopback may publish")
 	f.StringSliceVar(&cfg.CORSOrigins, "cors-origin", nil, "origins allowed by CORS (repeat, or * for any); a page of any other origin may not publish, post hooks or replay")
-	f.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("DARKTIME_ADMIN_TOKEN"), "bearer token that opens the dead letters (env DARKTIME_ADMIN_TOKEN; the publish token does too)")
+	f.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token that opens the dead letters (env DARKTIME_ADMIN_TOKEN; the publish token does too)")
 	f.StringSliceVar(&trustedProxies, "trusted-proxy", nil, "proxy address or CIDR whose X-Forwarded-For/Forwarded is believed (repeat); default none")
 	f.StringVar(&adminListen, "admin-listen", "", "serve /stats, /metrics, /queue/stats and the dead letters on this address instead of --listen")
 	f.DurationVar(&cfg.ShutdownJitter, "shutdown-jitter", time.Second, "on SIGTERM each subscriber gets a retry drawn from [--retry, --retry + this]")

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -23,6 +20,7 @@ func init() { subcommands = append(subcommands, newShadowCmd) }
 func newShadowCmd() *cobra.Command {
 	var (
 		configFile, listen, admin, primary, candidate, baseline, mode, percent, keySpec, ledgerFile, logLevel string
+		adminToken, tlsCert, tlsKey                                                                           string
 		shutdownWait                                                                                          time.Duration
 		mirrorUnsafe                                                                                          bool
 		trustedProxies                                                                                        []string
@@ -38,7 +36,8 @@ in a +1/-1 ledger (GET /_darktime/ledger on --admin, and --ledger-file on exit).
   darktime shadow --primary http://127.0.0.1:8080 --candidate http://127.0.0.1:8081 --mode mirror --percent 10
 
 Flags override the config file. SIGHUP reloads the file; a bad file is refused
-and the running config stays.`,
+and the running config stays. Beyond loopback, --admin needs --admin-token (or
+` + shadow.AdminTokenEnv + `); --tls-cert/--tls-key serve HTTPS with HTTP/2.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logLevel)
@@ -83,6 +82,10 @@ and the running config stays.`,
 					from, name, _ := strings.Cut(keySpec, ":")
 					cfg.Key.From, cfg.Key.Name = from, name
 				}
+				cfg.AdminToken = adminToken
+				if !f.Changed("admin-token") {
+					cfg.AdminToken = os.Getenv(shadow.AdminTokenEnv)
+				}
 				return cfg, cfg.Validate()
 			}
 			if shutdownWait < 0 {
@@ -95,32 +98,30 @@ and the running config stays.`,
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			cfg.Logger, cfg.Registerer, cfg.Gatherer = log, reg, reg
+			// The TLS pair is read through the CLI's bounds (README: Input
+			// limits) and loaded by shadow.Listen before "listening".
+			var opts shadow.ServeOptions
+			if (tlsCert == "") != (tlsKey == "") {
+				return usagef("--tls-cert and --tls-key go together")
+			}
+			if tlsCert != "" {
+				if opts.TLSCert, err = readYAMLFile(cmd, tlsCert); err != nil {
+					return usagef("--tls-cert: %v", err)
+				}
+				if opts.TLSKey, err = readYAMLFile(cmd, tlsKey); err != nil {
+					return usagef("--tls-key: %v", err)
+				}
+			}
 			p, err := shadow.New(cfg)
 			if err != nil {
 				return usagef("%v", err)
 			}
-			l, err := net.Listen("tcp", cfg.Listen)
+			fe, err := shadow.Listen(p, opts)
 			if err != nil {
-				return usagef("listen on %s: %v", cfg.Listen, err)
-			}
-			al, err := net.Listen("tcp", cfg.Admin)
-			if err != nil {
-				_ = l.Close()
-				return usagef("admin listen on %s: %v", cfg.Admin, err)
-			}
-			// A target that is this listener would send every request
-			// round again; reloads are checked against it too.
-			if err := p.SetListeners(l.Addr()); err != nil {
-				_, _ = l.Close(), al.Close()
 				_ = p.Shutdown(context.Background())
 				return usagef("%v", err)
 			}
-			hs := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
-			as := &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
-			errc := make(chan error, 2)
-			go func() { errc <- hs.Serve(l) }()
-			go func() { errc <- as.Serve(al) }()
-			log.Info("darktime shadow listening", "url", "http://"+l.Addr().String(), "admin", "http://"+al.Addr().String(),
+			log.Info("darktime shadow listening", "url", fe.URL(), "admin", fe.AdminURL(), "admin_token", cfg.AdminToken != "",
 				"primary", cfg.Primary, "candidate", cfg.Candidate, "mode", cfg.Mode, "percent", cfg.Percent)
 
 			hup := make(chan os.Signal, 1)
@@ -130,11 +131,9 @@ and the running config stays.`,
 		loop:
 			for {
 				select {
-				case err := <-errc:
-					if !errors.Is(err, http.ErrServerClosed) {
-						_ = p.Shutdown(context.Background())
-						return err
-					}
+				case err := <-fe.Err():
+					_ = fe.Shutdown(context.Background())
+					return err
 				case <-hup:
 					next, err := load()
 					if err == nil {
@@ -151,10 +150,7 @@ and the running config stays.`,
 			}
 			sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
 			defer cancel()
-			err = p.Shutdown(sctx) // ends the proxied streams, writes the ledger
-			_ = hs.Shutdown(sctx)
-			_ = as.Shutdown(sctx)
-			if err != nil {
+			if err := fe.Shutdown(sctx); err != nil { // ends the proxied streams, writes the ledger
 				return err
 			}
 			tot := p.Report()
@@ -167,8 +163,11 @@ and the running config stays.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "YAML config file (see shadow/README.md); SIGHUP reloads it")
-	f.StringVar(&listen, "listen", "127.0.0.1:9090", "address of the proxy")
-	f.StringVar(&admin, "admin", "127.0.0.1:9092", "address of the admin API (ledger, config, percent, metrics)")
+	f.StringVar(&listen, "listen", shadow.DefaultListen, "address of the proxy")
+	f.StringVar(&admin, "admin", shadow.DefaultAdmin, "address of the admin API (ledger, config, percent, metrics); beyond loopback it needs --admin-token")
+	f.StringVar(&adminToken, "admin-token", "", "bearer token every admin endpoint but healthz requires (env "+shadow.AdminTokenEnv+"); required when --admin is not on loopback")
+	f.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file: the proxy serves HTTPS with HTTP/2")
+	f.StringVar(&tlsKey, "tls-key", "", "TLS key file")
 	f.StringVar(&primary, "primary", "", "base URL of the primary (production) service")
 	f.StringVar(&candidate, "candidate", "", "base URL of the candidate (new code)")
 	f.StringVar(&baseline, "baseline", "", "base URL of a second primary, mirrored to measure noise")
