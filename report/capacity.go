@@ -70,16 +70,16 @@ func Plan(r *Report, opts CapacityOptions) (*Capacity, error) {
 		return nil, badInput("capacity: --hot-share and --headroom are shares between 0 and 1")
 	}
 	if opts.Breach <= 0 {
-		opts.Breach = 3
+		opts.Breach = DefaultBreach
 	}
 	if opts.Nodes <= 0 {
-		opts.Nodes = 1
+		opts.Nodes = DefaultNodes
 	}
 	if opts.HotShare == 0 {
-		opts.HotShare = 1
+		opts.HotShare = DefaultHotShare
 	}
 	if opts.Headroom == 0 {
-		opts.Headroom = 0.7
+		opts.Headroom = DefaultHeadroom
 	}
 	var busy []SeriesPoint
 	for _, s := range r.Series {

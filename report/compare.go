@@ -107,10 +107,10 @@ func Compare(base, cand []*Report, opts CompareOptions) (*Comparison, error) {
 		return nil, badInput("compare needs at least one base and one candidate run")
 	}
 	if opts.NoiseK == 0 {
-		opts.NoiseK = 3
+		opts.NoiseK = DefaultNoiseK
 	}
 	if opts.MinRelative == 0 {
-		opts.MinRelative = 0.05
+		opts.MinRelative = DefaultMinRelative
 	}
 	c := &Comparison{Schema: CompareSchema, NoiseK: opts.NoiseK, MinRelative: opts.MinRelative, Regressions: []string{}}
 	seen := map[string]string{}

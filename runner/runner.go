@@ -40,9 +40,6 @@ type Config struct {
 	Binary string
 	// Env is added to the children's environment.
 	Env []string
-	// Worker builds the command line of swarm part i of a run with
-	// clients.procs > 1 (set by the CLI: `darktime run --part ...`).
-	Worker func(part swarm.Part, w WorkerArgs) []string
 	// Logger receives lifecycle messages (default: discarded).
 	Logger *slog.Logger
 	// Out receives the progress lines and the terminal summary (default:
@@ -50,17 +47,6 @@ type Config struct {
 	Out io.Writer
 	// Quiet drops the per-second progress lines.
 	Quiet bool
-}
-
-// WorkerArgs are what a swarm worker process needs besides the scenario.
-type WorkerArgs struct {
-	Targets       []string
-	RunID         string
-	Seed          uint64
-	ChannelPrefix string
-	PublishAt     time.Time
-	Out           string
-	Label         string
 }
 
 // Runner runs one scenario.
@@ -211,7 +197,7 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 
 	var res *swarm.Result
 	if s.Clients.Procs > 1 {
-		res, err = r.runProcs(runCtx, cfg, sched, dir, t.Label)
+		res, err = r.runProcs(runCtx, cfg, sched, dir)
 	} else {
 		res, err = swarm.Run(runCtx, cfg)
 	}

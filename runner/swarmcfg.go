@@ -21,7 +21,7 @@ import (
 
 // SwarmConfig is the swarm run of scenario s against target t, whose
 // servers (or shadow proxies, when shadowed) are at targets. Logger,
-// Progress, OnPublish and the part are the caller's to set.
+// Progress and OnPublish are the caller's to set.
 func SwarmConfig(s *scenario.Scenario, t scenario.Target, targets []string, shadowed bool) (swarm.Config, error) {
 	var cfg swarm.Config
 	name := t.Profile
@@ -92,35 +92,35 @@ func (r *Runner) swarmConfig(t scenario.Target, targets []string, shadowed bool)
 	return cfg, nil
 }
 
-// runProcs runs the swarm as clients.procs worker processes that start
+// runProcs runs the swarm as clients.procs worker processes (this
+// executable, swarm.WorkerArgs, the run on their stdin) that start
 // publishing together at one planned time, from which the runner times
 // its own faults.
-func (r *Runner) runProcs(ctx context.Context, cfg swarm.Config, sched *scheduler, dir, label string) (*swarm.Result, error) {
-	if r.cfg.Worker == nil {
-		return nil, fmt.Errorf("clients.procs: %d needs swarm worker processes, which this runner cannot start", r.s.Clients.Procs)
-	}
+func (r *Runner) runProcs(ctx context.Context, cfg swarm.Config, sched *scheduler, dir string) (*swarm.Result, error) {
 	ramp := time.Duration(float64(cfg.Clients) / cfg.Ramp * float64(time.Second))
 	settle := cfg.Settle
 	if settle == 0 {
 		settle = swarm.DefaultSettle
 	}
-	w := WorkerArgs{
-		Targets: cfg.Targets, RunID: cfg.RunID, Seed: uint64(time.Now().UnixNano()) | 1,
-		ChannelPrefix: "run" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36),
-		PublishAt:     time.Now().Add(ramp + ramp/4 + settle + 3*time.Second), Label: label,
-	}
-	sched.begin(w.PublishAt)
-	return swarm.RunProcs(ctx, r.s.Clients.Procs, func(ctx context.Context, part swarm.Part, out string) *exec.Cmd {
-		w := w
-		w.Out = out
-		cmd := exec.CommandContext(ctx, r.bin, r.cfg.Worker(part, w)...)
+	cfg.PublishAt = time.Now().Add(ramp + ramp/4 + settle + 3*time.Second)
+	cfg.Progress = nil // the workers' go to their logs
+	sched.begin(cfg.PublishAt)
+	var logs []*os.File // closed once every worker has been waited for
+	defer func() {
+		for _, f := range logs {
+			f.Close()
+		}
+	}()
+	return swarm.RunProcs(ctx, cfg, swarm.Procs{N: r.s.Clients.Procs, Command: func(ctx context.Context, part swarm.Part) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, r.bin, swarm.WorkerArgs()...)
 		cmd.Env = append(os.Environ(), r.cfg.Env...)
 		logf, err := os.Create(logPath(dir, fmt.Sprintf("swarm-%d", part.Index)))
 		if err == nil {
 			cmd.Stdout, cmd.Stderr = logf, logf
+			logs = append(logs, logf)
 		}
 		return cmd
-	})
+	}})
 }
 
 // reportScenario describes the run for the report: the phases as they

@@ -143,37 +143,37 @@ func (c Config) withDefaults() Config {
 		c.NodeID = host + ":" + strconv.Itoa(os.Getpid())
 	}
 	if c.HistoryLength <= 0 {
-		c.HistoryLength = 100
+		c.HistoryLength = DefaultHistoryLength
 	}
 	if c.HistoryAge <= 0 {
-		c.HistoryAge = 5 * time.Minute
+		c.HistoryAge = DefaultHistoryAge
 	}
 	if c.KeepAlive <= 0 {
-		c.KeepAlive = 15 * time.Second
+		c.KeepAlive = DefaultKeepAlive
 	}
 	if c.RetryHint <= 0 {
-		c.RetryHint = 2 * time.Second
+		c.RetryHint = DefaultRetryHint
 	}
 	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.MaxQueueBytes <= 0 {
-		c.MaxQueueBytes = 256 << 10
+		c.MaxQueueBytes = DefaultMaxQueueBytes
 	}
 	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 64 << 10
+		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if c.MaxChannels <= 0 {
-		c.MaxChannels = 32
+		c.MaxChannels = DefaultMaxChannels
 	}
 	if c.Shards <= 0 {
 		c.Shards = runtime.GOMAXPROCS(0)
 	}
 	if c.ShardQueue <= 0 {
-		c.ShardQueue = 8192
+		c.ShardQueue = DefaultShardQueue
 	}
 	if c.ChannelIdle <= 0 {
-		c.ChannelIdle = 10 * time.Second
+		c.ChannelIdle = DefaultChannelIdle
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -182,10 +182,10 @@ func (c Config) withDefaults() Config {
 		c.Pipelines = pipeline.DefaultConfig()
 	}
 	if c.MaxHookBytes <= 0 {
-		c.MaxHookBytes = 1 << 20
+		c.MaxHookBytes = DefaultMaxHookBytes
 	}
 	if c.ShutdownJitter <= 0 {
-		c.ShutdownJitter = time.Second
+		c.ShutdownJitter = DefaultShutdownJitter
 	}
 	return c
 }

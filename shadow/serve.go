@@ -11,12 +11,6 @@ import (
 	"time"
 )
 
-// Default listen addresses of the proxy and its admin API.
-const (
-	DefaultListen = "127.0.0.1:9090"
-	DefaultAdmin  = "127.0.0.1:9092"
-)
-
 // ServeOptions are what Listen needs beyond the Config.
 type ServeOptions struct {
 	// TLSCert and TLSKey, PEM, both or neither: the proxy's listener then

@@ -27,7 +27,7 @@ import (
 // exact. Keys (under Coordination.Prefix):
 //
 //	tickets                 list of run ids; an agent pops one to join that run
-//	run:ID                  the run (agentSpec JSON)
+//	run:ID                  the run (RunSpec JSON, Part.Index 0)
 //	run:ID:joined           counter; an agent's INCR is its part index + 1
 //	run:ID:agents           hash part index -> agent name
 //	run:ID:ctl:I            control messages for part I: "go UNIXNANO", "abort", "stop"
@@ -37,7 +37,8 @@ import (
 // Every run key expires (agentKeyTTL after the run's bounds), so an
 // abandoned run leaves nothing behind for long.
 
-// agentProto versions what coordinator and agents exchange.
+// agentProto versions the reports agents push back (the run they get is
+// a RunSpec, versioned by itself).
 const agentProto = "darktime.swarm.agent/v1"
 
 // DefaultAgentPrefix prefixes the swarm's Redis keys.
@@ -63,8 +64,10 @@ var ErrIncomplete = errors.New("incomplete swarm run")
 
 // Coordination says how RunAgents finds and waits for its agents.
 type Coordination struct {
-	// Redis is shared with the agents (required; the caller closes it).
-	Redis redis.UniversalClient
+	// Redis is shared with the agents (the caller closes it); or RedisURL,
+	// which RunAgents dials and closes. One is required.
+	Redis    redis.UniversalClient
+	RedisURL string
 	// Prefix prefixes every key (DefaultAgentPrefix); agents must use the
 	// same.
 	Prefix string
@@ -107,17 +110,6 @@ func plannedLength(cfg Config, parts int) time.Duration {
 	return before + cfg.Duration + cfg.Drain
 }
 
-// agentSpec is a run as the coordinator hands it to agents.
-type agentSpec struct {
-	Proto       string        `json:"proto"`
-	RunID       string        `json:"run_id"`
-	Agents      int           `json:"agents"`
-	JoinTimeout time.Duration `json:"join_timeout_ns"`
-	// Config has the defaults filled in (seed, channel prefix), so that
-	// every agent computes the same assignment; Part is set by each agent.
-	Config Config `json:"config"`
-}
-
 // agentReport is what an agent pushes when its part is over.
 type agentReport struct {
 	Proto string `json:"proto"`
@@ -148,23 +140,30 @@ func (k agentKeys) ctl(part int) string { return k.spec() + ":ctl:" + strconv.It
 // On cancellation the agents are asked to stop; their (interrupted)
 // results are merged as usual.
 func RunAgents(ctx context.Context, cfg Config, co Coordination) (*Result, error) {
-	if co.Redis == nil || co.Agents < 1 {
-		return nil, fmt.Errorf("%w: agents need a Redis client and at least one agent", ErrConfig)
+	if co.Agents < 1 {
+		return nil, fmt.Errorf("%w: agents need at least one agent", ErrConfig)
 	}
-	cfg = cfg.withDefaults()
-	cfg.Part = Part{Index: 0, Count: co.Agents}
-	if err := cfg.check(); err != nil {
-		return nil, err
-	}
-	co = co.withDefaults(cfg)
-	log := cfg.Logger
-	spec := agentSpec{Proto: agentProto, RunID: cfg.RunID, Agents: co.Agents, JoinTimeout: co.JoinTimeout, Config: cfg}
-	spec.Config.Logger, spec.Config.Progress = nil, nil
-	data, err := json.Marshal(spec)
+	rdb, closeRedis, err := redisClient(co.Redis, co.RedisURL)
 	if err != nil {
 		return nil, err
 	}
-	rdb := co.Redis
+	defer closeRedis()
+	spec, err := newSpec(cfg, co.Agents)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg = spec.Config
+	co = co.withDefaults(cfg)
+	spec.JoinTimeout = co.JoinTimeout
+	var buf bytes.Buffer
+	if err := spec.Encode(&buf); err != nil {
+		return nil, err
+	}
+	data := buf.Bytes()
 	k := agentKeys{prefix: co.Prefix, run: cfg.RunID}
 	ttl := co.JoinTimeout + co.StartDelay + co.ResultTimeout + agentKeyTTL
 	// Redis calls after a cancellation (stop, cleanup) must still go out.
@@ -325,8 +324,10 @@ func agentNames(byPart map[string]string) string {
 type Agent struct {
 	// Name identifies the agent to the coordinator (default host-pid).
 	Name string
-	// Redis is shared with the coordinator (required; the caller closes it).
-	Redis redis.UniversalClient
+	// Redis is shared with the coordinator (the caller closes it); or
+	// RedisURL, which Serve dials and closes. One is required.
+	Redis    redis.UniversalClient
+	RedisURL string
 	// Prefix prefixes every key (DefaultAgentPrefix).
 	Prefix string
 	// Logger receives lifecycle messages (default discards them);
@@ -344,7 +345,12 @@ type Agent struct {
 // unreachable or ctx ends.
 func (a *Agent) Serve(ctx context.Context) error {
 	if a.Redis == nil {
-		return fmt.Errorf("%w: an agent needs a Redis client", ErrConfig)
+		rdb, closeRedis, err := redisClient(nil, a.RedisURL)
+		if err != nil {
+			return err
+		}
+		a.Redis = rdb
+		defer func() { closeRedis(); a.Redis = nil }()
 	}
 	if a.Name == "" {
 		host, _ := os.Hostname()
@@ -393,13 +399,14 @@ func (a *Agent) join(ctx context.Context, runID string) bool {
 		log.Warn("ignoring a ticket without its run", "err", err)
 		return false
 	}
-	var spec agentSpec
-	if err := json.Unmarshal(data, &spec); err != nil || spec.Proto != agentProto {
-		log.Warn("ignoring a run of another protocol", "err", err)
+	spec, err := ReadSpec(bytes.NewReader(data))
+	if err != nil {
+		log.Warn("ignoring a run this agent cannot read", "err", err)
 		return false
 	}
+	agents := spec.Part.Count
 	n, err := rdb.Incr(ctx, k.joined()).Result()
-	if err != nil || n > int64(spec.Agents) {
+	if err != nil || n > int64(agents) {
 		log.Warn("could not join", "err", err, "joined", n)
 		return false
 	}
@@ -410,7 +417,7 @@ func (a *Agent) join(ctx context.Context, runID string) bool {
 		return false
 	}
 	rdb.Expire(ctx, k.agents(), spec.JoinTimeout+agentKeyTTL)
-	log.Info("joined; waiting for the start", "part", part, "of", spec.Agents)
+	log.Info("joined; waiting for the start", "part", part, "of", agents)
 
 	// The start message, or an abort, comes within the join timeout.
 	var msg string
@@ -435,7 +442,7 @@ func (a *Agent) join(ctx context.Context, runID string) bool {
 	}
 
 	cfg := spec.Config
-	cfg.Part = Part{Index: part, Count: spec.Agents}
+	cfg.Part = Part{Index: part, Count: agents}
 	cfg.Logger = log.With("part", part)
 	cfg.Progress = a.Progress
 	runCtx, cancel := context.WithCancel(ctx)
@@ -486,4 +493,21 @@ func (a *Agent) join(ctx context.Context, runID string) bool {
 	rdb.Expire(bg, k.results(), agentKeyTTL)
 	log.Info("result pushed", "part", part, "bytes", len(out), "error", rep.Error)
 	return true
+}
+
+// redisClient is rdb, or a client of url that the caller closes with the
+// function returned. Errors wrap ErrConfig and name the flag.
+func redisClient(rdb redis.UniversalClient, url string) (redis.UniversalClient, func(), error) {
+	if rdb != nil {
+		return rdb, func() {}, nil
+	}
+	if url == "" {
+		return nil, nil, flagError("--redis URL is required")
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, flagError(fmt.Sprintf("--redis %q: %v", url, err))
+	}
+	c := redis.NewClient(opt)
+	return c, func() { c.Close() }, nil
 }

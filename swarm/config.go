@@ -120,8 +120,8 @@ type Config struct {
 
 	// Logger receives lifecycle messages (default discards them);
 	// Progress, when set, receives one status line per second.
-	Logger   *slog.Logger
-	Progress io.Writer
+	Logger   *slog.Logger `json:"-"`
+	Progress io.Writer    `json:"-"`
 
 	// Token, when set, mints a JWT per client at every connect for the
 	// {token} placeholder of the subscribe URL and headers (token.go).

@@ -25,11 +25,13 @@
 // delivery a successful publish owed a client subscribed at that moment,
 // -1 for every event received. A run splits into parts — every N-th
 // channel with its clients and its share of the rate — run by processes
-// (RunProcs) or by agents on several machines coordinated through Redis
-// (RunAgents, Agent); their results merge exactly (Merge). The file format
-// is documented in RESULTS.md; its types and pure functions (Result,
-// ReadResult, Merge, ...) live in the leaf package swarm/resultfile, and
-// the defaults, bounds and config value types (Pacing, Distribution,
-// Lifetime) in swarm/params, so that readers of results and scenarios do
-// not link the engine. This package keeps their names as aliases.
+// (RunProcs, RunWorker) or by agents on several machines coordinated
+// through Redis (RunAgents, Agent); every one of them gets the run as a
+// RunSpec, the one versioned hand-over, and their results merge exactly
+// (Merge). The file format is documented in RESULTS.md; its types and pure
+// functions (Result, ReadResult, Merge, ...) live in the leaf package
+// swarm/resultfile, and the defaults, bounds and config value types
+// (Pacing, Distribution, Lifetime) in swarm/params, so that readers of
+// results and scenarios do not link the engine. This package keeps their
+// names as aliases.
 package swarm

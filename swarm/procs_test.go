@@ -2,10 +2,11 @@ package swarm
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,40 +14,31 @@ import (
 	"github.com/darktime/darktime/server"
 )
 
-// workerEnv makes the test binary a RunProcs worker (see TestMain).
+// workerEnv makes the test binary a RunProcs worker (see TestMain): its
+// value is a folder for a copy of the result, or "fail:N" to make part N
+// exit without one.
 const workerEnv = "DARKTIME_SWARM_TEST_WORKER"
 
-// workerSpec is what a test worker runs.
-type workerSpec struct {
-	Config Config
-	Out    string // where RunProcs wants the result
-	Copy   string // a second copy for the test to read
-	Fail   bool   // exit without a result
-}
-
-// procsWorker runs one part, as `darktime swarm --part` does.
-func procsWorker(specJSON string) int {
-	var spec workerSpec
-	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
+// procsWorker runs the RunSpec on stdin, as `darktime swarm worker
+// --spec -` does.
+func procsWorker(env string) int {
+	spec, err := ReadSpec(os.Stdin)
+	if err != nil {
+		os.Stderr.WriteString(err.Error())
 		return 3
 	}
-	if spec.Fail {
+	if env == "fail:"+strconv.Itoa(spec.Part.Index) {
 		return 4
 	}
-	res, err := Run(context.Background(), spec.Config)
-	if res == nil {
+	if err := RunWorker(context.Background(), spec, os.Stderr); err != nil {
 		os.Stderr.WriteString(err.Error())
 		return 1
 	}
-	for _, path := range []string{spec.Out, spec.Copy} {
-		f, err := os.Create(path)
-		if err != nil {
+	if dir, ok := strings.CutPrefix(env, "copy:"); ok {
+		b, err := os.ReadFile(spec.Out)
+		if err != nil || os.WriteFile(filepath.Join(dir, filepath.Base(spec.Out)), b, 0o644) != nil {
 			return 1
 		}
-		if err := res.Write(f); err != nil {
-			return 1
-		}
-		f.Close()
 	}
 	return 0
 }
@@ -58,18 +50,15 @@ func TestRunProcs(t *testing.T) {
 	cfg.Logger = nil
 	cfg.RunID, cfg.ChannelPrefix = "procs", "procs"
 	dir := t.TempDir()
-	worker := func(failPart int) WorkerCommand {
-		return func(ctx context.Context, part Part, out string) *exec.Cmd {
-			c := cfg
-			c.Part = part
-			spec, _ := json.Marshal(workerSpec{Config: c, Out: out, Copy: dir + "/" + out[strings.LastIndexByte(out, '/')+1:], Fail: part.Index == failPart})
+	worker := func(env string) Procs {
+		return Procs{N: 2, Command: func(ctx context.Context, part Part) *exec.Cmd {
 			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), workerEnv+"="+string(spec))
+			cmd.Env = append(os.Environ(), workerEnv+"="+env)
 			cmd.Stderr = os.Stderr
 			return cmd
-		}
+		}}
 	}
-	res, err := RunProcs(context.Background(), 2, worker(-1))
+	res, err := RunProcs(context.Background(), cfg, worker("copy:"+dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +85,7 @@ func TestRunProcs(t *testing.T) {
 
 	// A worker that dies without a result: the other's result, the error
 	// naming the worker.
-	res, err = RunProcs(context.Background(), 2, worker(1))
+	res, err = RunProcs(context.Background(), cfg, worker("fail:1"))
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || !strings.Contains(err.Error(), "worker 1") {
 		t.Fatalf("err %v, want worker 1's exit", err)

@@ -28,6 +28,17 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// usageIf makes err a usage error when it wraps one of kinds: the
+// packages' sentinels for bad input.
+func usageIf(err error, kinds ...error) error {
+	for _, k := range kinds {
+		if errors.Is(err, k) {
+			return usageError{err}
+		}
+	}
+	return err
+}
+
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "darktime",

@@ -124,6 +124,33 @@ func TestRunNodeFailure(t *testing.T) {
 	}
 }
 
+// TestRunProcs runs a scenario whose swarm is split over clients.procs
+// worker processes: each gets the run as a swarm.RunSpec on its stdin
+// (swarm.WorkerArgs), and their results merge into one balanced ledger.
+func TestRunProcs(t *testing.T) {
+	dir := t.TempDir()
+	code, out := darktime(t, t.Context(), "run", "--quiet", "--out", dir, "testdata/procs-small.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, out)
+	}
+	if !strings.Contains(out, "PASS: 7 gate(s) passed, 0 failed") {
+		t.Errorf("summary:\n%s", out)
+	}
+	r := readReport(t, filepath.Join(dir, "report.json"))
+	if m := r.Metrics; m["deliveries"] == 0 || m["lost"] != 0 || m["expected"] != m["deliveries"] {
+		t.Errorf("deliveries %v, expected %v, lost %v", m["deliveries"], m["expected"], m["lost"])
+	}
+	res := readSwarmResult(t, filepath.Join(dir, "swarm.json"))
+	if len(res.Parts) != 2 || res.Missing() != nil {
+		t.Errorf("parts %+v: want 2 of 2", res.Parts)
+	}
+	for _, log := range []string{"logs/swarm-0.log", "logs/swarm-1.log"} {
+		if _, err := os.Stat(filepath.Join(dir, log)); err != nil {
+			t.Errorf("no worker log: %v", err)
+		}
+	}
+}
+
 // TestRunShadowFaults runs the shadow proxy with an embedded candidate in
 // front of a Redis-backed node that is paused, with a hot-channel spike;
 // the shadow ledger and the server's /stats reconcile.

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/darktime/darktime/internal/ledger"
 	"github.com/darktime/darktime/internal/redistest"
 	"github.com/darktime/darktime/server"
 	"github.com/darktime/darktime/swarm"
@@ -152,32 +151,6 @@ func TestSwarmProcs(t *testing.T) {
 	}
 }
 
-func TestSwarmSummary(t *testing.T) {
-	t.Parallel()
-	res := &swarm.Result{
-		RunID: "r1", Profile: "grip", Target: "http://127.0.0.1:1",
-		Parts:  []swarm.PartInfo{{Part: swarm.Part{Index: 0, Count: 1}}},
-		Ledger: ledger.New(time.Second),
-		Errors: map[string]int64{"dial": 3, "status_5xx": 322, "timeout": 3},
-		ExtractFailure: &swarm.ExtractFailure{Events: 3, Fields: []string{"seq", "ts"},
-			Markers: swarm.Extract{Seq: `"seq":`, TS: `"ts":`}, Sample: `{"data":"{\"seq\":1,\"ts\":2}"}`},
-	}
-	var b strings.Builder
-	printSwarmSummary(&b, res)
-	out := b.String()
-	for _, want := range []string{
-		"errors    status_5xx 322, dial 3, timeout 3\n",
-		"          note: reordered counts only events whose publish was answered before the later one was sent",
-		"WARNING   extract: none of the first 3 event(s) received could be read: seq (marker `\"seq\":`), ts (marker `\"ts\":`) not found",
-		"which starts `{\"data\":\"{\\\"seq\\\":1,",
-		"--extract-json-string",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("summary lacks %q:\n%s", want, out)
-		}
-	}
-}
-
 func TestSwarmAgents(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
@@ -206,5 +179,30 @@ func TestSwarmAgents(t *testing.T) {
 	tot := res.Ledger.Totals()
 	if len(res.Parts) != 2 || tot.Credit == 0 || tot.Balance() != 0 || tot.Lost != 0 {
 		t.Errorf("parts %+v, ledger %+v: want 2 parts, balanced", res.Parts, tot)
+	}
+}
+
+// TestSwarmWorkerRefusesSpecs: the hidden worker entry reads nothing but
+// a run spec, and refuses one it cannot run with exit 2.
+func TestSwarmWorkerRefusesSpecs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	spec := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct{ args, says string }{
+		{"swarm worker", "not a run spec"}, // stdin is empty
+		{"swarm worker --spec " + spec("v2.json", `{"version":2}`), "version 2, and this darktime reads version 1 only"},
+		{"swarm worker --spec " + spec("no-out.json", `{"version":1,"config":{},"part":{"index":0,"count":1}}`), `needs "out"`},
+		{"swarm worker --spec " + spec("bad.json", `{"version":1,"config":{"Channels":1},"part":{"index":1,"count":2},"out":"`+dir+`/r.json"}`), "parts need at least as many channels"},
+	} {
+		code, output := darktime(t, context.Background(), strings.Fields(c.args)...)
+		if code != 2 || !strings.Contains(output, c.says) {
+			t.Errorf("darktime %s: exit %d, output %q; want exit 2 saying %q", c.args, code, output, c.says)
+		}
 	}
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -35,13 +33,7 @@ func loadAuth(cmd *cobra.Command, file string) (server.Authorizer, error) {
 }
 
 func newTokenCmd() *cobra.Command {
-	var (
-		secretEnv, keyFile string
-		cfg                auth.SignerConfig
-		sub                string
-		channels           []string
-		claims             []string
-	)
+	var r auth.TokenRequest
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Mint a JWT for subscribing to private channels (darktime server --auth)",
@@ -54,49 +46,23 @@ it may read (patterns allowed). The key: --secret-env VAR (HS256/384/512) or --k
   darktime token --key-file jwt-private.pem --sub admin --channels 'user:*' --ttl 10m`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if sub == "" {
-				return usagef("--sub is needed: the user the token is for")
-			}
-			var err error
-			if cfg.Secret, cfg.PrivateKey, err = auth.LoadSignerKey(secretEnv, keyFile, nil); err != nil {
-				return usagef("key: %v", err)
-			}
-			for _, kv := range claims {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return usagef("--claim %q: want NAME=VALUE", kv)
-				}
-				if cfg.Extra == nil {
-					cfg.Extra = map[string]any{}
-				}
-				cfg.Extra[k] = v
-			}
-			for _, c := range channels {
-				if _, err := auth.ParsePattern(c); err != nil {
-					return usagef("--channels: %v", err)
-				}
-			}
-			signer, err := auth.NewSigner(cfg)
+			tok, err := r.Mint()
 			if err != nil {
-				return usagef("%v", err)
-			}
-			tok, err := signer.Mint(sub, channels)
-			if err != nil {
-				return err
+				return usageIf(err, auth.ErrTokenRequest)
 			}
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), tok)
 			return err
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&secretEnv, "secret-env", "", "environment variable holding the HMAC secret")
-	f.StringVar(&keyFile, "key-file", "", "PEM private key (RS*/PS*/ES*/EdDSA) or a file holding the HMAC secret")
-	f.StringVar(&cfg.Algorithm, "alg", "", "signing algorithm (default HS256, RS256, the curve's ES*, or EdDSA)")
-	f.StringVar(&sub, "sub", "", "subject: the user (a user:{sub} rule lets it read user:<sub>)")
-	f.StringSliceVar(&channels, "channels", nil, "channels or patterns the token may read (comma-separated or repeated)")
-	f.DurationVar(&cfg.TTL, "ttl", time.Hour, "lifetime")
-	f.StringVar(&cfg.Issuer, "issuer", "", "iss claim")
-	f.StringVar(&cfg.Audience, "audience", "", "aud claim")
-	f.StringArrayVar(&claims, "claim", nil, "extra claim NAME=VALUE (repeatable)")
+	f.StringVar(&r.SecretEnv, "secret-env", "", "environment variable holding the HMAC secret")
+	f.StringVar(&r.KeyFile, "key-file", "", "PEM private key (RS*/PS*/ES*/EdDSA) or a file holding the HMAC secret")
+	f.StringVar(&r.Signer.Algorithm, "alg", "", "signing algorithm (default HS256, RS256, the curve's ES*, or EdDSA)")
+	f.StringVar(&r.Sub, "sub", "", "subject: the user (a user:{sub} rule lets it read user:<sub>)")
+	f.StringSliceVar(&r.Channels, "channels", nil, "channels or patterns the token may read (comma-separated or repeated)")
+	f.DurationVar(&r.Signer.TTL, "ttl", auth.DefaultTTL, "lifetime")
+	f.StringVar(&r.Signer.Issuer, "issuer", "", "iss claim")
+	f.StringVar(&r.Signer.Audience, "audience", "", "aud claim")
+	f.StringArrayVar(&r.Claims, "claim", nil, "extra claim NAME=VALUE (repeatable)")
 	return cmd
 }

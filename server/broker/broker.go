@@ -135,15 +135,24 @@ type Config struct {
 	DedupeWindow time.Duration
 }
 
+// Defaults of Config and RedisConfig, used by their zero values and by
+// the flags of the commands that set them.
+const (
+	DefaultMaxLen       = 100
+	DefaultMaxAge       = 5 * time.Minute
+	DefaultDedupeWindow = 10 * time.Minute
+	DefaultPrefix       = "darktime:"
+)
+
 func (c Config) withDefaults() Config {
 	if c.MaxLen <= 0 {
-		c.MaxLen = 100
+		c.MaxLen = DefaultMaxLen
 	}
 	if c.MaxAge <= 0 {
-		c.MaxAge = 5 * time.Minute
+		c.MaxAge = DefaultMaxAge
 	}
 	if c.DedupeWindow <= 0 {
-		c.DedupeWindow = 10 * time.Minute
+		c.DedupeWindow = DefaultDedupeWindow
 	}
 	return c
 }

@@ -189,7 +189,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	}
 	cfg.Config = cfg.Config.withDefaults()
 	if cfg.Prefix == "" {
-		cfg.Prefix = "darktime:"
+		cfg.Prefix = DefaultPrefix
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

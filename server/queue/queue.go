@@ -95,6 +95,14 @@ type Queue struct {
 	cursor string // XAUTOCLAIM resumes here, so a long PEL is scanned round-robin
 }
 
+// Defaults of Config, used by its zero value and by the flags of the
+// commands that set them.
+const (
+	DefaultName              = "darktime:jobs"
+	DefaultVisibilityTimeout = 30 * time.Second
+	DefaultMaxAttempts       = 5
+)
+
 // New checks cfg, fills in defaults and creates the consumer group (and the
 // stream) if they do not exist.
 func New(cfg Config) (*Queue, error) {
@@ -102,19 +110,19 @@ func New(cfg Config) (*Queue, error) {
 		return nil, errors.New("queue: Config.Client is required")
 	}
 	if cfg.Name == "" {
-		cfg.Name = "darktime:jobs"
+		cfg.Name = DefaultName
 	}
 	if cfg.Group == "" {
 		cfg.Group = "workers"
 	}
 	if cfg.VisibilityTimeout <= 0 {
-		cfg.VisibilityTimeout = 30 * time.Second
+		cfg.VisibilityTimeout = DefaultVisibilityTimeout
 	}
 	if cfg.VisibilityTimeout < time.Millisecond {
 		return nil, fmt.Errorf("queue: VisibilityTimeout %v is below Redis' 1ms resolution", cfg.VisibilityTimeout)
 	}
 	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 5
+		cfg.MaxAttempts = DefaultMaxAttempts
 	}
 	if cfg.MaxLen < 0 {
 		return nil, fmt.Errorf("queue: MaxLen %d is negative; use 0 for unbounded", cfg.MaxLen)

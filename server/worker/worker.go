@@ -90,6 +90,14 @@ type Pool struct {
 	routes                                                            map[string]uint64
 }
 
+// Defaults of Config, used by its zero value and by the flags of
+// `darktime worker`.
+const (
+	DefaultLanes       = 2
+	DefaultBatch       = 256
+	DefaultStopTimeout = 10 * time.Second
+)
+
 // New checks the config and builds a pool.
 func New(cfg Config) (*Pool, error) {
 	if cfg.Queue == nil || cfg.Publisher == nil {
@@ -99,10 +107,10 @@ func New(cfg Config) (*Pool, error) {
 		cfg.Pipelines = pipeline.DefaultConfig()
 	}
 	if cfg.Lanes <= 0 {
-		cfg.Lanes = 2
+		cfg.Lanes = DefaultLanes
 	}
 	if cfg.Batch <= 0 {
-		cfg.Batch = 256
+		cfg.Batch = DefaultBatch
 	}
 	if cfg.Block <= 0 {
 		cfg.Block = time.Second
@@ -112,7 +120,7 @@ func New(cfg Config) (*Pool, error) {
 		cfg.Consumer = host + "-" + strconv.Itoa(os.Getpid())
 	}
 	if cfg.StopTimeout <= 0 {
-		cfg.StopTimeout = 10 * time.Second
+		cfg.StopTimeout = DefaultStopTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

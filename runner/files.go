@@ -1,0 +1,64 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/darktime/darktime/scenario"
+)
+
+// ErrScenario marks a scenario file that does not load; the CLI exits 2.
+var ErrScenario = errors.New("scenario does not load")
+
+// loadError wraps ErrScenario and keeps the loader's message.
+type loadError struct{ err error }
+
+func (e loadError) Error() string   { return e.err.Error() }
+func (e loadError) Unwrap() []error { return []error{ErrScenario, e.err} }
+
+// RunFiles runs the scenario files one after another (`darktime run`),
+// each with cfg (Scenario and File set per file), until one is
+// interrupted: each writes its terminal summary to cfg.Out and a "gate
+// failed: …" line per failed gate to gateOut. The error names every file
+// that failed: it did not load (ErrScenario), a gate failed, or the run
+// failed or was interrupted (ErrInterrupted).
+func RunFiles(ctx context.Context, files []string, opts scenario.Options, cfg Config, gateOut io.Writer) error {
+	var errs []error
+	for _, f := range files {
+		if err := runFile(ctx, f, opts, cfg, gateOut); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f, err))
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func runFile(ctx context.Context, file string, opts scenario.Options, cfg Config, gateOut io.Writer) error {
+	s, err := scenario.LoadFileContext(ctx, file, opts)
+	if err != nil {
+		return loadError{err}
+	}
+	cfg.Scenario, cfg.File = s, file
+	r, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	o, runErr := r.Run(ctx)
+	if o == nil {
+		return runErr
+	}
+	if err := o.WriteSummary(r.out); err != nil {
+		return err
+	}
+	for _, g := range o.Failed() {
+		fmt.Fprintf(gateOut, "gate failed: %s\n", g)
+	}
+	if runErr == nil {
+		runErr = o.Err()
+	}
+	return runErr
+}
