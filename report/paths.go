@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/swarm/resultfile"
 )
 
 // The defaults of CompareOptions and CapacityOptions (their zero values
@@ -67,7 +67,7 @@ func (fs Files) Inputs(ctx context.Context, p Paths) (Inputs, error) {
 // the order the runs first appear), merging the parts of each: the sides
 // of Compare.
 func (fs Files) Runs(ctx context.Context, paths []string) ([]*Report, error) {
-	byRun := map[string][]*swarm.Result{}
+	byRun := map[string][]*resultfile.Result{}
 	var order []string
 	for _, p := range paths {
 		r, err := fs.Result(ctx, p)

@@ -37,6 +37,8 @@ func assign(cfg Config) assignment {
 		switch cfg.Distribution.Kind {
 		case DistOne:
 			first = i
+		case DistRoundRobin:
+			first = i % cfg.Channels
 		case DistZipf:
 			if zipf != nil {
 				first = int(zipf.Uint64())

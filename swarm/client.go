@@ -21,8 +21,9 @@ import (
 	"github.com/darktime/darktime/swarm/resultfile"
 )
 
-// The client keeps fanoutbench's lean wire code (raw TCP, in-place chunked
-// decoding and event splitting, no allocation per event) rather than
+// The client keeps a lean wire (raw TCP, internal/sse's Handshake and
+// in-place Stream: chunked decoding and event splitting, no allocation
+// per event; the benchmarks' clients are these) rather than
 // r3labs/sse/v2's EventStreamReader: that reader needs an io.Reader body
 // (net/http's per-connection goroutines and buffers, or a second copy),
 // scans the whole buffer five times per event for the blank line, and
@@ -499,21 +500,11 @@ func (c *client) connect(resume bool) error {
 		}
 	}
 	req = append(req, "\r\n"...)
-	if _, err := conn.Write(req); err != nil {
-		return fmt.Errorf("write subscribe request: %w", err)
-	}
-	n, headEnd := 0, -1
-	for headEnd < 0 {
-		if n == len(c.buf) {
-			return &connectError{kind: "bad_response", permanent: true, err: fmt.Errorf("response head larger than %d bytes", len(c.buf))}
-		}
-		m, err := conn.Read(c.buf[n:])
-		n += m
-		if i := bytes.Index(c.buf[:n], []byte("\r\n\r\n")); i >= 0 {
-			headEnd = i + 4
-		} else if err != nil {
-			return fmt.Errorf("read response head: %w", err)
-		}
+	headEnd, n, err := sse.Handshake(conn, req, c.buf[:])
+	if errors.Is(err, sse.ErrHeadTooLarge) {
+		return &connectError{kind: "bad_response", permanent: true, err: err}
+	} else if err != nil {
+		return err
 	}
 	head := c.buf[:headEnd]
 	if err := checkStatus(head); err != nil {

@@ -97,6 +97,10 @@ type Config struct {
 	// publishing starts, just before the first publish. Storms and
 	// Slowdowns count from that time.
 	OnPublish func(start time.Time) `json:"-"`
+	// Stages, when set, is told of each point of the run's timeline with
+	// the events received so far, so that a caller can measure something
+	// of its own over exactly the swarm's spans (stage.go).
+	Stages func(Stage) `json:"-"`
 	// DefaultRetry is the reconnection delay before a server sends a retry
 	// hint (3 s, as browsers).
 	DefaultRetry time.Duration
@@ -480,20 +484,22 @@ type (
 
 // Distribution, pacing and lifetime kinds.
 const (
-	DistUniform  = params.DistUniform
-	DistZipf     = params.DistZipf
-	DistOne      = params.DistOne
-	DistSeveral  = params.DistSeveral
-	PaceConstant = params.PaceConstant
-	PaceLinear   = params.PaceLinear
-	PaceSine     = params.PaceSine
-	LifeNone     = params.LifeNone
-	LifeFixed    = params.LifeFixed
-	LifeExp      = params.LifeExp
-	LifeUniform  = params.LifeUniform
+	DistUniform    = params.DistUniform
+	DistZipf       = params.DistZipf
+	DistOne        = params.DistOne
+	DistRoundRobin = params.DistRoundRobin
+	DistSeveral    = params.DistSeveral
+	PaceConstant   = params.PaceConstant
+	PaceLinear     = params.PaceLinear
+	PaceSine       = params.PaceSine
+	LifeNone       = params.LifeNone
+	LifeFixed      = params.LifeFixed
+	LifeExp        = params.LifeExp
+	LifeUniform    = params.LifeUniform
 )
 
-// ParseDistribution reads "uniform", "zipf[:S]", "one" or "several[:N]".
+// ParseDistribution reads "uniform", "zipf[:S]", "one", "round-robin" or
+// "several[:N]".
 func ParseDistribution(s string) (Distribution, error) { return params.ParseDistribution(s) }
 
 // ParsePacing reads "constant", "linear:SLOPE" or "sine:PERIOD:AMPLITUDE".

@@ -8,12 +8,15 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
-	"github.com/darktime/darktime/swarm/resultfile"
+	"github.com/darktime/darktime/internal/histogram"
 )
 
-func recordMicros(h *hdrhistogram.Histogram, d time.Duration) {
-	_ = h.RecordValue(max(resultfile.HistMinMicros, min(d.Microseconds(), resultfile.HistMaxMicros))) // in range: cannot fail
-}
+// The swarm's histograms follow internal/histogram's conventions (µs, 1 µs
+// to 1 h, clamped); the short names keep its many call sites short.
+var (
+	newHistogram = histogram.New
+	recordMicros = histogram.Record
+)
 
 // recShards spreads the per-event recording over several locks.
 const recShards = 8

@@ -81,7 +81,6 @@ func ReadResult(rd io.Reader) (*Result, error) { return resultfile.ReadResult(rd
 func Merge(results ...*Result) (*Result, error) { return resultfile.Merge(results...) }
 
 var (
-	newHistogram    = resultfile.NewHistogram
 	encodeHistogram = resultfile.EncodeHistogram
 	decodeHistogram = resultfile.DecodeHistogram
 	percentiles     = resultfile.Summarise

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/ctxwait"
-	"github.com/darktime/darktime/internal/fanoutbench"
 	"github.com/darktime/darktime/internal/ledger"
+	"github.com/darktime/darktime/internal/procstat"
 	"github.com/darktime/darktime/server/auth"
 )
 
@@ -290,7 +290,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	began := time.Now()
 	r.rec = newRecorder(began)
-	rssBefore, _ := fanoutbench.ResidentKiB(os.Getpid())
+	rssBefore := selfRSSKiB()
 	for i, c := range r.clients {
 		c.shard = &r.rec.shards[i%recShards]
 	}
@@ -344,6 +344,7 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 	r.mu.Lock()
 	connected := r.totals.Connected
 	r.mu.Unlock()
+	r.stage(StageConnected)
 	r.log.Info("clients connected", "connected", connected, "of", len(r.clients), "seconds", time.Since(rampStart).Seconds())
 	if connected == 0 && len(r.clients) > 0 {
 		r.mu.Lock()
@@ -359,7 +360,7 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 	if !ctxwait.Sleep(ctx, cfg.Settle) {
 		return interrupted()
 	}
-	rssIdle, _ := fanoutbench.ResidentKiB(os.Getpid())
+	rssIdle := selfRSSKiB()
 	idle := r.open.Load()
 	resources := Resources{Part: cfg.Part.Index, RSSIdleKiB: rssIdle, IdleConnections: idle}
 	if idle > 0 {
@@ -374,13 +375,15 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 			return interrupted()
 		}
 	}
-	cpuStart := fanoutbench.SelfCPU()
+	cpuStart := procstat.Self()
 	eventsStart := r.eventsSoFar()
 	start := time.Now()
 	res.PublishStarted = start
 	if cfg.OnPublish != nil {
 		cfg.OnPublish(start)
 	}
+	r.stage(StagePublish)
+	windowEnd := time.AfterFunc(cfg.Duration, func() { r.stage(StageWindow) })
 	var timers []*time.Timer
 	for _, at := range cfg.Storms {
 		timers = append(timers, time.AfterFunc(time.Until(start.Add(at)), func() {
@@ -394,9 +397,11 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 	share := float64(len(r.asg.mine)) / float64(cfg.Channels)
 	r.log.Info("publishing", "rate", cfg.Rate*share, "pacing", cfg.Pacing.Kind, "phases", len(cfg.Phases), "duration", cfg.Duration)
 	r.publish(ctx, share)
+	windowEnd.Stop()
 	for _, t := range timers {
 		t.Stop()
 	}
+	r.stage(StagePublished)
 	r.snapshotFinal()
 
 	// Phase 4: drain; cut short (but not skipped) when interrupted.
@@ -405,7 +410,10 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 	} else {
 		ctxwait.Sleep(ctx, cfg.Drain)
 	}
-	cpu := fanoutbench.SelfCPU() - cpuStart
+	cpu := procstat.Self() - cpuStart
+	if ctx.Err() == nil {
+		r.stage(StageDrained)
+	}
 	resources.CPUSeconds = cpu.Seconds()
 	resources.EventsDuringLoad = r.eventsSoFar() - eventsStart
 	if resources.EventsDuringLoad > 0 {
@@ -568,6 +576,12 @@ func (r *run) creditLedger() {
 			}
 		}
 	}
+}
+
+// selfRSSKiB is this process's resident memory (0 when /proc cannot say).
+func selfRSSKiB() int64 {
+	s, _ := procstat.Process(os.Getpid())
+	return s.RSSKiB
 }
 
 // checkFileLimit fails early, with advice, when the open-file limit cannot

@@ -35,12 +35,14 @@ func newBenchFanoutCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fanout",
 		Short: "Hold many SSE subscribers, publish at a constant rate, measure deliveries",
-		Long: `Opens --subscribers lean SSE connections to {target}/sub/{channel} over
---channels channels, publishes --rate events/s (total, round-robin) to
-{target}/pub?id={channel} for --duration, then reports delivery accounting,
-end-to-end latency and, with --server-pid, the server's CPU per delivery and
-memory per idle subscriber. Pin the server and this command to different
-cores (taskset) so they do not compete.`,
+		Long: `Runs the swarm (darktime swarm) with --subscribers clients on
+{target}/sub/{channel}, client i on channel i mod --channels, publishing
+--rate events/s (total, round-robin) to {target}/pub?id={channel} for
+--duration, then reports the swarm's delivery accounting and end-to-end
+latency and, with --server-pid, the server's CPU per delivery and memory per
+idle subscriber, sampled from /proc at the first publish and at the end of
+the drain. Pin the server and this command to different cores (taskset) so
+they do not compete.`,
 		Example: `  darktime bench fanout --target http://127.0.0.1:8090 --server-pid "$(cat nginx.pid)" --json results/bench/nchan.json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

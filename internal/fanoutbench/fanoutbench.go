@@ -1,8 +1,10 @@
 // Package fanoutbench measures how an SSE server fans events out to many
-// subscribers: it holds N lean subscriber connections over C channels,
-// publishes at a constant rate through vegeta and accounts every delivery
-// (expected, received, lost, duplicated) with its end-to-end latency, the
-// server's CPU per delivery and its memory per idle subscriber.
+// subscribers: it runs the swarm (package swarm) with N clients spread
+// evenly over C channels and a constant publish rate, and adds what the
+// swarm does not measure, the server's CPU per delivery and its memory per
+// idle subscriber, sampled from /proc at the swarm's stages; delivery
+// accounting (expected, received, lost, duplicated) and end-to-end latency
+// are the swarm's.
 //
 // The server must offer `GET {base}/sub/{channel}` (text/event-stream) and
 // `POST {base}/pub?id={channel}` (body = event data, 2xx on success), as both
@@ -17,18 +19,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
+	"maps"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-
-	"github.com/darktime/darktime/internal/ctxwait"
+	"github.com/darktime/darktime/internal/procstat"
+	"github.com/darktime/darktime/swarm"
 )
 
 // Config describes one benchmark run. Zero values mean the defaults below.
@@ -38,7 +38,8 @@ type Config struct {
 	// Subscribers is how many SSE connections to hold; default 10,000.
 	Subscribers int
 	// Channels is how many channels the subscribers spread over (subscriber
-	// i listens on channel i mod Channels); default 10.
+	// i listens on channel i mod Channels, the swarm's round-robin
+	// distribution); default 10.
 	Channels int
 	// Rate is the total publish rate in events/s, round-robin over the
 	// channels; default 20.
@@ -88,14 +89,6 @@ const (
 	DefaultSettle         = time.Second
 	DefaultDrain          = 2 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
-	// MaxConnsPerSource keeps each source address well inside its
-	// 28,231 ephemeral ports (32768-60999).
-	MaxConnsPerSource = 20_000
-	// maxSources: 127.0.0.2 .. 127.0.0.254.
-	maxSources = 253
-	// Bounds on the accounting memory (see validate).
-	maxPlannedEvents = 50_000_000
-	maxSeenBytes     = 1 << 30
 )
 
 // ErrConfig marks an invalid Config; callers may treat it as a usage error.
@@ -124,7 +117,7 @@ func (c Config) withDefaults() Config {
 		c.Ramp = DefaultRamp
 	}
 	if c.Sources == 0 {
-		c.Sources = (c.Subscribers + MaxConnsPerSource - 1) / MaxConnsPerSource
+		c.Sources = (c.Subscribers + swarm.MaxConnsPerSource - 1) / swarm.MaxConnsPerSource
 	}
 	if c.Settle == 0 {
 		c.Settle = DefaultSettle
@@ -153,24 +146,11 @@ func (c Config) validate() error {
 			problems = append(problems, msg)
 		}
 	}
-	check(c.Subscribers < 0, "subscribers must be positive")
-	check(c.Channels < 0, "channels must be positive")
+	// The swarm checks the rest (swarm.Check).
 	check(c.Channels > c.Subscribers, "channels must not outnumber subscribers")
-	check(c.Rate < 0 || c.Rate > 1e6, "rate must be between 0 and 1,000,000 events/s")
-	check(c.Duration < 0, "duration must be positive")
-	check(c.Size < 0, "size must be positive")
-	check(c.Ramp < 0, "ramp must be positive")
-	check(c.Sources < 0 || c.Sources > maxSources, fmt.Sprintf("sources must be between 1 and %d", maxSources))
-	check(c.Settle < 0 || c.Drain < 0 || c.ConnectTimeout < 0, "settle, drain and connect timeout must be positive")
 	check(c.ServerPID < 0, "server pid must be positive")
-	check(strings.IndexFunc(c.ChannelPrefix, notWordRune) >= 0, "channel prefix may only hold letters, digits and '_'")
-	if len(problems) == 0 {
-		// Accounting memory: a counter per planned event, and per subscriber
-		// one bit per event planned on its channel.
-		planned := int64(plannedPublishes(c.Rate, c.Duration))
-		check(planned > maxPlannedEvents, fmt.Sprintf("%d events planned, at most %d: publish for less time or at a lower rate", planned, maxPlannedEvents))
-		seenBytes := int64(c.Subscribers) * (planned/int64(c.Channels)/8 + 8)
-		check(seenBytes > maxSeenBytes, fmt.Sprintf("duplicate tracking would take %d MiB, at most %d: use fewer subscribers, more channels, a lower rate or less time", seenBytes>>20, maxSeenBytes>>20))
+	if u, err := url.Parse(c.Target); err != nil || u.Scheme != "http" || u.Host == "" {
+		problems = append(problems, fmt.Sprintf("target %q: want http://host:port (the swarm's clients speak plain HTTP/1.1 only)", c.Target))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrConfig, strings.Join(problems, "; "))
@@ -178,369 +158,199 @@ func (c Config) validate() error {
 	return nil
 }
 
-func notWordRune(r rune) bool {
-	return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_')
+// profile is the swarm's nchan profile (GET {target}/sub/{channel}, POST
+// {target}/pub?id={channel}), which darktime's reference server answers
+// too, publishing this benchmark's body, {"seq":N,"ts":N,"pad":"xx…"}: one
+// channel per connection needs no channel name in the data.
+func profile() swarm.Profile {
+	p, _ := swarm.LookupProfile("nchan")
+	p.Name = "fanout"
+	p.Publish.Body = `{"seq":{seq},"ts":{ts},"pad":"{payload}"}`
+	p.Extract = swarm.Extract{Seq: `"seq":`, TS: `"ts":`}
+	p.Notices = "darktime." // the reference server's notices are not events of the run
+	return p
 }
 
-// run is the state shared by the subscribers and the phases of one Run.
-type run struct {
-	cfg      Config
-	log      *slog.Logger
-	addr     string   // resolved host:port to dial
-	requests [][]byte // subscribe request per channel
-	pubURLs  []string // publish URL per channel
-	channels []string
-	sources  []*net.TCPAddr
-
-	stopCtx  context.Context // cancelled to abort dials in flight
-	stop     context.CancelFunc
-	stopping atomic.Bool
-	subs     []*subscriber
-	subWG    sync.WaitGroup // subscriber goroutines
-	connWG   sync.WaitGroup // connect attempts still in flight
-
-	shards    [latencyShards]latencyShard
-	delivered []atomic.Uint32 // delivered[seq]: non-duplicate deliveries of event seq
-	alive     []atomic.Int64  // connected and not dropped, per channel
-
-	mu            sync.Mutex // guards the fields below
-	connectHist   *hdrhistogram.Histogram
-	connectedN    int
-	connectErrors int
-	connectErr    error // first one, as a sample
-	lastConnect   time.Time
-	dropped       int
-	dropErr       error // first one, as a sample
+// swarmConfig is the swarm run that does the work of cfg.
+func swarmConfig(cfg Config) swarm.Config {
+	return swarm.Config{
+		Target:         cfg.Target,
+		Profile:        profile(),
+		Clients:        cfg.Subscribers,
+		Channels:       cfg.Channels,
+		Distribution:   swarm.Distribution{Kind: swarm.DistRoundRobin},
+		ChannelPrefix:  cfg.ChannelPrefix,
+		Ramp:           cfg.Ramp,
+		Sources:        cfg.Sources,
+		Rate:           cfg.Rate,
+		Size:           cfg.Size,
+		Settle:         cfg.Settle,
+		Duration:       cfg.Duration,
+		Drain:          cfg.Drain,
+		ConnectTimeout: cfg.ConnectTimeout,
+		Logger:         cfg.Logger,
+	}
 }
 
-func newRun(cfg Config) (*run, error) {
-	u, err := url.Parse(cfg.Target)
-	if err != nil {
-		return nil, fmt.Errorf("%w: target %q: %v", ErrConfig, cfg.Target, err)
-	}
-	if u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("%w: target %q: want http://host:port (the lean subscriber speaks plain HTTP/1.1 only)", ErrConfig, cfg.Target)
-	}
-	hostport := u.Host
-	if u.Port() == "" {
-		hostport = net.JoinHostPort(u.Hostname(), "80")
-	}
-	addr, err := net.ResolveTCPAddr("tcp", hostport)
-	if err != nil {
-		return nil, fmt.Errorf("resolve target: %w", err)
-	}
-	base := strings.TrimSuffix(u.Path, "/")
-	r := &run{
-		cfg:         cfg,
-		log:         cfg.Logger,
-		addr:        addr.String(),
-		channels:    make([]string, cfg.Channels),
-		requests:    make([][]byte, cfg.Channels),
-		pubURLs:     make([]string, cfg.Channels),
-		subs:        make([]*subscriber, cfg.Subscribers),
-		delivered:   make([]atomic.Uint32, plannedPublishes(cfg.Rate, cfg.Duration)),
-		alive:       make([]atomic.Int64, cfg.Channels),
-		connectHist: newHistogram(),
-	}
-	r.stopCtx, r.stop = context.WithCancel(context.Background())
-	for i := range r.channels {
-		ch := fmt.Sprintf("%s_%d", cfg.ChannelPrefix, i)
-		r.channels[i] = ch
-		r.requests[i] = fmt.Appendf(nil, "GET %s/sub/%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: darktime-fanoutbench\r\n\r\n", base, ch, u.Host)
-		r.pubURLs[i] = fmt.Sprintf("%s://%s%s/pub?id=%s", u.Scheme, u.Host, base, ch)
-	}
-	if ip4 := addr.IP.To4(); ip4 != nil && ip4.IsLoopback() {
-		for i := range cfg.Sources {
-			r.sources = append(r.sources, &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))})
-		}
-	}
-	for i := range r.shards {
-		r.shards[i].hist = newHistogram()
-	}
-	for i := range r.subs {
-		r.subs[i] = newSubscriber(r, i)
-	}
-	return r, nil
+// stages records the swarm's stages and samples the server at them.
+type stages struct {
+	pid    int
+	mu     sync.Mutex
+	at     map[string]swarm.Stage
+	server map[string]procstat.Sample
+	err    error // the first failed sample
 }
 
-func (r *run) connected(channel int, took time.Duration) {
-	r.alive[channel].Add(1)
-	r.mu.Lock()
-	recordMicros(r.connectHist, took)
-	r.connectedN++
-	r.lastConnect = time.Now()
-	r.mu.Unlock()
-	r.connWG.Done()
+func (s *stages) record(st swarm.Stage) {
+	var sample procstat.Sample
+	var err error
+	if s.pid != 0 && (st.Name == swarm.StagePublish || st.Name == swarm.StageDrained) {
+		sample, err = procstat.Tree(s.pid)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.at[st.Name] = st
+	s.server[st.Name] = sample
+	if err != nil && s.err == nil {
+		s.err = fmt.Errorf("server %w", err)
+	}
 }
 
-func (r *run) connectFailed(err error) {
-	r.mu.Lock()
-	r.connectErrors++
-	if r.connectErr == nil && !errors.Is(err, errStopped) {
-		r.connectErr = err
-	}
-	r.mu.Unlock()
-	r.connWG.Done()
+func (s *stages) get(name string) (swarm.Stage, procstat.Sample, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.at[name]
+	return st, s.server[name], ok
 }
 
-// ended accounts a subscriber whose stream stopped; before the run stops
-// that is a drop.
-func (r *run) ended(channel int, err error) {
-	if r.stopping.Load() {
-		return
-	}
-	r.alive[channel].Add(-1)
-	r.mu.Lock()
-	r.dropped++
-	if r.dropErr == nil {
-		r.dropErr = err
-	}
-	r.mu.Unlock()
-}
-
-// events sums the delivered-event counters of all shards.
-func (r *run) events() int64 {
-	var n int64
-	for i := range r.shards {
-		sh := &r.shards[i]
-		sh.mu.Lock()
-		n += sh.events
-		sh.mu.Unlock()
-	}
-	return n
-}
-
-// shutdown closes every subscriber and waits for their goroutines.
-func (r *run) shutdown() {
-	r.stopping.Store(true)
-	r.stop()
-	for _, s := range r.subs {
-		s.close()
-	}
-	r.subWG.Wait()
-}
-
-// Run executes one benchmark: connect the subscribers, settle, publish for
-// Duration, drain, and account. On cancellation it stops early and returns
-// what it measured so far along with ctx's error.
+// Run executes one benchmark: the swarm connects the subscribers,
+// settles, publishes for Duration and drains, while the server is sampled
+// before the connects, at the first publish and at the end of the drain.
+// On cancellation it stops early and returns what it measured so far
+// along with ctx's error.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := checkFileLimit(cfg.Subscribers); err != nil {
-		return nil, err
+	sc := swarmConfig(cfg)
+	if err := swarm.Check(sc); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	r, err := newRun(cfg)
-	if err != nil {
-		return nil, err
-	}
-	began := time.Now()
 	res := &Result{Config: echoConfig(cfg)}
-
-	var before procSample
+	st := &stages{pid: cfg.ServerPID, at: map[string]swarm.Stage{}, server: map[string]procstat.Sample{}}
+	var before procstat.Sample
 	if cfg.ServerPID != 0 {
-		if before, err = sampleProcessTree(cfg.ServerPID); err != nil {
-			return nil, err
+		var err error
+		if before, err = procstat.Tree(cfg.ServerPID); err != nil {
+			return nil, fmt.Errorf("server %w", err)
 		}
 	}
+	sc.Stages = st.record
+	began := time.Now()
+	sw, err := swarm.Run(ctx, sc)
+	res.DurationSeconds = time.Since(began).Seconds()
+	if sw == nil {
+		if errors.Is(err, swarm.ErrConfig) || errors.Is(err, swarm.ErrTemplate) {
+			err = fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		return nil, err
+	}
+	fill(res, sw, st, before)
+	if err == nil {
+		err = st.err
+	}
+	return res, err
+}
 
-	// Phase 1: connect every subscriber at the ramp rate.
-	r.log.Info("connecting subscribers", "subscribers", cfg.Subscribers, "channels", cfg.Channels, "ramp_per_s", cfg.Ramp, "sources", len(r.sources), "prefix", cfg.ChannelPrefix)
-	defer r.shutdown() // idempotent; covers early returns
-	rampStart := time.Now()
-	gap := time.Duration(float64(time.Second) / cfg.Ramp)
-	r.connWG.Add(cfg.Subscribers)
-	r.subWG.Add(cfg.Subscribers)
-	started := 0
-	for i, s := range r.subs {
-		if wait := time.Until(rampStart.Add(time.Duration(i) * gap)); wait > time.Millisecond {
-			if !ctxwait.Sleep(ctx, wait) {
-				break
+// fill reads the swarm's result and the server's samples into res.
+func fill(res *Result, sw *swarm.Result, st *stages, before procstat.Sample) {
+	c := res.Config
+	res.SubscribersConnected = int(sw.Clients.Connected)
+	res.ConnectErrors = int(sw.Clients.Planned - sw.Clients.Connected)
+	res.SubscribersDropped = int(sw.Clients.Drops)
+	for _, kind := range slices.Sorted(maps.Keys(sw.ErrorSamples)) {
+		msg := kind + ": " + sw.ErrorSamples[kind]
+		if strings.HasPrefix(kind, "drop_") {
+			if res.DropErrorSample == "" {
+				res.DropErrorSample = msg
 			}
+		} else if res.ConnectErrorSample == "" {
+			res.ConnectErrorSample = msg
 		}
-		go s.run()
-		started++
 	}
-	// Subscribers never started still hold their WaitGroup slots.
-	for range cfg.Subscribers - started {
-		r.connWG.Done()
-		r.subWG.Done()
-	}
-	if !ctxwait.Group(ctx, &r.connWG) {
-		return res, r.finish(res, began, ctx.Err())
-	}
-	r.mu.Lock()
-	res.SubscribersConnected = r.connectedN
-	res.ConnectErrors = r.connectErrors
-	if r.connectErr != nil {
-		res.ConnectErrorSample = r.connectErr.Error()
-	}
-	if r.connectedN > 0 {
-		res.ConnectSeconds = r.lastConnect.Sub(rampStart).Seconds()
-		res.ConnectP50Ms = float64(r.connectHist.ValueAtQuantile(50)) / 1e3
-		res.ConnectP99Ms = float64(r.connectHist.ValueAtQuantile(99)) / 1e3
-	}
-	r.mu.Unlock()
-	r.log.Info("subscribers connected", "connected", res.SubscribersConnected, "errors", res.ConnectErrors, "seconds", res.ConnectSeconds)
-	if res.SubscribersConnected == 0 {
-		return res, r.finish(res, began, fmt.Errorf("no subscriber connected to %s: %s", cfg.Target, res.ConnectErrorSample))
+	if connected, _, ok := st.get(swarm.StageConnected); ok && res.SubscribersConnected > 0 {
+		res.ConnectSeconds = connected.At.Sub(sw.Started).Seconds()
+		res.ConnectP50Ms, res.ConnectP99Ms = sw.Summary[swarm.HistConnect].P50, sw.Summary[swarm.HistConnect].P99
 	}
 
-	// Phase 2: settle, then measure idle memory.
-	if !ctxwait.Sleep(ctx, cfg.Settle) {
-		return res, r.finish(res, began, ctx.Err())
-	}
-	if cfg.ServerPID != 0 {
-		idle, err := sampleProcessTree(cfg.ServerPID)
-		if err != nil {
-			return res, r.finish(res, began, err)
+	pub := sw.Publish
+	res.PublishesOK, res.PublishesFailed = pub.OK, pub.Failed
+	for msg, n := range pub.Errors {
+		if strings.HasPrefix(msg, "status ") {
+			res.PublishesNon2xx += n
 		}
-		res.ServerRSSBeforeKiB = before.rssKiB
-		res.ServerRSSIdleKiB = idle.rssKiB
-		res.ServerRSSPerSubscriberKiB = float64(idle.rssKiB-before.rssKiB) / float64(res.SubscribersConnected)
 	}
+	res.PublishErrors = pub.Errors
+	pl := sw.Summary[swarm.HistPublish]
+	res.PublishP50Ms, res.PublishP99Ms, res.PublishMaxMs = pl.P50, pl.P99, pl.Max
+	res.OfferedEventsPerSec = c.RateEventsPerS
 
-	// Phase 3: publish. Subscribers alive now are the audience of every
-	// event; any that drop from here on show up as drops and losses.
-	audience := make([]int64, cfg.Channels)
-	for i := range audience {
-		audience[i] = r.alive[i].Load()
-	}
-	eventsBefore := r.events()
-	dropsBefore := r.dropCount()
-	var serverStart procSample
-	if cfg.ServerPID != 0 {
-		if serverStart, err = sampleProcessTree(cfg.ServerPID); err != nil {
-			return res, r.finish(res, began, err)
-		}
-	}
-	clientStart := selfCPU()
-	r.log.Info("publishing", "rate", cfg.Rate, "duration", cfg.Duration, "size", cfg.Size)
-	// Throughput is counted over the nominal window, Duration from the
-	// first publish: an overloaded server's timed-out publishes would
-	// otherwise stretch the window by the publish timeout.
-	windowEvents := make(chan int64, 1)
-	windowTimer := time.AfterFunc(cfg.Duration, func() { windowEvents <- r.events() - eventsBefore })
-	pubBegan := time.Now()
-	pub := r.publish(ctx)
-	window := cfg.Duration
-	var eventsWindow int64
-	if windowTimer.Stop() { // cancelled before the window closed
-		eventsWindow, window = r.events()-eventsBefore, time.Since(pubBegan)
-	} else {
-		eventsWindow = <-windowEvents
-	}
+	t := sw.Ledger.Totals()
+	res.ExpectedDeliveries = t.Credit
+	res.LostDeliveries = t.Lost
+	res.ReceivedDeliveries = t.Credit - t.Lost
+	res.DuplicatedDeliveries = sw.Events.Duplicated
+	res.ReorderedDeliveries = sw.Events.Reordered
+	res.UnexpectedDeliveries = t.Extra
+	res.ForeignEvents = sw.Events.Foreign + sw.Events.Malformed + sw.Events.OtherType
+	d := sw.Summary[swarm.HistDelivery]
+	res.LatencyP50Ms, res.LatencyP90Ms, res.LatencyP99Ms = d.P50, d.P90, d.P99
+	res.LatencyP999Ms, res.LatencyMaxMs, res.LatencyMeanMs = d.P999, d.Max, d.Mean
 
-	// Phase 4: drain. The server's CPU and ours are measured up to the end
-	// of the drain: a backlogged server is still delivering then.
-	r.log.Info("draining", "drain", cfg.Drain, "publishes_ok", pub.ok, "publishes_failed", pub.failed)
-	drained := ctxwait.Sleep(ctx, cfg.Drain)
-	clientCPU := selfCPU() - clientStart
-	drainEnd := time.Now()
-	var serverEnd procSample
-	if cfg.ServerPID != 0 {
-		if serverEnd, err = sampleProcessTree(cfg.ServerPID); err != nil {
-			return res, r.finish(res, began, err)
+	start, serverStart, ok := st.get(swarm.StagePublish)
+	if !ok {
+		return // stopped before publishing
+	}
+	res.OfferedDeliveriesPerSec = res.OfferedEventsPerSec * float64(start.Open) / float64(c.Channels)
+	if c.ServerPID != 0 {
+		res.ServerRSSBeforeKiB = before.RSSKiB
+		res.ServerRSSIdleKiB = serverStart.RSSKiB
+		if start.Open > 0 {
+			res.ServerRSSPerSubscriberKiB = float64(serverStart.RSSKiB-before.RSSKiB) / float64(start.Open)
 		}
 	}
-	eventsAll := r.events() - eventsBefore
-	res.SubscribersDropped = r.dropCount() - dropsBefore
-	r.shutdown()
-
-	// Accounting.
-	res.PublishesOK, res.PublishesFailed, res.PublishesNon2xx = pub.ok, pub.failed, pub.non2xx
-	if len(pub.errors) > 0 {
-		res.PublishErrors = pub.errors
+	// Throughput counts the events received in the nominal window,
+	// Duration from the first publish: an overloaded server's timed-out
+	// publishes would otherwise stretch it by the publish timeout.
+	if window, _, ok := st.get(swarm.StageWindow); ok {
+		res.AchievedDeliveriesPerSec = float64(window.Events-start.Events) / c.DurationSeconds
+	} else if end, _, ok := st.get(swarm.StagePublished); ok && end.At.After(start.At) {
+		res.AchievedDeliveriesPerSec = float64(end.Events-start.Events) / end.At.Sub(start.At).Seconds()
 	}
-	res.PublishP50Ms = float64(pub.latency.ValueAtQuantile(50)) / 1e3
-	res.PublishP99Ms = float64(pub.latency.ValueAtQuantile(99)) / 1e3
-	res.PublishMaxMs = float64(pub.latency.Max()) / 1e3
-	res.OfferedEventsPerSec = float64(time.Second) / float64(publishInterval(cfg.Rate))
-	var audienceTotal int64
-	for _, n := range audience {
-		audienceTotal += n
+	if end, _, ok := st.get(swarm.StagePublished); ok {
+		res.PublishSeconds = end.At.Sub(start.At).Seconds()
 	}
-	res.OfferedDeliveriesPerSec = res.OfferedEventsPerSec * float64(audienceTotal) / float64(cfg.Channels)
-	res.PublishSeconds = pub.end.Sub(pub.start).Seconds()
-	if window > 0 {
-		res.AchievedDeliveriesPerSec = float64(eventsWindow) / window.Seconds()
+	drained, serverEnd, ok := st.get(swarm.StageDrained)
+	if !ok {
+		return // interrupted: no CPU over a whole span
 	}
-	for seq := range r.delivered {
-		got := int64(r.delivered[seq].Load())
-		if !pub.okSeq[seq] {
-			res.UnexpectedDeliveries += got
-			continue
-		}
-		want := audience[seq%cfg.Channels]
-		res.ExpectedDeliveries += want
-		res.ReceivedDeliveries += got
-		res.LostDeliveries += max(0, want-got)
-	}
-	merged := newHistogram()
-	for i := range r.shards {
-		sh := &r.shards[i]
-		merged.Merge(sh.hist)
-		res.DuplicatedDeliveries += sh.duplicated
-		res.ReorderedDeliveries += sh.reordered
-		res.ForeignEvents += sh.foreign
-	}
-	res.LatencyP50Ms = float64(merged.ValueAtQuantile(50)) / 1e3
-	res.LatencyP90Ms = float64(merged.ValueAtQuantile(90)) / 1e3
-	res.LatencyP99Ms = float64(merged.ValueAtQuantile(99)) / 1e3
-	res.LatencyP999Ms = float64(merged.ValueAtQuantile(99.9)) / 1e3
-	res.LatencyMaxMs = float64(merged.Max()) / 1e3
-	res.LatencyMeanMs = merged.Mean() / 1e3
-	if cfg.ServerPID != 0 {
-		res.ServerCPUSeconds = (serverEnd.cpu - serverStart.cpu).Seconds()
-		if eventsAll > 0 {
-			res.ServerCPUMicrosPerDelivery = res.ServerCPUSeconds * 1e6 / float64(eventsAll)
+	// Server and client CPU are measured from the first publish to the end
+	// of the drain (a backlogged server is still delivering then) and
+	// divided by every event received in that time.
+	events := drained.Events - start.Events
+	if c.ServerPID != 0 {
+		res.ServerCPUSeconds = (serverEnd.CPU - serverStart.CPU).Seconds()
+		if events > 0 {
+			res.ServerCPUMicrosPerDelivery = res.ServerCPUSeconds * 1e6 / float64(events)
 		}
 	}
-	res.ClientCPUSeconds = clientCPU.Seconds()
-	if span := drainEnd.Sub(pub.start); span > 0 {
-		res.ClientCPUCores = clientCPU.Seconds() / span.Seconds()
+	if len(sw.Resources) > 0 {
+		res.ClientCPUSeconds = sw.Resources[0].CPUSeconds
+		res.ClientCPUMicrosPerEvent = sw.Resources[0].CPUMicrosPerEvt
+	}
+	if span := drained.At.Sub(start.At); span > 0 {
+		res.ClientCPUCores = res.ClientCPUSeconds / span.Seconds()
 		res.ClientLimited = res.ClientCPUCores > 0.9*float64(runtime.GOMAXPROCS(0))
 	}
-	if eventsAll > 0 {
-		res.ClientCPUMicrosPerEvent = res.ClientCPUSeconds * 1e6 / float64(eventsAll)
-	}
-	r.mu.Lock()
-	if r.dropErr != nil {
-		res.DropErrorSample = r.dropErr.Error()
-	}
-	r.mu.Unlock()
-	var err2 error
-	if !drained || ctx.Err() != nil {
-		err2 = ctx.Err()
-	}
-	return res, r.finish(res, began, err2)
-}
-
-func (r *run) dropCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.dropped
-}
-
-// finish stops the subscribers and stamps the wall time.
-func (r *run) finish(res *Result, began time.Time, err error) error {
-	r.shutdown()
-	res.DurationSeconds = time.Since(began).Seconds()
-	return err
-}
-
-// checkFileLimit fails early, with advice, when the open-file limit cannot
-// hold the subscribers.
-func checkFileLimit(subscribers int) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return nil // cannot tell; let the dials report it
-	}
-	const spare = 64 // publisher connections, /proc reads, stdio
-	if need := uint64(subscribers) + spare; lim.Cur < need {
-		return fmt.Errorf("%w: %d subscribers need %d open files but the limit is %d (hard %d): raise it with `ulimit -n %d` or use fewer subscribers",
-			ErrConfig, subscribers, need, lim.Cur, lim.Max, min(need, lim.Max))
-	}
-	return nil
 }

@@ -10,13 +10,10 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
-
-	"github.com/darktime/darktime/internal/sse"
 )
 
 func TestMain(m *testing.M) {
@@ -250,94 +247,4 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("Run(%+v) = %v, want ErrConfig", cfg, err)
 		}
 	}
-}
-
-// newTestSubscriber builds a subscriber on channel 0 of a run with one
-// channel that planned n publishes, without any network.
-func newTestSubscriber(n int) *subscriber {
-	r := &run{
-		channels:  []string{"c"},
-		delivered: make([]atomic.Uint32, n),
-	}
-	for i := range r.shards {
-		r.shards[i].hist = newHistogram()
-	}
-	s := newSubscriber(r, 0)
-	head := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-	stream, err := sse.NewStream(head, sse.Limits{}, s.event)
-	if err != nil {
-		panic(err)
-	}
-	s.stream = stream
-	return s
-}
-
-func TestSubscriberDuplicates(t *testing.T) {
-	t.Parallel()
-	s := newTestSubscriber(200)
-	for _, seq := range []int64{0, 1, 1, 3, 2, 2, 150, 100, 40, 199, 250} {
-		s.event(sse.Message{Data: appendPayload(nil, seq, time.Now().UnixNano(), 0)})
-	}
-	s.event(sse.Message{Data: []byte("not ours")})
-	sh := s.shard
-	if sh.events != 12 || sh.duplicated != 2 || sh.reordered != 3 || sh.foreign != 2 {
-		t.Errorf("events %d, duplicated %d, reordered %d, foreign %d; want 12, 2, 3, 2",
-			sh.events, sh.duplicated, sh.reordered, sh.foreign)
-	}
-	if got := s.r.delivered[2].Load(); got != 1 {
-		t.Errorf("delivered[2] = %d, want 1", got)
-	}
-}
-
-// chunkedEvents frames n nchan-like events of a benchmark payload as
-// chunked encoding.
-func chunkedEvents(n int) []byte {
-	var out []byte
-	for i := range n {
-		ev := fmt.Appendf(nil, "id: 1795628608:%d\ndata: %s\n\n", i, appendPayload(nil, int64(i), time.Now().UnixNano(), 100))
-		out = fmt.Appendf(out, "%x\r\n%s\r\n", len(ev), ev)
-	}
-	return out
-}
-
-func TestSubscriberNoAllocs(t *testing.T) {
-	s := newTestSubscriber(1 << 20)
-	stream := chunkedEvents(1000)
-	feed := func() {
-		for i := 0; i < len(stream); i += 700 { // odd pieces: events span reads
-			if err := s.stream.Feed(stream[i:min(i+700, len(stream))]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	feed() // grow the parser's buffers once
-	if allocs := testing.AllocsPerRun(10, feed); allocs != 0 {
-		t.Errorf("%v allocations per 1000 events, want 0", allocs)
-	}
-}
-
-func BenchmarkSubscriberEvents(b *testing.B) {
-	s := newTestSubscriber(1 << 20)
-	stream := chunkedEvents(1000)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(stream)))
-	cpu0 := cpuTime()
-	for b.Loop() {
-		for i := 0; i < len(stream); i += readBufferSize {
-			if err := s.stream.Feed(stream[i:min(i+readBufferSize, len(stream))]); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/event")
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*1000), "cpu-ns/event")
-}
-
-// cpuTime is the process's user+system CPU time. On a shared machine it
-// counts only the time this process ran, where b.Elapsed also counts the
-// time its neighbours held the core.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -59,7 +59,7 @@ type Result struct {
 	PublishesFailed int64            `json:"publishes_failed"` // non-2xx and transport errors
 	PublishesNon2xx int64            `json:"publishes_non_2xx"`
 	PublishErrors   map[string]int64 `json:"publish_errors,omitempty"`
-	PublishP50Ms    float64          `json:"publish_p50_ms"` // vegeta's request latencies
+	PublishP50Ms    float64          `json:"publish_p50_ms"` // intended send time to answer (the swarm's "publish" histogram)
 	PublishP99Ms    float64          `json:"publish_p99_ms"`
 	PublishMaxMs    float64          `json:"publish_max_ms"`
 	PublishSeconds  float64          `json:"publish_seconds"` // first publish to last answer
@@ -71,17 +71,18 @@ type Result struct {
 	// falls behind shows its real throughput.
 	AchievedDeliveriesPerSec float64 `json:"achieved_deliveries_per_s"`
 
-	// ExpectedDeliveries sums, over publishes answered 2xx, the subscribers
-	// on the event's channel; Received counts their first arrivals and Lost
-	// the shortfall per event. Duplicates and reorders are exact per
-	// connection (one bit per event planned on its channel).
+	// The swarm's ledger: ExpectedDeliveries sums, over publishes answered
+	// 2xx, the subscribers on the event's channel (a subscriber that drops
+	// stays owed its channel's events to the end of the run); Received
+	// counts their first arrivals and Lost the shortfall. Duplicates and
+	// reorders are exact per connection.
 	ExpectedDeliveries   int64 `json:"expected_deliveries"`
 	ReceivedDeliveries   int64 `json:"received_deliveries"`
 	LostDeliveries       int64 `json:"lost_deliveries"`
 	DuplicatedDeliveries int64 `json:"duplicated_deliveries"`
 	ReorderedDeliveries  int64 `json:"reordered_deliveries"`  // arrived after a later event; included in Received
 	UnexpectedDeliveries int64 `json:"unexpected_deliveries"` // events whose publish was not answered 2xx
-	ForeignEvents        int64 `json:"foreign_events"`        // data not published by this run to that channel
+	ForeignEvents        int64 `json:"foreign_events"`        // data not published by this run to that channel, or of another event type
 
 	LatencyP50Ms  float64 `json:"latency_p50_ms"`
 	LatencyP90Ms  float64 `json:"latency_p90_ms"`

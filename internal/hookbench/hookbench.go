@@ -38,6 +38,7 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/darktime/darktime/internal/ctxwait"
+	"github.com/darktime/darktime/internal/histogram"
 )
 
 // Phase selects what a run measures.
@@ -260,7 +261,7 @@ type phaseHist struct {
 func newPhaseHist() *phaseHist {
 	p := &phaseHist{}
 	for i := range p.shards {
-		p.shards[i].hist = newHistogram()
+		p.shards[i].hist = histogram.New()
 	}
 	return p
 }
@@ -268,12 +269,12 @@ func newPhaseHist() *phaseHist {
 func (p *phaseHist) record(shard int, d time.Duration) {
 	sh := &p.shards[shard%histShards]
 	sh.mu.Lock()
-	recordMicros(sh.hist, d)
+	histogram.Record(sh.hist, d)
 	sh.mu.Unlock()
 }
 
 func (p *phaseHist) merged() *hdrhistogram.Histogram {
-	h := newHistogram()
+	h := histogram.New()
 	for i := range p.shards {
 		sh := &p.shards[i]
 		sh.mu.Lock()
@@ -281,23 +282,6 @@ func (p *phaseHist) merged() *hdrhistogram.Histogram {
 		sh.mu.Unlock()
 	}
 	return h
-}
-
-// Histogram bounds in microseconds: 1 µs to 10 min at 3 significant figures.
-const (
-	histMin     = 1
-	histMax     = 600_000_000
-	histSigFigs = 3
-)
-
-func newHistogram() *hdrhistogram.Histogram {
-	return hdrhistogram.New(histMin, histMax, histSigFigs)
-}
-
-// recordMicros records d clamped into the histogram's range, so that a
-// clock step or a very late event still counts.
-func recordMicros(h *hdrhistogram.Histogram, d time.Duration) {
-	_ = h.RecordValue(max(histMin, min(d.Microseconds(), histMax))) // within range
 }
 
 func newRun(cfg Config) (*run, error) {

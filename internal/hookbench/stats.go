@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/ctxwait"
-	"github.com/darktime/darktime/internal/fanoutbench"
+	"github.com/darktime/darktime/internal/procstat"
 )
 
 // requestTimeout bounds one request to the server.
@@ -58,13 +58,13 @@ type cpuSample struct {
 }
 
 func (r *run) sampleCPU() (cpuSample, error) {
-	s := cpuSample{at: time.Now(), self: fanoutbench.SelfCPU(), procs: make([]time.Duration, len(r.cfg.Processes))}
+	s := cpuSample{at: time.Now(), self: procstat.Self(), procs: make([]time.Duration, len(r.cfg.Processes))}
 	for i, p := range r.cfg.Processes {
-		cpu, err := fanoutbench.ProcessCPU(p.PID)
+		tree, err := procstat.Tree(p.PID)
 		if err != nil {
 			return s, fmt.Errorf("measure %s: %w", p.Name, err)
 		}
-		s.procs[i] = cpu
+		s.procs[i] = tree.CPU
 	}
 	return s, nil
 }

@@ -1,7 +1,6 @@
 package hookbench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -77,21 +76,9 @@ func (s *subscriber) connect(ctx context.Context) error {
 	}
 	req := fmt.Appendf(nil, "GET %s/sub/thread:%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: darktime-hookbench\r\n\r\n",
 		r.path, r.threads[s.index], r.host)
-	if _, err := conn.Write(req); err != nil {
-		return fmt.Errorf("write subscribe request: %w", err)
-	}
-	n, headEnd := 0, -1
-	for headEnd < 0 {
-		if n == len(s.buf) {
-			return fmt.Errorf("response head larger than %d bytes", len(s.buf))
-		}
-		m, err := conn.Read(s.buf[n:])
-		n += m
-		if i := bytes.Index(s.buf[:n], []byte("\r\n\r\n")); i >= 0 {
-			headEnd = i + 4
-		} else if err != nil {
-			return fmt.Errorf("read response head: %w", err)
-		}
+	headEnd, n, err := sse.Handshake(conn, req, s.buf[:])
+	if err != nil {
+		return err
 	}
 	stream, err := sse.NewStream(s.buf[:headEnd], sse.Limits{}, s.event)
 	if err != nil {

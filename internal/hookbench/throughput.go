@@ -15,6 +15,7 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/darktime/darktime/internal/ctxwait"
+	"github.com/darktime/darktime/internal/histogram"
 )
 
 // maxErrorKinds bounds the distinct request error messages kept.
@@ -35,14 +36,14 @@ type requestLog struct {
 }
 
 func newRequestLog() *requestLog {
-	return &requestLog{latency: newHistogram(), errors: map[string]int64{}}
+	return &requestLog{latency: histogram.New(), errors: map[string]int64{}}
 }
 
 func (l *requestLog) record(took time.Duration, failure string, retried bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.requests++
-	recordMicros(l.latency, took)
+	histogram.Record(l.latency, took)
 	if retried {
 		l.retried++
 	}
@@ -182,4 +183,5 @@ func (r *run) throughput(ctx context.Context) (*ThroughputResult, error) {
 	return res, ctx.Err()
 }
 
-func ms(us int64) float64 { return float64(us) / 1e3 }
+// ms is a histogram value in milliseconds.
+var ms = histogram.Ms

@@ -44,10 +44,11 @@ const (
 
 // Distribution kinds.
 const (
-	DistUniform = "uniform" // each client on one channel drawn uniformly
-	DistZipf    = "zipf"    // one channel drawn from a Zipf law: channel 0 is hot
-	DistOne     = "one"     // every client on a channel of its own
-	DistSeveral = "several" // PerClient distinct channels each, drawn uniformly
+	DistUniform    = "uniform"     // each client on one channel drawn uniformly
+	DistZipf       = "zipf"        // one channel drawn from a Zipf law: channel 0 is hot
+	DistOne        = "one"         // every client on a channel of its own
+	DistRoundRobin = "round-robin" // client i on channel i mod Channels: the same count (±1) on every channel
+	DistSeveral    = "several"     // PerClient distinct channels each, drawn uniformly
 )
 
 // Distribution assigns channels to clients.
@@ -57,7 +58,8 @@ type Distribution struct {
 	PerClient int     `json:"per_client,omitempty"` // several: channels per client (3)
 }
 
-// ParseDistribution reads "uniform", "zipf[:S]", "one" or "several[:N]".
+// ParseDistribution reads "uniform", "zipf[:S]", "one", "round-robin" or
+// "several[:N]".
 func ParseDistribution(s string) (Distribution, error) {
 	kind, arg, hasArg := strings.Cut(s, ":")
 	d := Distribution{Kind: kind}
@@ -79,7 +81,7 @@ func ParseDistribution(s string) (Distribution, error) {
 // Validate checks the distribution's kind and argument.
 func (d Distribution) Validate() error {
 	switch d.Kind {
-	case "", DistUniform, DistOne:
+	case "", DistUniform, DistOne, DistRoundRobin:
 	case DistZipf:
 		if d.S != 0 && (d.S <= 1 || math.IsInf(d.S, 0) || math.IsNaN(d.S)) {
 			return fmt.Errorf("%w: zipf exponent must be > 1, got %v", ErrConfig, d.S)
@@ -89,7 +91,7 @@ func (d Distribution) Validate() error {
 			return fmt.Errorf("%w: several: between 1 and 32 channels per client, got %d", ErrConfig, d.PerClient)
 		}
 	default:
-		return fmt.Errorf("%w: distribution %q: want uniform, zipf[:S], one or several[:N]", ErrConfig, d.Kind)
+		return fmt.Errorf("%w: distribution %q: want uniform, zipf[:S], one, round-robin or several[:N]", ErrConfig, d.Kind)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/darktime/darktime/internal/histogram"
 )
 
 // Part is one slice of a run.
@@ -12,19 +14,17 @@ type Part struct {
 	Count int `json:"count"`
 }
 
-// Histogram bounds in microseconds: 1 µs to 1 h at 3 significant figures.
-// Values outside are clamped, so a clock step or a very late event still
-// counts.
+// Histogram bounds in microseconds: 1 µs to 1 h at 3 significant figures
+// (internal/histogram's, which the swarm records with). Values outside are
+// clamped, so a clock step or a very late event still counts.
 const (
-	HistMinMicros = 1
-	HistMaxMicros = 3_600_000_000
-	HistSigFigs   = 3
+	HistMinMicros = histogram.Min
+	HistMaxMicros = histogram.Max
+	HistSigFigs   = histogram.SigFigs
 )
 
 // NewHistogram is an empty histogram with the result's bounds.
-func NewHistogram() *hdrhistogram.Histogram {
-	return hdrhistogram.New(HistMinMicros, HistMaxMicros, HistSigFigs)
-}
+func NewHistogram() *hdrhistogram.Histogram { return histogram.New() }
 
 // Histogram names in results.
 const (
