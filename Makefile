@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build run serve test check bench bench-go bench-fanout bench-hooks fmt deps
+.PHONY: help build run serve test test-short check bench bench-go bench-fanout bench-hooks fmt deps
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ deps: ## install what the tests need (redis-server from Debian's packages)
 test: deps build ## all tests (race detector, private redis-servers), then the ci-smoke scenario as a performance gate
 	$(GO) test -race -count=1 -timeout 15m ./...
 	./$(BIN) run --quiet scenarios/ci-smoke.yaml
+
+test-short: ## the quick loop: go test -short (long tests skipped, no race detector, about a minute)
+	$(GO) test -short -count=1 ./...
 
 check: deps ## gofmt, go vet, staticcheck, go test -race
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -17,6 +17,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // findChromium looks for Debian's chromium (or $DARKTIME_CHROMIUM) and
@@ -42,6 +44,7 @@ func findChromium(t *testing.T) string {
 // the charts over time, and that the pages made no request outside
 // themselves and logged no error.
 func TestHTMLRendersInChromium(t *testing.T) {
+	tstest.Long(t, "a headless chromium per page")
 	bin := findChromium(t)
 	sc := scenarioReport(t)
 	pages := []struct {

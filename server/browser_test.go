@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // TestBrowserPrivateChannel runs the README's browser example in headless
@@ -19,6 +21,7 @@ import (
 // that expire every couple of seconds, darktime.renew answered by a fresh
 // token and the notice's id. Every event arrives once, in order.
 func TestBrowserPrivateChannel(t *testing.T) {
+	tstest.Long(t, "a headless chromium and ~7 s of publishes")
 	bin := ""
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -69,7 +72,7 @@ func TestBrowserPrivateChannel(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.Navigate(site.URL+"/")); err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
-	waitFor(t, 20*time.Second, "the browser's stream", func() bool { return srv.Stats().Totals.Subscribers == 1 })
+	tstest.WaitFor(t, 20*time.Second, "the browser's stream", func() bool { return srv.Stats().Totals.Subscribers == 1 })
 
 	// Publish across at least two expiries.
 	const events = 45

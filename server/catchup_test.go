@@ -15,6 +15,7 @@ import (
 	"github.com/darktime/darktime/internal/eventid"
 	"github.com/darktime/darktime/internal/redistest"
 	"github.com/darktime/darktime/internal/sse"
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // publisher publishes numbered events through one node until stopped,
@@ -142,8 +143,11 @@ func (r *receiver) missing(ds []delivery, channelOf map[string]string, accepted 
 // its channels, then checks that each got those exactly once and in id
 // order per channel, among nothing but published events. (A publish whose
 // reply was lost as Redis died can have been run again by go-redis's retry
-// and so be in a channel twice, with two ids: two events.)
-func waitComplete(t *testing.T, recvs []*receiver, pubs []*publisher) {
+// and so be in a channel twice, with two ids: two events.) The publishers
+// must have stopped: a marker published on base to each channel, after
+// everything else, shows when a duplicate would have arrived, since a
+// channel's events reach a stream in id order.
+func waitComplete(t *testing.T, base string, recvs []*receiver, pubs []*publisher) {
 	t.Helper()
 	channelOf, accepted := published(pubs)
 	deadline := time.Now().Add(15 * time.Second)
@@ -164,7 +168,29 @@ func waitComplete(t *testing.T, recvs []*receiver, pubs []*publisher) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // a duplicate would arrive now
+	// Instead of a pause: a duplicate would come before its channel's marker.
+	channels := map[string]bool{}
+	for _, r := range recvs {
+		for _, c := range r.chans {
+			channels[c] = true
+		}
+	}
+	for c := range channels {
+		channelOf["marker-"+c] = c
+		publish(t, base, c, "marker-"+c)
+	}
+	for _, r := range recvs {
+		tstest.WaitFor(t, 5*time.Second, r.name+"'s markers", func() bool {
+			r.drain()
+			markers := 0
+			for _, ev := range r.got {
+				if strings.HasPrefix(string(ev.Data), "marker-") {
+					markers++
+				}
+			}
+			return markers >= len(r.chans)
+		})
+	}
 	for _, r := range recvs {
 		r.drain()
 		ds, err := r.deliveries(channelOf)
@@ -223,16 +249,16 @@ func TestRedisRestartCatchUp(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	rds.Restart()
-	waitFor(t, 10*time.Second, "both nodes to catch up", func() bool {
+	tstest.WaitFor(t, 10*time.Second, "both nodes to catch up", func() bool {
 		return a.Stats().Totals.CatchUps > 0 && b.Stats().Totals.CatchUps > 0
 	})
 	time.Sleep(300 * time.Millisecond)
 	cancel()
 	wg.Wait()
 
-	waitComplete(t, recvs, pubs)
+	waitComplete(t, baseA, recvs, pubs)
 	for _, srv := range []*Server{a, b} {
-		waitFor(t, 5*time.Second, "the counters to balance", func() bool { return srv.Stats().Balance == 0 })
+		tstest.WaitFor(t, 5*time.Second, "the counters to balance", func() bool { return srv.Stats().Balance == 0 })
 		st := srv.Stats().Totals
 		t.Logf("node %s: received %d, caught up %d in %d catch-ups, fanned out %d, broker errors %d", srv.cfg.NodeID, st.Received, st.CaughtUp, st.CatchUps, st.FannedOut, st.BrokerErrors)
 		if st.Subscribers != 3 || st.FannedOut != st.Written+st.Dropped+st.Queued || st.CaughtUp > st.Received {
@@ -319,7 +345,7 @@ func TestPubSubCutCatchUp(t *testing.T) {
 			}
 			publish(t, baseA, "q", "quiet") // q's first event since b subscribed
 			restore()
-			waitFor(t, 10*time.Second, "node b to catch up", func() bool { return b.Stats().Totals.CaughtUp >= 6 })
+			tstest.WaitFor(t, 10*time.Second, "node b to catch up", func() bool { return b.Stats().Totals.CaughtUp >= 6 })
 			for i := 0; i < 3; i++ {
 				publish(t, baseA, "k", fmt.Sprint("after-", i))
 			}
@@ -359,7 +385,7 @@ func TestPubSubCutCatchUp(t *testing.T) {
 					}
 				}
 			}
-			waitFor(t, 5*time.Second, "node b's counters to balance", func() bool { return b.Stats().Balance == 0 })
+			tstest.WaitFor(t, 5*time.Second, "node b's counters to balance", func() bool { return b.Stats().Balance == 0 })
 			if st := b.Stats().Totals; st.CatchUps != 2 || st.MissedNotices != 2 || st.CaughtUp < 6+8 {
 				t.Fatalf("node b after two outages: %+v", st)
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/redistest"
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // doRaw sends a request and returns the status, the decoded JSON and the
@@ -36,6 +37,7 @@ func doRaw(t *testing.T, method, url string, hdr map[string]string, body string)
 // and subscribers get every event exactly once. A sentinel published
 // after the retry proves the window has passed before the count is taken.
 func TestUncertainRetriedOnce(t *testing.T) {
+	tstest.Long(t, "waits out the publish timeout on a paused Redis, four times")
 	t.Parallel()
 	type request struct {
 		path, ct, body string

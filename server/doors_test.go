@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/sse"
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 func mustPrefixes(t *testing.T, v ...string) []netip.Prefix {
@@ -401,7 +402,7 @@ func TestHTTP10Stream(t *testing.T) {
 					t.Fatalf("HTTP/1.0 answer is chunked: %v", head)
 				}
 			}
-			waitFor(t, 5*time.Second, "the subscriber", func() bool { return srv.Stats().Totals.Subscribers == 1 })
+			tstest.WaitFor(t, 5*time.Second, "the subscriber", func() bool { return srv.Stats().Totals.Subscribers == 1 })
 			publish(t, base, "old", "hello")
 			r := sse.NewReader(br, 0)
 			for {
@@ -458,7 +459,7 @@ func TestShutdownJitterSpread(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 10*time.Second, "200 subscribers", func() bool { return srv.Stats().Totals.Subscribers == n })
+	tstest.WaitFor(t, 10*time.Second, "200 subscribers", func() bool { return srv.Stats().Totals.Subscribers == n })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(ctx)

@@ -174,16 +174,4 @@ func do(t *testing.T, method, url string, hdr map[string]string, body string) (i
 	return resp.StatusCode, out
 }
 
-// waitFor polls cond until it holds or fails the test.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func newReader(r io.Reader) *sse.Reader { return sse.NewReader(bufio.NewReader(r), 0) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/redistest"
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // TestTwoNodesOneRedis: subscribers on both nodes get every event published
@@ -46,7 +47,7 @@ func TestTwoNodesOneRedis(t *testing.T) {
 			t.Fatalf("resume on the other node: event %d = %q, want %q", i, ev.ID, later[i])
 		}
 	}
-	waitFor(t, 2*time.Second, "both nodes to balance", func() bool {
+	tstest.WaitFor(t, 2*time.Second, "both nodes to balance", func() bool {
 		sa, sb := a.Stats(), b.Stats()
 		return sa.Balance == 0 && sb.Balance == 0 && sb.Channels["thread:1"].Written == 23 && sa.Totals.Written == 20
 	})
@@ -79,7 +80,7 @@ func TestRedisLostMidRun(t *testing.T) {
 	rds.StartAgain()
 
 	var id string
-	waitFor(t, 15*time.Second, "publishing to work again", func() bool {
+	tstest.WaitFor(t, 15*time.Second, "publishing to work again", func() bool {
 		code, body := do(t, "POST", base+"/pub?id=r", nil, "after")
 		if code == http.StatusCreated {
 			id = fmt.Sprint(body["id"])
@@ -121,6 +122,7 @@ func TestRedisLostMidRun(t *testing.T) {
 // 503 ("not delivered, retry") would have denied. A publish refused
 // before it was sent (Redis down) still answers 503.
 func TestPublishOutcomeUnknown(t *testing.T) {
+	tstest.Long(t, "waits out the publish timeout on a paused Redis")
 	t.Parallel()
 	rds := redistest.Start(t)
 	_, base := startServer(t, Config{RedisURL: rds.URL, KeepAlive: 100 * time.Millisecond})

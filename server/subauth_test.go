@@ -19,6 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server/auth"
 )
 
@@ -209,6 +210,7 @@ func TestSubscribeAuthNothingLeaks(t *testing.T) {
 // client resumes with a fresh token and loses nothing. Both writers: the
 // direct (hijacked) one and the portable one.
 func TestSubscribeTokenExpiresMidStream(t *testing.T) {
+	tstest.Long(t, "tokens expire in whole seconds (exp)")
 	for _, portable := range []bool{false, true} {
 		name := "direct"
 		if portable {
@@ -258,7 +260,7 @@ func TestSubscribeTokenExpiresMidStream(t *testing.T) {
 			if rest := s.ended(5 * time.Second); len(rest) != 0 {
 				t.Errorf("events after the renew notice: %v", rest)
 			}
-			waitFor(t, 5*time.Second, "the stream to be gone", func() bool { return srv.Stats().Totals.Subscribers == 0 })
+			tstest.WaitFor(t, 5*time.Second, "the stream to be gone", func() bool { return srv.Stats().Totals.Subscribers == 0 })
 			st := srv.Stats()
 			if st.Auth.ExpiredStreams != 1 || st.Totals.DisconnectsByReason[reasonTokenExpired] != 1 {
 				t.Errorf("auth %+v, disconnects %v", st.Auth, st.Totals.DisconnectsByReason)
@@ -361,6 +363,7 @@ func TestSubscribeAuthPreflight(t *testing.T) {
 // client does not read) is counted like any server-side cut: what cannot
 // be written is dropped, and the node's ledger stays balanced.
 func TestSubscribeTokenExpiresWithQueuedEvents(t *testing.T) {
+	tstest.Long(t, "tokens expire in whole seconds (exp)")
 	srv, base := authServer(t, Config{WriteTimeout: 4 * time.Second, MaxQueueBytes: 64 << 20})
 	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
@@ -374,7 +377,7 @@ func TestSubscribeTokenExpiresWithQueuedEvents(t *testing.T) {
 	if _, err := conn.Write([]byte("GET /sub/user:7 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok + "\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the subscriber", func() bool { return srv.Stats().Totals.Subscribers == 1 })
+	tstest.WaitFor(t, 5*time.Second, "the subscriber", func() bool { return srv.Stats().Totals.Subscribers == 1 })
 	body := strings.Repeat("x", 60<<10)
 	for srv.Stats().Totals.Queued == 0 {
 		msgs := make([]PublishMessage, 20)
@@ -384,12 +387,12 @@ func TestSubscribeTokenExpiresWithQueuedEvents(t *testing.T) {
 		if _, err := srv.Publish(t.Context(), msgs); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "the fan-out", func() bool {
+		tstest.WaitFor(t, 5*time.Second, "the fan-out", func() bool {
 			st := srv.Stats()
 			return st.Totals.FannedOut == st.Totals.Received
 		})
 	}
-	waitFor(t, 10*time.Second, "the expired stream to end", func() bool { return srv.Stats().Totals.Subscribers == 0 })
+	tstest.WaitFor(t, 10*time.Second, "the expired stream to end", func() bool { return srv.Stats().Totals.Subscribers == 0 })
 	st := srv.Stats()
 	if st.Auth.ExpiredStreams != 1 {
 		t.Errorf("expired streams %d", st.Auth.ExpiredStreams)
@@ -406,6 +409,7 @@ func TestSubscribeTokenExpiresWithQueuedEvents(t *testing.T) {
 // nothing published before the stream is replayed, nothing after it is
 // missed.
 func TestRenewNoticeCarriesPosition(t *testing.T) {
+	tstest.Long(t, "tokens expire in whole seconds (exp)")
 	cases := []struct {
 		name, path string
 		channels   []string

@@ -11,6 +11,7 @@ import (
 
 	"github.com/darktime/darktime/internal/eventid"
 	"github.com/darktime/darktime/internal/sse"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server/broker"
 )
 
@@ -96,7 +97,7 @@ func TestSlowConsumerCutWhileSettingUp(t *testing.T) {
 				} else if ctx.Err() != nil {
 					t.Fatalf("the cut subscriber's connection was left open: %v", err)
 				}
-				waitFor(t, 2*time.Second, "the subscriber to be gone", func() bool {
+				tstest.WaitFor(t, 2*time.Second, "the subscriber to be gone", func() bool {
 					st := srv.Stats()
 					return st.Totals.Subscribers == 0 && st.Totals.DisconnectsByReason[reasonSlowConsumer] == 1 && st.Balance == 0 &&
 						st.Channels["a"].Subscribers == 0 && st.Channels["b"].Subscribers == 0
@@ -161,7 +162,7 @@ func TestCutWhileResumingKeepsTheBooks(t *testing.T) {
 				t.Fatalf("the cut subscriber got %+v, want the history event %s and the end of the stream", got, second)
 			}
 			live := b.live.Load()
-			waitFor(t, 2*time.Second, "the cut subscriber to be gone and its history counted", func() bool {
+			tstest.WaitFor(t, 2*time.Second, "the cut subscriber to be gone and its history counted", func() bool {
 				st := srv.Stats().Totals
 				return st.Subscribers == 0 && st.HistoryReplayed > 0
 			})
@@ -182,7 +183,7 @@ func TestCutWhileResumingKeepsTheBooks(t *testing.T) {
 				}
 			}
 			// (Counted once the write returned, which the reader may beat.)
-			waitFor(t, 2*time.Second, "history_replayed to count the resume's replay", func() bool {
+			tstest.WaitFor(t, 2*time.Second, "history_replayed to count the resume's replay", func() bool {
 				return srv.Stats().Totals.HistoryReplayed == 1+uint64(live)
 			})
 		})

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/sse"
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and returns the file
@@ -93,7 +94,7 @@ func TestTLSHTTP2(t *testing.T) {
 		}
 		readers = append(readers, sse.NewReader(bufio.NewReader(resp.Body), 0))
 	}
-	waitFor(t, 2*time.Second, "ten subscribers", func() bool { return srv.Stats().Totals.Subscribers == 10 })
+	tstest.WaitFor(t, 2*time.Second, "ten subscribers", func() bool { return srv.Stats().Totals.Subscribers == 10 })
 	resp, err := client.Post(base+"/pub?id=h2", "text/plain", strings.NewReader("over h2"))
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/darktime/darktime/internal/sse"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 )
 
@@ -183,16 +184,10 @@ func publish(t *testing.T, base, channel, data string) {
 	}
 }
 
-// waitFor polls cond until it holds or fails the test after timeout.
+// waitFor is tstest.WaitFor, under the name this package's tests use.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	tstest.WaitFor(t, timeout, what, cond)
 }
 
 func getReport(t *testing.T, admin string) Report {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/darktime/darktime/internal/ledger"
 	"github.com/darktime/darktime/internal/redistest"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 )
 
@@ -73,6 +74,7 @@ func collectedParts(t *testing.T, rdb redis.UniversalClient, runID string) []*Re
 }
 
 func TestRunAgentsMergesExactly(t *testing.T) {
+	tstest.Long(t, "agent processes (~4 s)")
 	t.Parallel()
 	rdb := newRedis(t)
 	target := startServer(t, server.Config{})
@@ -143,6 +145,7 @@ func TestRunAgentsMergesExactly(t *testing.T) {
 }
 
 func TestRunAgentsMissingAgent(t *testing.T) {
+	tstest.Long(t, "agents that never join or never report: it waits out their timeouts (~12 s)")
 	t.Parallel()
 	rdb := newRedis(t)
 	target := startServer(t, server.Config{})

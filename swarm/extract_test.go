@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 func TestExtract(t *testing.T) {
@@ -252,6 +254,7 @@ func gripProfile(e Extract) Profile {
 // JSONString, escaped markers without; markers that cannot read it are
 // reported with the failing fields and a sample of the data.
 func TestRunJSONStringEnvelope(t *testing.T) {
+	tstest.Long(t, "four swarm runs (~2 s each)")
 	t.Parallel()
 	target := startGripServer(t)
 	natural := defaultExtract

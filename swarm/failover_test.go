@@ -3,7 +3,6 @@ package swarm
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,12 +12,14 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/redistest"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 )
 
 // TestRunClientPlaceholder: {client} is the client's index in the whole
 // run, the same across its reconnects and whatever the part split.
 func TestRunClientPlaceholder(t *testing.T) {
+	tstest.Long(t, "a swarm run (~4 s)")
 	t.Parallel()
 	var mu sync.Mutex
 	var subs [][2]string // uid, channels, in order
@@ -98,13 +99,9 @@ func TestRunClientPlaceholder(t *testing.T) {
 // from the start, the clients that start there move to the other at once,
 // and the publisher leaves the dead one alone.
 func TestRunFailoverDeadTarget(t *testing.T) {
+	tstest.Long(t, "a swarm run (~3 s)")
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + ln.Addr().String()
-	ln.Close()
+	dead := "http://" + tstest.FreeAddr(t)
 	live := startServer(t, server.Config{})
 	cfg := quickConfig(t, "")
 	cfg.Targets = []string{dead, live}
@@ -131,6 +128,7 @@ func TestRunFailoverDeadTarget(t *testing.T) {
 // mid-run. Its clients are told to reconnect, find it gone, move to the
 // other node and resume there with Last-Event-ID: nothing is lost.
 func TestRunFailoverNodeShutdown(t *testing.T) {
+	tstest.Long(t, "a swarm run across two nodes, one shut down (~4 s)")
 	t.Parallel()
 	rs := redistest.Start(t)
 	a := startNode(t, server.Config{RedisURL: rs.URL, RedisPrefix: "swarmfailover:"}, nodeOptions{})

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // batchingServer is an SSE server that, as an overloaded one does, takes
@@ -156,6 +158,7 @@ func (s *batchingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // not silently lost. A live event the server drops later on the same
 // stream still counts as a silent gap.
 func TestHolesInHistoryAfterANotice(t *testing.T) {
+	tstest.Long(t, "two swarm runs (~4 s each)")
 	t.Parallel()
 	for _, dropAfter := range []time.Duration{0, 300 * time.Millisecond} {
 		t.Run(fmt.Sprintf("drop=%v", dropAfter), func(t *testing.T) {

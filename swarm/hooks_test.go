@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/darktime/darktime/internal/redistest"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 )
 
@@ -12,6 +13,7 @@ import (
 // /hooks, queued in Redis, processed by two workers, delivered on the
 // threads' channels.
 func TestRunHooksProfile(t *testing.T) {
+	tstest.Long(t, "a swarm run through hooks and workers (~3 s)")
 	t.Parallel()
 	rs := redistest.Start(t)
 	target := startServer(t, server.Config{RedisURL: rs.URL, RedisPrefix: "swarmhooks:", Workers: 2})
@@ -34,6 +36,7 @@ func TestRunHooksProfile(t *testing.T) {
 // TestRunSeveralTargets spreads clients and publishes over two server
 // nodes that share one Redis: most deliveries cross nodes.
 func TestRunSeveralTargets(t *testing.T) {
+	tstest.Long(t, "a swarm run (~3 s)")
 	t.Parallel()
 	rs := redistest.Start(t)
 	a := startServer(t, server.Config{RedisURL: rs.URL, RedisPrefix: "swarmnodes:"})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/sse"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 )
 
@@ -64,6 +65,7 @@ func observe(ctx context.Context, t *testing.T, url string) *observer {
 // channel's successful publishes owed and what it received, and what the
 // server's counters say reached the channel.
 func TestIndependentObserverAgrees(t *testing.T) {
+	tstest.Long(t, "a swarm run with a storm and observers (~4 s)")
 	t.Parallel()
 	n := startNode(t, server.Config{}, nodeOptions{})
 	cfg := quickConfig(t, n.url)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 )
 
@@ -22,6 +23,7 @@ import (
 // own storm did (reconnecting_at_end), or its reconnects were failing
 // (reconnect_failed) — and never left as an unexplained tail.
 func TestOfflineAtTheEnd(t *testing.T) {
+	tstest.Long(t, "three swarm runs (~3 s each)")
 	t.Parallel()
 	cases := []struct {
 		name, cause string
@@ -145,6 +147,7 @@ func (s *delayServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // lost by the target; a target that silently stops delivering while the
 // streams stay open leaves an unexplained tail.
 func TestTailStillOnItsWay(t *testing.T) {
+	tstest.Long(t, "two swarm runs (~4 s each)")
 	t.Parallel()
 	for _, tc := range []struct {
 		name              string

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 )
 
@@ -167,6 +168,7 @@ func TestStampingAcrossPhases(t *testing.T) {
 // TestRunPhases publishes at a low then a high rate: each phase sends its
 // count, and the per-second series shows the rates.
 func TestRunPhases(t *testing.T) {
+	tstest.Long(t, "a swarm run of several phases (~6 s)")
 	t.Parallel()
 	target := startServer(t, server.Config{})
 	cfg := quickConfig(t, target)
@@ -217,6 +219,7 @@ func TestRunPhases(t *testing.T) {
 // TestRunHotPhase splits the run in two parts: only the part that owns
 // the hot channel publishes the hot rate, on that channel alone.
 func TestRunHotPhase(t *testing.T) {
+	tstest.Long(t, "a swarm run of several phases (~5 s)")
 	t.Parallel()
 	var mu sync.Mutex
 	published := map[string]int{}
@@ -285,6 +288,7 @@ func minTime(a, b time.Time) time.Time {
 // TestRunPublishAt holds the first publish until PublishAt and tells
 // OnPublish; storms count from there.
 func TestRunPublishAt(t *testing.T) {
+	tstest.Long(t, "a swarm run that waits for a publish time (~4 s)")
 	t.Parallel()
 	target := startServer(t, server.Config{})
 	cfg := quickConfig(t, target)

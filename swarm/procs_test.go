@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/darktime/darktime/internal/ledger"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 )
 
@@ -44,6 +45,7 @@ func procsWorker(env string) int {
 }
 
 func TestRunProcs(t *testing.T) {
+	tstest.Long(t, "a swarm split over child processes (~5 s)")
 	t.Parallel()
 	target := startServer(t, server.Config{})
 	cfg := quickConfig(t, target)

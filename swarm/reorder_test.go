@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/redistest"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 )
 
@@ -20,6 +21,7 @@ import (
 // publishes were in flight together: the server owed no order between
 // them, and delivering them in its own order is not a reordering.
 func TestRunOvertakenPublishesNotReordered(t *testing.T) {
+	tstest.Long(t, "a swarm run (~3 s)")
 	t.Parallel()
 	rs := redistest.Start(t)
 	const prefix = "swarmovertake:"

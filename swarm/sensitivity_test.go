@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/sse"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 )
 
@@ -163,9 +164,7 @@ func (fr *faultyRelay) relay(c *relayConn, m sse.Message) {
 // copies as unexplained: silent gaps, duplicates, reorders. None is
 // absorbed into a resume, a hang-up or a notice.
 func TestExplanationsNeverHideLoss(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a run of ~400,000 deliveries (-short skips it)")
-	}
+	tstest.Long(t, "a run of ~400,000 deliveries")
 	t.Parallel()
 	upstream := startServer(t, server.Config{})
 	u, _ := url.Parse(upstream)
@@ -242,6 +241,7 @@ func TestExplanationsNeverHideLoss(t *testing.T) {
 // reference server says so with darktime.missed; the loss is counted
 // (lost > 0) and announced — neither unexplained nor zero.
 func TestAnnouncedLossIsCounted(t *testing.T) {
+	tstest.Long(t, "a swarm run (~4 s)")
 	t.Parallel()
 	// A history of 3 events and a 600 ms retry at ~50 events/s per
 	// channel: every resume after the storm finds events trimmed.
@@ -311,6 +311,7 @@ func (s *plainServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // shows — Last-Event-ID sent and nothing replayed (not_resumed), or no id
 // on the stream to send (no_id) — not left as silent gaps.
 func TestTargetThatDoesNotResume(t *testing.T) {
+	tstest.Long(t, "two swarm runs (~3 s each)")
 	t.Parallel()
 	for _, withIDs := range []bool{true, false} {
 		t.Run(fmt.Sprintf("ids=%v", withIDs), func(t *testing.T) {

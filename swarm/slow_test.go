@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 )
 
@@ -13,6 +14,7 @@ import (
 // cuts it off; it resumes with Last-Event-ID from the server's history
 // and catches up, nothing lost, while the other client reads on.
 func TestRunSlowConsumers(t *testing.T) {
+	tstest.Long(t, "a swarm run with slow consumers (~4 s)")
 	t.Parallel()
 	// Small send buffers, as loopback autotunes them to megabytes, which a
 	// slow reader takes seconds to drain; a queue that a burst cannot fill

@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/darktime/darktime/internal/redistest"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 )
 
@@ -51,6 +51,7 @@ func TestRunReferenceServer(t *testing.T) {
 }
 
 func TestRunReferenceServerRedis(t *testing.T) {
+	tstest.Long(t, "a swarm run on Redis (~3 s; TestRunReferenceServer stays)")
 	t.Parallel()
 	rs := redistest.Start(t)
 	target := startServer(t, server.Config{RedisURL: rs.URL, RedisPrefix: "swarmtest:"})
@@ -71,6 +72,7 @@ func TestRunReferenceServerRedis(t *testing.T) {
 }
 
 func TestRunChurn(t *testing.T) {
+	tstest.Long(t, "a swarm run (~3 s)")
 	t.Parallel()
 	target := startServer(t, server.Config{})
 	cfg := quickConfig(t, target)
@@ -89,12 +91,7 @@ func TestRunChurn(t *testing.T) {
 
 func TestRunBadTargets(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + ln.Addr().String()
-	ln.Close()
+	closed := "http://" + tstest.FreeAddr(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/html/sub/", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html")

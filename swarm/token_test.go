@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 	"github.com/darktime/darktime/server/auth"
 )
@@ -38,6 +39,7 @@ func privateNode(t *testing.T, prefix string) *node {
 // their Last-Event-ID, and nothing is lost or unexplained, on either
 // side's ledger.
 func TestRunPrivateChannelsTokenExpiry(t *testing.T) {
+	tstest.Long(t, "tokens expire in whole seconds (exp)")
 	t.Parallel()
 	n := privateNode(t, "priv")
 	cfg := quickConfig(t, n.url)
@@ -76,6 +78,7 @@ func TestRunPrivateChannelsTokenExpiry(t *testing.T) {
 // {token} in the URL (?token=, as a browser's EventSource must) and a
 // subscribe header with {client}.
 func TestRunTokenInURL(t *testing.T) {
+	tstest.Long(t, "a swarm run (~3 s)")
 	t.Parallel()
 	n := privateNode(t, "urltok")
 	cfg := quickConfig(t, n.url)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/report"
 )
 
@@ -79,6 +80,7 @@ func readReport(t *testing.T, path string) *report.Report {
 // Redis restarted and a reconnect storm; every client resumes on a node
 // left with nothing lost, and the swarm's ledger reconciles.
 func TestRunNodeFailure(t *testing.T) {
+	tstest.Long(t, "a whole darktime run of several seconds")
 	requireRedis(t)
 	dir := t.TempDir()
 	code, out := darktime(t, t.Context(), "run", "--quiet", "--out", dir, "testdata/node-failure-small.yaml")
@@ -128,6 +130,7 @@ func TestRunNodeFailure(t *testing.T) {
 // worker processes: each gets the run as a swarm.RunSpec on its stdin
 // (swarm.WorkerArgs), and their results merge into one balanced ledger.
 func TestRunProcs(t *testing.T) {
+	tstest.Long(t, "a whole darktime run of several seconds")
 	dir := t.TempDir()
 	code, out := darktime(t, t.Context(), "run", "--quiet", "--out", dir, "testdata/procs-small.yaml")
 	if code != 0 {
@@ -155,6 +158,7 @@ func TestRunProcs(t *testing.T) {
 // front of a Redis-backed node that is paused, with a hot-channel spike;
 // the shadow ledger and the server's /stats reconcile.
 func TestRunShadowFaults(t *testing.T) {
+	tstest.Long(t, "a whole darktime run of several seconds")
 	requireRedis(t)
 	dir := t.TempDir()
 	code, out := darktime(t, t.Context(), "run", "--quiet", "--out", dir, "testdata/shadow-small.yaml")
@@ -185,6 +189,7 @@ func TestRunShadowFaults(t *testing.T) {
 // TestRunInterrupted stops a run with SIGINT: it still writes what it
 // measured, marked interrupted, and exits 1.
 func TestRunInterrupted(t *testing.T) {
+	tstest.Long(t, "a whole darktime run of several seconds")
 	dir := t.TempDir()
 	exe, err := os.Executable()
 	if err != nil {

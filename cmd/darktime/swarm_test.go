@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/redistest"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 	"github.com/darktime/darktime/swarm"
 )
@@ -152,6 +153,7 @@ func TestSwarmProcs(t *testing.T) {
 }
 
 func TestSwarmAgents(t *testing.T) {
+	tstest.Long(t, "a whole darktime run of several seconds")
 	t.Parallel()
 	rs := redistest.Start(t)
 	target := startTestServer(t, server.Config{})

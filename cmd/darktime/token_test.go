@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/server"
 	"github.com/darktime/darktime/server/auth"
 )
@@ -99,6 +100,7 @@ func TestSwarmTokenFlags(t *testing.T) {
 // A scenario with an embedded target whose channels are all private and
 // clients whose tokens expire during the run.
 func TestRunPrivateScenario(t *testing.T) {
+	tstest.Long(t, "a whole darktime run of several seconds")
 	t.Setenv("DARKTIME_TEST_JWT_SECRET", testJWTSecret)
 	dir := t.TempDir()
 	code, out := darktime(t, t.Context(), "run", "--quiet", "--out", dir, "testdata/private-small.yaml")

@@ -1,12 +1,14 @@
 // Package nchanconf is the nginx + nchan configuration darktime runs nchan
-// with: `start: nchan` in scenarios (the runner), the swarm's nchan tests
-// and scripts/bench-fanout.sh all use nchan-nginx.conf in this folder.
+// with: `start: nchan` in scenarios (the runner), the nchan tests (through
+// internal/tstest's Nchan) and scripts/bench-fanout.sh all use
+// nchan-nginx.conf in this folder.
 //
 // The file is embedded (go:embed) rather than read at run time, so that a
 // darktime binary starts nchan from any working folder and a fresh clone
 // needs nothing outside itself. It lives in internal/ rather than beside
-// the runner because package swarm's tests need it too, and the swarm
-// cannot import the runner (the runner imports the swarm).
+// the runner because the tests need it too (tstest.Nchan, used by the
+// swarm's tests), and the swarm cannot import the runner (the runner
+// imports the swarm).
 package nchanconf
 
 import (

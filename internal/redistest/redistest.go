@@ -5,8 +5,10 @@
 // share state with each other or with a Redis the developer runs. Nothing is
 // mocked: tests talk to a real server over a real TCP connection.
 //
-// Set DARKTIME_REDIS_SERVER to the path of a redis-server binary when it is
-// not on PATH. `make test` installs Debian's redis-server when it is missing.
+// It is the one way darktime's tests start a Redis (internal/tstest has
+// the other shared helpers). Set DARKTIME_REDIS_SERVER to the path of a
+// redis-server binary when it is not on PATH. `make test` installs
+// Debian's redis-server when it is missing.
 package redistest
 
 import (
@@ -23,6 +25,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // Server is a running private redis-server.
@@ -81,7 +85,7 @@ func Start(t testing.TB, opts ...Options) *Server {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		s.port = freePort(t)
+		s.port = tstest.FreePort(t)
 		if lastErr = s.launch(bin); lastErr == nil {
 			break
 		}
@@ -210,14 +214,4 @@ func (s *Server) FlushAll(ctx context.Context) error {
 	c := redis.NewClient(&redis.Options{Addr: s.Addr})
 	defer c.Close()
 	return c.FlushAll(ctx).Err()
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

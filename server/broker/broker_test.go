@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/darktime/darktime/internal/eventid"
 	"github.com/darktime/darktime/internal/redistest"
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // recorder collects deliveries.
@@ -43,6 +45,26 @@ func (r *recorder) waitFor(t *testing.T, n int) []Delivery {
 	}
 	t.Fatalf("got %d deliveries, want %d", len(r.snapshot()), n)
 	return nil
+}
+
+// marker publishes a marker event on channel through b and waits until
+// r has it, then returns r's deliveries but the marker. Published after
+// the events under test, it stands for a pause: a duplicate or a leak would
+// have come first, since one node delivers a channel's events in id order
+// and its channels in the order its one pub/sub connection received them.
+func (r *recorder) marker(t *testing.T, b Broker, channel string) []Delivery {
+	t.Helper()
+	ids, err := b.Publish(context.Background(), []Message{{Channel: channel, Body: body("marker")}})
+	if err != nil {
+		t.Fatalf("publish the marker: %v", err)
+	}
+	isMarker := func(d Delivery) bool { return d.Channel == channel && d.ID == ids[0] } // ids are per channel
+	var got []Delivery
+	tstest.WaitFor(t, 5*time.Second, "the marker on "+channel, func() bool {
+		got = r.snapshot()
+		return slices.ContainsFunc(got, isMarker)
+	})
+	return slices.DeleteFunc(got, isMarker)
 }
 
 // catchUps collects OnCatchUp reports.
@@ -159,8 +181,7 @@ func runConformance(t *testing.T, s suite) {
 			want = append(want, ids[0])
 		}
 		rec.waitFor(t, 50)
-		time.Sleep(50 * time.Millisecond)
-		got := rec.snapshot()
+		got := rec.marker(t, b, "a")
 		if len(got) != 50 {
 			t.Fatalf("got %d deliveries, want 50 (unsubscribed channel leaked?)", len(got))
 		}
@@ -187,12 +208,15 @@ func runConformance(t *testing.T, s suite) {
 		if err := b.Unsubscribe(ctx, "u"); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond) // let the unsubscribe reach Redis
+		// Subscribe returns once confirmed, on the connection that sent
+		// the unsubscribe: Redis has done that too.
+		if err := b.Subscribe(ctx, "u-marker"); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := b.Publish(ctx, []Message{{Channel: "u", Body: body("2")}}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
-		if n := len(rec.snapshot()); n != 1 {
+		if n := len(rec.marker(t, b, "u-marker")); n != 1 {
 			t.Fatalf("got %d deliveries after unsubscribe, want 1", n)
 		}
 	})
@@ -308,8 +332,7 @@ func runConformance(t *testing.T, s suite) {
 			t.Fatalf("ids: first %v, again %v", first, again)
 		}
 		rec.waitFor(t, 2)
-		time.Sleep(50 * time.Millisecond)
-		if n := len(rec.snapshot()); n != 2 {
+		if n := len(rec.marker(t, b, "d")); n != 2 {
 			t.Fatalf("got %d deliveries, want 2 (the repeated key must not deliver)", n)
 		}
 	})
@@ -396,7 +419,23 @@ func runConformance(t *testing.T, s suite) {
 			time.Sleep(time.Millisecond)
 		}
 		rec.waitFor(t, 19)
-		time.Sleep(50 * time.Millisecond)
+		// A marker on each channel instead of a pause: a duplicate would
+		// come before it (a channel's deliveries come in id order).
+		pub("gap")
+		pub("quiet")
+		isMarker := func(d Delivery) bool { // ids are per channel
+			ids := want[d.Channel]
+			return (d.Channel == "gap" || d.Channel == "quiet") && d.ID == ids[len(ids)-1]
+		}
+		tstest.WaitFor(t, 5*time.Second, "the markers on gap and quiet", func() bool {
+			markers := 0
+			for _, d := range rec.snapshot() {
+				if isMarker(d) {
+					markers++
+				}
+			}
+			return markers >= 2
+		})
 
 		got := map[string][]Delivery{}
 		for _, d := range rec.snapshot() {
@@ -414,7 +453,7 @@ func runConformance(t *testing.T, s suite) {
 		}
 		caught := 0
 		for _, d := range rec.snapshot() {
-			if d.CaughtUp {
+			if d.CaughtUp && !isMarker(d) {
 				caught++
 			}
 		}

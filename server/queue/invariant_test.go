@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // TestInvariantRandomOps drives a queue with a seeded random mix of every
@@ -79,7 +81,7 @@ func TestInvariantRandomOps(t *testing.T) {
 	}
 
 	// Drain: ack everything that is left.
-	waitFor(t, 10*time.Second, "drained queue", func() bool {
+	tstest.WaitFor(t, 10*time.Second, "drained queue", func() bool {
 		jobs := mustClaim(t, q, "drain", 100)
 		var ids []string
 		for _, j := range jobs {
@@ -154,7 +156,7 @@ func TestConcurrentWorkers(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, 10*time.Second, "all jobs settled", func() bool {
+	tstest.WaitFor(t, 10*time.Second, "all jobs settled", func() bool {
 		s := checkBalanced(t, q, "while running")
 		return s.Acked+s.DeadLettered == producers*perProducer
 	})

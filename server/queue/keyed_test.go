@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // TestEnqueueKeyed: a key enqueued within the window is not added again
@@ -41,7 +43,7 @@ func TestEnqueueKeyed(t *testing.T) {
 	if _, fresh, err := short.EnqueueKeyed(ctx, []KeyedJob{{Payload: []byte("a"), Key: "w"}}, time.Millisecond); err != nil || fresh != 1 {
 		t.Fatalf("%d %v", fresh, err)
 	}
-	waitFor(t, 5*time.Second, "the key to expire", func() bool {
+	tstest.WaitFor(t, 5*time.Second, "the key to expire", func() bool {
 		_, fresh, err := short.EnqueueKeyed(ctx, []KeyedJob{{Payload: []byte("a"), Key: "w"}}, time.Millisecond)
 		return err == nil && fresh == 1
 	})
@@ -51,6 +53,7 @@ func TestEnqueueKeyed(t *testing.T) {
 // outcome unknown (it may have happened), not as a refusal; a retry with
 // the same key after Redis continues adds the job once.
 func TestEnqueueKeyedOutcomeUnknown(t *testing.T) {
+	tstest.Long(t, "waits out the client timeout on a paused Redis")
 	t.Parallel()
 	q, rds := newTestQueue(t, Config{})
 	ctx := testCtx(t)

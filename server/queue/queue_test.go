@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/redistest"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -138,7 +139,7 @@ func TestVisibilityTimeoutRedelivery(t *testing.T) {
 		t.Fatalf("claimed before the visibility timeout: %+v", again)
 	}
 	var re []Job
-	waitFor(t, 3*time.Second, "redelivery", func() bool {
+	tstest.WaitFor(t, 3*time.Second, "redelivery", func() bool {
 		re = mustClaim(t, q, "healthy", 1)
 		return len(re) == 1
 	})
@@ -166,7 +167,7 @@ func TestRedeliveryAloneEndsDead(t *testing.T) {
 
 	// A worker that crashes on the job every time: claims, never acks.
 	deliveries := 0
-	waitFor(t, 5*time.Second, "dead letter", func() bool {
+	tstest.WaitFor(t, 5*time.Second, "dead letter", func() bool {
 		for _, j := range mustClaim(t, q, "crashy", 1) {
 			deliveries++
 			if j.Attempts != deliveries {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/darktime/darktime/internal/redistest"
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // TestRedisRestartAppendOnly kills Redis (SIGKILL) mid-way and starts it
@@ -25,7 +26,7 @@ func TestRedisRestartAppendOnly(t *testing.T) {
 
 	// The pool's connections died with the server; go-redis dials anew.
 	var after Stats
-	waitFor(t, 5*time.Second, "Redis to answer again", func() bool {
+	tstest.WaitFor(t, 5*time.Second, "Redis to answer again", func() bool {
 		s, err := q.Stats(ctx)
 		after = s
 		return err == nil
@@ -39,7 +40,7 @@ func TestRedisRestartAppendOnly(t *testing.T) {
 	// The 7 unclaimed jobs plus the new one come first; the 3 that were in
 	// flight come back after their visibility timeout.
 	got := map[string]int{}
-	waitFor(t, 5*time.Second, "every job claimed after the restart", func() bool {
+	tstest.WaitFor(t, 5*time.Second, "every job claimed after the restart", func() bool {
 		jobs, err := q.Claim(ctx, "survivor", 100, 0)
 		if err != nil {
 			t.Fatalf("Claim after restart: %v", err)
@@ -72,7 +73,7 @@ func TestRedisRestartWithoutPersistence(t *testing.T) {
 	srv.Restart()
 
 	// Enqueue first: XADD recreates the stream but not the group.
-	waitFor(t, 5*time.Second, "enqueue after restart", func() bool {
+	tstest.WaitFor(t, 5*time.Second, "enqueue after restart", func() bool {
 		_, err := q.Enqueue(ctx, []byte("new"))
 		return err == nil
 	})
