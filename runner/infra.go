@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/darktime/darktime/internal/nchanconf"
+	"github.com/darktime/darktime/internal/redisproc"
 	"github.com/darktime/darktime/scenario"
 )
 
@@ -121,9 +121,9 @@ func (c *cluster) stop() {
 }
 
 func (c *cluster) startRedis(ctx context.Context) error {
-	bin, err := exec.LookPath("redis-server")
+	bin, err := redisproc.Binary()
 	if err != nil {
-		return fmt.Errorf("broker: redis needs redis-server, which is not on PATH: apt-get install -y redis-server (or make deps)")
+		return fmt.Errorf("broker: redis needs %w", err)
 	}
 	port, err := freePort()
 	if err != nil {
@@ -133,16 +133,11 @@ func (c *cluster) startRedis(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	aof := "no"
-	if c.t.Redis != nil && c.t.Redis.Persistence == "aof" {
-		aof = "yes"
-	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	c.redis = &proc{
 		name: "redis-server", path: bin, log: logPath(c.dir, "redis"),
-		args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir,
-			"--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning",
-			"--appendonly", aof, "--appendfsync", "everysec"},
+		args: redisproc.Args(redisproc.Options{Port: port, Dir: dir,
+			AppendOnly: c.t.Redis != nil && c.t.Redis.Persistence == "aof", Fsync: "everysec"}),
 	}
 	c.redisURL = "redis://" + addr + "/0"
 	if err := c.redis.start(); err != nil {
@@ -152,13 +147,7 @@ func (c *cluster) startRedis(ctx context.Context) error {
 }
 
 func redisPing(addr string) func() error {
-	return func() error {
-		rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-		defer rdb.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return rdb.Ping(ctx).Err()
-	}
+	return func() error { return redisproc.Ping(addr) }
 }
 
 // restartRedis stops Redis the way an operator restarts it (SIGTERM: it

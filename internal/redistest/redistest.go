@@ -12,7 +12,6 @@
 package redistest
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/darktime/darktime/internal/redisproc"
 	"github.com/darktime/darktime/internal/tstest"
 )
 
@@ -37,7 +37,7 @@ type Server struct {
 
 	t    testing.TB
 	port int
-	args []string
+	opts redisproc.Options
 	cmd  *exec.Cmd
 }
 
@@ -60,29 +60,12 @@ func Start(t testing.TB, opts ...Options) *Server {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	bin := os.Getenv("DARKTIME_REDIS_SERVER")
-	if bin == "" {
-		var err error
-		bin, err = exec.LookPath("redis-server")
-		if err != nil {
-			t.Fatalf("redis-server not found: install it (apt-get install -y redis-server) or set DARKTIME_REDIS_SERVER")
-		}
+	bin, err := redisproc.Binary()
+	if err != nil {
+		t.Fatalf("%v", err)
 	}
 	s := &Server{t: t, Dir: t.TempDir()}
-	s.args = []string{
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--dir", s.Dir,
-		"--daemonize", "no",
-		"--protected-mode", "no",
-		"--loglevel", "warning",
-		"--logfile", filepath.Join(s.Dir, "redis.log"),
-	}
-	if o.AppendOnly {
-		s.args = append(s.args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		s.args = append(s.args, "--appendonly", "no")
-	}
+	s.opts = redisproc.Options{Dir: s.Dir, LogFile: filepath.Join(s.Dir, "redis.log"), AppendOnly: o.AppendOnly, Fsync: "always"}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		s.port = tstest.FreePort(t)
@@ -100,8 +83,9 @@ func Start(t testing.TB, opts ...Options) *Server {
 }
 
 func (s *Server) launch(bin string) error {
-	args := append([]string{"--port", strconv.Itoa(s.port)}, s.args...)
-	cmd := exec.Command(bin, args...)
+	o := s.opts
+	o.Port = s.port
+	cmd := exec.Command(bin, redisproc.Args(o)...)
 	cmd.Dir = s.Dir
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("exec %s: %w", bin, err)
@@ -110,7 +94,7 @@ func (s *Server) launch(bin string) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if ping(addr) == nil {
+		if redisproc.Ping(addr) == nil {
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -120,26 +104,6 @@ func (s *Server) launch(bin string) error {
 	s.cmd = nil
 	log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
 	return fmt.Errorf("redis-server on port %d did not answer PING within 5s: %s", s.port, log)
-}
-
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line != "+PONG\r\n" {
-		return fmt.Errorf("unexpected reply %q", line)
-	}
-	return nil
 }
 
 // Client returns a go-redis client connected to the server, closed at the
