@@ -383,7 +383,8 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 		cfg.OnPublish(start)
 	}
 	r.stage(StagePublish)
-	windowEnd := time.AfterFunc(cfg.Duration, func() { r.stage(StageWindow) })
+	windowDone := make(chan struct{})
+	windowEnd := time.AfterFunc(cfg.Duration, func() { r.stage(StageWindow); close(windowDone) })
 	var timers []*time.Timer
 	for _, at := range cfg.Storms {
 		timers = append(timers, time.AfterFunc(time.Until(start.Add(at)), func() {
@@ -397,7 +398,9 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 	share := float64(len(r.asg.mine)) / float64(cfg.Channels)
 	r.log.Info("publishing", "rate", cfg.Rate*share, "pacing", cfg.Pacing.Kind, "phases", len(cfg.Phases), "duration", cfg.Duration)
 	r.publish(ctx, share)
-	windowEnd.Stop()
+	if !windowEnd.Stop() {
+		<-windowDone // it fired: its stage comes before StagePublished
+	}
 	for _, t := range timers {
 		t.Stop()
 	}
