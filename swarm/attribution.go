@@ -134,14 +134,17 @@ func (c *client) firstAfterResume(st *chanState, seq int64, gapped bool) {
 
 // tailOf is why seq, owed after the session's last event, never came:
 // the session's tail cause, except that an unexplained tail seq published
-// less than the stream's lag before the session ended was still on its
-// way (in flight at the end: the stream ran that far behind).
+// less than the stream's lag (+10 %, +10 ms) before the session ended was
+// still on its way (in flight at the end: the stream ran that far behind).
 func tailOf(s *session, pl *publishLog, seq int64) lossCause {
 	if s.tail != lossTail || s.lag <= 0 {
 		return s.tail
 	}
 	ts := pl.ts[s.ch]
-	if seq < int64(len(ts)) && ts[seq] != 0 && s.endedAt-ts[seq] < s.lag {
+	// The lag is what the stream showed until its last event; the events
+	// after it wait a little longer still (their delay grows with the
+	// queue they sit in): a tenth more, and 10 ms of scheduling.
+	if seq < int64(len(ts)) && ts[seq] != 0 && s.endedAt-ts[seq] < s.lag+s.lag/10+int64(10*time.Millisecond) {
 		return lossInFlight
 	}
 	return s.tail
