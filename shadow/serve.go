@@ -16,7 +16,8 @@ type ServeOptions struct {
 	// TLSCert and TLSKey, PEM, both or neither: the proxy's listener then
 	// serves HTTPS, with HTTP/2 (a browser opens at most six HTTP/1.1
 	// connections per origin; over HTTP/2 its event streams share one).
-	// The admin API stays plain HTTP.
+	// The admin API is served over TLS with the same pair (its token must
+	// not cross a network in clear).
 	TLSCert, TLSKey []byte
 }
 
@@ -90,7 +91,7 @@ func Listen(p *Proxy, opts ServeOptions) (*Frontend, error) {
 	f := &Frontend{
 		p:    p,
 		hs:   &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig},
-		as:   &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second},
+		as:   &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig.Clone()},
 		l:    l,
 		al:   al,
 		tls:  tlsConfig != nil,
@@ -111,7 +112,12 @@ func Listen(p *Proxy, opts ServeOptions) (*Frontend, error) {
 		}
 		return f.hs.Serve(l)
 	})
-	serve(func() error { return f.as.Serve(al) })
+	serve(func() error {
+		if f.tls {
+			return f.as.ServeTLS(al, "", "")
+		}
+		return f.as.Serve(al)
+	})
 	return f, nil
 }
 
@@ -124,7 +130,12 @@ func (f *Frontend) URL() string {
 }
 
 // AdminURL is the admin API's base URL.
-func (f *Frontend) AdminURL() string { return "http://" + f.al.Addr().String() }
+func (f *Frontend) AdminURL() string {
+	if f.tls {
+		return "https://" + f.al.Addr().String()
+	}
+	return "http://" + f.al.Addr().String()
+}
 
 // Err delivers an error if a listener stops serving before Shutdown.
 func (f *Frontend) Err() <-chan error { return f.errc }
