@@ -89,7 +89,7 @@ func (o *shadowOptions) bind(f *pflag.FlagSet) {
 	f.StringVar(&s.LedgerFile, "ledger-file", "", "write the ledger JSON here on exit")
 	f.StringSliceVar(&s.TrustedProxies, "trusted-proxy", nil, "proxy address or CIDR whose X-Forwarded-For/Forwarded chain is passed on (repeat); from others only the peer's address is sent")
 	f.StringVar(&s.AdminToken, "admin-token", "", "bearer token every admin endpoint but /_darktime/healthz requires (env "+shadow.AdminTokenEnv+"); needed when --admin is not on loopback")
-	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file: the proxy's listener serves HTTPS with HTTP/2")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file: the proxy's listener (HTTP/2) and the admin API serve HTTPS")
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS key file")
 	f.DurationVar(&o.run.ShutdownTimeout, "shutdown-timeout", shadow.DefaultShutdownTimeout, "how long shutdown waits for mirrors to settle")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
