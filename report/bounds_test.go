@@ -7,24 +7,18 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/darktime/darktime/internal/inputfile"
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // gateBombs are the YAML shapes of issue 12 as gate files.
 func gateBombs() map[string]string {
-	var bomb strings.Builder
-	bomb.WriteString("- &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n")
-	for i := 1; i < 9; i++ {
-		p := "*a" + string(rune('0'+i-1))
-		bomb.WriteString("- &a" + string(rune('0'+i)) + " [" + strings.Repeat(p+",", 8) + p + "]\n")
-	}
 	return map[string]string{
-		"alias bomb":  bomb.String(),
-		"deep":        "gates: " + strings.Repeat("[", 50_000) + strings.Repeat("]", 50_000) + "\n",
-		"big comment": "- lost == 0\n" + strings.Repeat("# a comment line, repeated\n", 1<<20/27+1),
+		"alias bomb":  tstest.AliasBomb("- ", 9),
+		"deep":        "gates: " + tstest.Nested(50_000),
+		"big comment": "- lost == 0\n" + tstest.Comments(1<<20),
 	}
 }
 
@@ -95,10 +89,7 @@ func TestInputFileBounds(t *testing.T) {
 // cancelled — what SIGINT and SIGTERM do to darktime report.
 func TestInputFIFOCancel(t *testing.T) {
 	t.Parallel()
-	fifo := filepath.Join(t.TempDir(), "fifo.json")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := tstest.FIFO(t, t.TempDir(), "fifo.json")
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() {

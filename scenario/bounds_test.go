@@ -2,50 +2,31 @@ package scenario
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/darktime/darktime/internal/inputfile"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/internal/yamlsafe"
 )
 
-// aliasBomb, deepBrackets and bigComment are the shapes of issue 12.
+// The shapes of issue 12 as scenarios (tstest has them).
 func aliasBomb(levels int) string {
-	var b strings.Builder
-	b.WriteString("version: 1\nname: bomb\nx0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n")
-	for i := 1; i < levels; i++ {
-		p := "*a" + string(rune('0'+i-1))
-		b.WriteString("x" + string(rune('0'+i)) + ": &a" + string(rune('0'+i)) + " [" + strings.Repeat(p+",", 8) + p + "]\n")
-	}
-	return b.String()
+	return "version: 1\nname: bomb\n" + tstest.AliasBomb("x{i}: ", levels)
 }
 
-func deepBrackets(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) + "\n" }
+func deepBrackets(n int) string { return tstest.Nested(n) }
 
-func bigComment(n int) string {
-	return "version: 1\n" + strings.Repeat("# a comment line, repeated\n", n/27+1)
-}
+func bigComment(n int) string { return "version: 1\n" + tstest.Comments(n) }
 
 // TestBoundedInput: each shape is refused with its place, and the file
 // reader refuses what is not a regular file or too large.
 func TestBoundedInput(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo.yaml")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	file := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	fifo := tstest.FIFO(t, dir, "fifo.yaml")
+	file := func(name, content string) string { return tstest.WriteFile(t, dir, name, content) }
 	cases := []struct {
 		name, path string
 		want       error

@@ -7,32 +7,22 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/darktime/darktime/internal/inputfile"
+	"github.com/darktime/darktime/internal/tstest"
 	"github.com/darktime/darktime/internal/yamlsafe"
 )
 
-// aliasBomb is the admin API config of issue 12: 9^levels strings once
-// expanded (8 levels, 384 bytes, took the proxy to 1.7 GB).
+// The shapes of issue 12 as shadow configs (tstest has them); the alias
+// bomb, 8 levels and 384 bytes, took the proxy to 1.7 GB.
 func aliasBomb(levels int) string {
-	var b strings.Builder
-	b.WriteString("primary: http://127.0.0.1:1\nmirror:\n  ignore_events:\n    - &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n")
-	for i := 1; i < levels; i++ {
-		p := "*a" + string(rune('0'+i-1))
-		b.WriteString("    - &a" + string(rune('0'+i)) + " [" + strings.Repeat(p+",", 8) + p + "]\n")
-	}
-	return b.String()
+	return "primary: http://127.0.0.1:1\nmirror:\n  ignore_events:\n" + tstest.AliasBomb("    - ", levels)
 }
 
-func deepBrackets(n int) string {
-	return "primary: http://127.0.0.1:1\nroutes: " + strings.Repeat("[", n) + strings.Repeat("]", n) + "\n"
-}
+func deepBrackets(n int) string { return "primary: http://127.0.0.1:1\nroutes: " + tstest.Nested(n) }
 
-func bigComment(n int) string {
-	return "primary: http://127.0.0.1:1\n" + strings.Repeat("# a comment line, repeated\n", n/27+1)
-}
+func bigComment(n int) string { return "primary: http://127.0.0.1:1\n" + tstest.Comments(n) }
 
 // TestAdminRefusesBombs: PUT config with the shapes of issue 12 answers
 // 400 (413 over 1 MiB) JSON, keeps the old config, and costs the proxy
@@ -76,10 +66,7 @@ func TestAdminRefusesBombs(t *testing.T) {
 func TestLoadConfigFileBounds(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo.yaml")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := tstest.FIFO(t, dir, "fifo.yaml")
 	big := filepath.Join(dir, "big.yaml")
 	if err := os.WriteFile(big, []byte(bigComment(10<<20)), 0o644); err != nil {
 		t.Fatal(err)

@@ -7,30 +7,22 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // TestInputBoundsExitCodes: every file the CLI reads is bounded; a file
 // refused is bad input, exit 2, with a message that says what to do.
 func TestInputBoundsExitCodes(t *testing.T) {
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo.yaml")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	file := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	deep := file("deep.yaml", "version: 1\nclients: "+strings.Repeat("[", 50_000)+strings.Repeat("]", 50_000)+"\n")
+	fifo := tstest.FIFO(t, dir, "fifo.yaml")
+	file := func(name, content string) string { return tstest.WriteFile(t, dir, name, content) }
+	deep := file("deep.yaml", "version: 1\nclients: "+tstest.Nested(50_000))
 	bomb := file("bomb.yaml", "primary: http://127.0.0.1:1\nmirror: {ignore_events: [&a [x, x], *a]}\n")
 	pipes := file("pipes.yaml", "models: &m {post: {stages: [{route: {channels: [x]}}]}}\n")
 	gates := file("gates.yaml", "- &g lost == 0\n- *g\n")
@@ -74,10 +66,7 @@ func TestInputBoundsExitCodes(t *testing.T) {
 // a reader waiting on it stops at SIGTERM: `darktime shadow --config FIFO`
 // exits 2 with the context's error instead of hanging.
 func TestFIFOStopsOnSIGTERM(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "shadow.yaml")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := tstest.FIFO(t, t.TempDir(), "shadow.yaml")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -5,22 +5,17 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // bombShapes are the YAML shapes of issue 12: an alias bomb (9^9 strings
 // once expanded), 50,000 nested brackets, and comments over the 1 MiB cap.
 func bombShapes() map[string]string {
-	var bomb strings.Builder
-	bomb.WriteString("x0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n")
-	for i := 1; i < 9; i++ {
-		p := "*a" + string(rune('0'+i-1))
-		bomb.WriteString("x" + string(rune('0'+i)) + ": &a" + string(rune('0'+i)) + " [" + strings.Repeat(p+",", 8) + p + "]\n")
-	}
-	bomb.WriteString("models: {post: {stages: [{route: {channels: ['thread:{thread}']}}]}}\n")
 	return map[string]string{
-		"alias bomb":  bomb.String(),
-		"deep":        "models: " + strings.Repeat("[", 50_000) + strings.Repeat("]", 50_000) + "\n",
-		"big comment": "models: {}\n" + strings.Repeat("# a comment line, repeated\n", 1<<20/27+1),
+		"alias bomb":  tstest.AliasBomb("x{i}: ", 9) + "models: {post: {stages: [{route: {channels: ['thread:{thread}']}}]}}\n",
+		"deep":        "models: " + tstest.Nested(50_000),
+		"big comment": "models: {}\n" + tstest.Comments(1<<20),
 	}
 }
 
