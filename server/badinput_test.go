@@ -1,13 +1,12 @@
 package server
 
 import (
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/darktime/darktime/internal/redistest"
+	"github.com/darktime/darktime/internal/tstest"
 )
 
 // TestBadInputCatalogue is the server's bad-input catalogue: every way a
@@ -94,31 +93,9 @@ func TestBadInputCatalogue(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			req, err := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range tc.hdr {
-				req.Header.Set(k, v)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tc.status {
-				t.Fatalf("%s %s: status %d, want %d: %s", tc.method, tc.path, resp.StatusCode, tc.status, raw)
-			}
-			body := string(raw)
-			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") || !strings.Contains(body, `"error"`) {
-				t.Fatalf("%s %s: want a JSON error body, got %q (%s)", tc.method, tc.path, raw, ct)
-			}
-			if tc.errContains != "" && !strings.Contains(body, tc.errContains) {
-				t.Errorf("%s %s: error %s does not say %q", tc.method, tc.path, raw, tc.errContains)
-			}
-			if tc.allow != "" && resp.Header.Get("Allow") != tc.allow {
-				t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, resp.Header.Get("Allow"), tc.allow)
+			h := tstest.Refused(t, tstest.BadRequest{Method: tc.method, URL: base + tc.path, Header: tc.hdr, Body: tc.body, Status: tc.status, Contains: tc.errContains})
+			if tc.allow != "" && h.Get("Allow") != tc.allow {
+				t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, h.Get("Allow"), tc.allow)
 			}
 		})
 	}

@@ -13,8 +13,11 @@
 package tstest
 
 import (
+	"io"
 	"net"
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,4 +66,45 @@ func FreePort(t testing.TB) int {
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+}
+
+// BadRequest is one entry of a bad-input catalogue: a request and the
+// answer it must get — Status with a JSON error body
+// {"error": ..., "status": ...}, saying Contains when set.
+type BadRequest struct {
+	Method, URL string
+	Header      map[string]string
+	Body        string
+	Status      int
+	Contains    string
+}
+
+// Refused sends r and fails the test unless the answer is r.Status with a
+// JSON error body that says r.Contains; it returns the answer's header for
+// further checks.
+func Refused(t testing.TB, r BadRequest) http.Header {
+	t.Helper()
+	req, err := http.NewRequest(r.Method, r.URL, strings.NewReader(r.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range r.Header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != r.Status {
+		t.Fatalf("%s %s: status %d, want %d: %s", r.Method, r.URL, resp.StatusCode, r.Status, raw)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") || !strings.Contains(string(raw), `"error"`) {
+		t.Fatalf("%s %s: want a JSON error body, got %q (%s)", r.Method, r.URL, raw, ct)
+	}
+	if r.Contains != "" && !strings.Contains(string(raw), r.Contains) {
+		t.Errorf("%s %s: error %s does not say %q", r.Method, r.URL, raw, r.Contains)
+	}
+	return resp.Header
 }
