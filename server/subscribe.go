@@ -112,7 +112,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	initial, replayed, err := s.initialBytes(ctx, sub, resume, plain, cursor)
+	start, replayed, err := s.initialBytes(ctx, sub, resume, plain, cursor)
 	if err != nil {
 		sub.close(reasonBrokerError)
 		sub.settleHeld(nil)
@@ -122,10 +122,10 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 
 	s.armExpiry(ctx, sub, until, names, replayed)
 	if !s.cfg.DisableDirectWrites && r.ProtoMajor == 1 && r.TLS == nil {
-		s.serveHijacked(w, sub, initial, replayed, r.ProtoMinor == 0)
+		s.serveHijacked(w, sub, start, replayed, r.ProtoMinor == 0)
 		return
 	}
-	s.serveStream(w, r, sub, initial, replayed)
+	s.serveStream(w, r, sub, start, replayed)
 }
 
 func (s *Server) failUnavailable(w http.ResponseWriter, what string, err error) {
@@ -143,7 +143,7 @@ func (s *Server) failUnavailable(w http.ResponseWriter, what string, err error) 
 // per channel, the newest id written, so held live events are not sent
 // twice. The history events count as replayed once the bytes are written
 // (history.written).
-func (s *Server) initialBytes(ctx context.Context, sub *subscriber, resume bool, plain eventid.ID, cursor eventid.Cursor) (initial, map[*channel]eventid.ID, error) {
+func (s *Server) initialBytes(ctx context.Context, sub *subscriber, resume bool, plain eventid.ID, cursor eventid.Cursor) (streamStart, map[*channel]eventid.ID, error) {
 	out := sse.AppendRetry(nil, int(s.cfg.RetryHint.Milliseconds()))
 	out = append(out, '\n')
 	if sub.multi {
@@ -160,7 +160,7 @@ func (s *Server) initialBytes(ctx context.Context, sub *subscriber, resume bool,
 			}
 			last, err := s.broker.Last(ctx, ch.name)
 			if err != nil {
-				return initial{}, nil, err
+				return streamStart{}, nil, err
 			}
 			if !last.IsZero() {
 				sub.cursor[ch.name] = last
@@ -168,7 +168,7 @@ func (s *Server) initialBytes(ctx context.Context, sub *subscriber, resume bool,
 		}
 	}
 	if !resume {
-		return initial{bytes: out}, nil, nil
+		return streamStart{bytes: out}, nil, nil
 	}
 	replayed := map[*channel]eventid.ID{}
 	events := 0
@@ -183,7 +183,7 @@ func (s *Server) initialBytes(ctx context.Context, sub *subscriber, resume bool,
 		}
 		h, err := s.broker.History(ctx, ch.name, after)
 		if err != nil {
-			return initial{}, nil, err
+			return streamStart{}, nil, err
 		}
 		if h.Missed {
 			data, _ := json.Marshal(missedNotice{Channel: ch.name, LastEventID: after.String(), Reason: string(h.Reason)})
@@ -207,19 +207,19 @@ func (s *Server) initialBytes(ctx context.Context, sub *subscriber, resume bool,
 		events += len(h.Events)
 		replayed[ch] = upTo
 	}
-	return initial{bytes: out, events: events}, replayed, nil
+	return streamStart{bytes: out, events: events}, replayed, nil
 }
 
-// initial is what a stream starts with, and how many history events it
+// streamStart is what a stream starts with, and how many history events it
 // carries.
-type initial struct {
+type streamStart struct {
 	bytes  []byte
 	events int
 }
 
 // written counts the history events as replayed: their bytes reached the
 // kernel.
-func (in initial) written(st *nodeStats) { st.historyReplayed.Add(uint64(in.events)) }
+func (in streamStart) written(st *nodeStats) { st.historyReplayed.Add(uint64(in.events)) }
 
 // streamHeaders sets the headers of an event stream.
 func streamHeaders(h http.Header) {
@@ -235,7 +235,7 @@ func streamHeaders(h http.Header) {
 //
 // An HTTP/1.0 client cannot read chunks: it gets the stream unframed,
 // ended by the connection's close (as nginx answers it).
-func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, in initial, replayed map[*channel]eventid.ID, http10 bool) {
+func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, in streamStart, replayed map[*channel]eventid.ID, http10 bool) {
 	streamHeaders(w.Header())
 	var head bytes.Buffer
 	if http10 {
@@ -320,7 +320,7 @@ const streamBuffered = 6 << 10
 
 // serveStream serves through the ResponseWriter (TLS, HTTP/2): this
 // goroutine stays with the stream and writes whenever it is woken.
-func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, sub *subscriber, in initial, replayed map[*channel]eventid.ID) {
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, sub *subscriber, in streamStart, replayed map[*channel]eventid.ID) {
 	rc := http.NewResponseController(w)
 	streamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
