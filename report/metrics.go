@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/darktime/darktime/internal/ledger"
@@ -280,6 +281,21 @@ var Vocabulary = func() []Metric {
 	}
 	return append(v, Metric{Name: phasePattern, Help: "METRIC of the scenario phase NAME (darktime run), METRIC one of " + phaseMetricNames(), Needs: "scenario"})
 }()
+
+// WriteVocabulary prints Vocabulary, one metric a line (darktime report
+// --metrics).
+func WriteVocabulary(w io.Writer) error {
+	for _, m := range Vocabulary {
+		needs := ""
+		if m.Needs != "" {
+			needs = " (needs " + m.Needs + ")"
+		}
+		if _, err := fmt.Fprintf(w, "%-24s %s%s\n", m.Name, m.Help, needs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // PhaseVocabulary lists the metrics of MetricTable that a phase has; a
 // gate names them as phase.NAME.METRIC (e.g. "phase.spike.p99_delivery_ms

@@ -82,6 +82,11 @@ func readYAMLFile(cmd *cobra.Command, path string) ([]byte, error) {
 	})
 }
 
+// yamlReader is readYAMLFile for the packages that take a reader.
+func yamlReader(cmd *cobra.Command) func(string) ([]byte, error) {
+	return func(path string) ([]byte, error) { return readYAMLFile(cmd, path) }
+}
+
 // subcommands is filled by the init functions of the subcommand files.
 var subcommands []func() *cobra.Command
 

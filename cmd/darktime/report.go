@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -60,7 +58,7 @@ Output formats: report/REPORT.md.`,
 
 func (o *reportOptions) run(cmd *cobra.Command, args []string) error {
 	if o.listMetrics {
-		return printMetrics(cmd.OutOrStdout())
+		return report.WriteVocabulary(cmd.OutOrStdout())
 	}
 	if len(args) == 0 {
 		return usagef("give at least one swarm result file")
@@ -70,19 +68,6 @@ func (o *reportOptions) run(cmd *cobra.Command, args []string) error {
 		o.rq.Text = cmd.OutOrStdout()
 	}
 	return reportFiles(cmd).Run(cmd.Context(), o.rq)
-}
-
-func printMetrics(w io.Writer) error {
-	for _, m := range report.Vocabulary {
-		needs := ""
-		if m.Needs != "" {
-			needs = " (needs " + m.Needs + ")"
-		}
-		if _, err := fmt.Fprintf(w, "%-24s %s%s\n", m.Name, m.Help, needs); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // reportFiles reads the report's inputs within the command line's bounds.

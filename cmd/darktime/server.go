@@ -48,36 +48,13 @@ Publishing answers 201/202 done, 503 not done (retry), 504 outcome unknown
 
 func (o *serverOptions) run(cmd *cobra.Command) error {
 	cfg, l := o.cfg, o.listen
-	// Secrets from the environment are read now, not as flag defaults:
-	// --help would print them.
-	if cfg.PublishToken == "" {
-		cfg.PublishToken = os.Getenv("DARKTIME_PUBLISH_TOKEN")
-	}
-	if cfg.AdminToken == "" {
-		cfg.AdminToken = os.Getenv("DARKTIME_ADMIN_TOKEN")
-	}
 	var err error
-	if cfg.TrustedProxies, err = server.ParseTrustedProxies(o.trustedProxies); err != nil {
-		return usagef("--trusted-proxy: %v", err)
-	}
-	// The TLS library reads them whole: check they are regular files of
-	// at most 1 MiB first (README: Input limits).
-	for _, f := range []struct{ flag, path string }{{"--tls-cert", l.TLSCert}, {"--tls-key", l.TLSKey}} {
-		if f.path == "" {
-			continue
-		}
-		if _, err := readYAMLFile(cmd, f.path); err != nil {
-			return usagef("%s: %v", f.flag, err)
-		}
-	}
 	if cfg.Logger, err = newLogger(o.logLevel); err != nil {
 		return err
 	}
-	if cfg.Pipelines, err = loadPipelines(cmd, o.pipelinesFile); err != nil {
-		return err
-	}
-	if cfg.Authorizer, err = loadAuth(cmd, o.authFile); err != nil {
-		return err
+	src := server.Sources{PipelinesFile: o.pipelinesFile, AuthFile: o.authFile, TrustedProxies: o.trustedProxies, Read: yamlReader(cmd)}
+	if err := src.Apply(&cfg, l); err != nil {
+		return usageIf(err, server.ErrConfig)
 	}
 	l.Banner = os.Stderr
 	return usageIf(server.Run(cmd.Context(), cfg, l), server.ErrConfig)

@@ -19,15 +19,12 @@ func init() { subcommands = append(subcommands, newSwarmCmd) }
 
 // swarmOptions are the flags of `darktime swarm`.
 type swarmOptions struct {
-	cfg                   swarm.Config
-	text                  swarm.Flags
-	token                 swarm.TokenConfig
-	profile, profileFile  string
-	procs, agents         int
-	redisURL, redisPrefix string
-	joinTimeout           time.Duration
-	out, hdrLog           string
-	quiet                 bool
+	cfg                  swarm.Config
+	text                 swarm.Flags
+	token                swarm.TokenConfig
+	profile, profileFile string
+	launch               swarm.Launch
+	quiet                bool
 }
 
 func newSwarmCmd() *cobra.Command {
@@ -59,26 +56,15 @@ results.`,
 // config is the run the flags describe.
 func (o *swarmOptions) config(cmd *cobra.Command) (swarm.Config, error) {
 	cfg := o.cfg
-	if o.joinTimeout < 0 {
-		return cfg, usagef("--join-timeout %v is negative", o.joinTimeout)
-	}
 	var err error
-	if cfg.Profile, err = o.loadProfile(cmd); err != nil {
-		return cfg, err
+	if cfg.Profile, err = swarm.LoadProfile(o.profile, o.profileFile, yamlReader(cmd)); err != nil {
+		return cfg, usageError{err}
 	}
 	if o.token.SecretEnv != "" || o.token.KeyFile != "" {
 		cfg.Token = &o.token
 	}
 	if err := o.text.Apply(&cfg); err != nil {
 		return cfg, usageError{err}
-	}
-	switch {
-	case o.procs < 1 || o.procs > swarm.MaxProcs:
-		return cfg, usagef("--procs must be between 1 and %d", swarm.MaxProcs)
-	case o.agents < 0 || o.agents > 1000 || (o.agents > 0 && (o.redisURL == "" || o.procs > 1)):
-		return cfg, usagef("--agents N (1 to 1000) needs --redis URL and no --procs")
-	case o.out == "":
-		return cfg, usagef("--out FILE is required: the run's result goes there")
 	}
 	cfg.Logger = swarm.NewLogger(cmd.ErrOrStderr(), o.quiet)
 	if !o.quiet {
@@ -91,52 +77,16 @@ func (o *swarmOptions) config(cmd *cobra.Command) (swarm.Config, error) {
 }
 
 func (o *swarmOptions) run(cmd *cobra.Command) error {
+	o.launch.Summary, o.launch.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 	cfg, err := o.config(cmd)
 	if err != nil {
 		return err
 	}
-	fdlimit.Raise()
-	var res *swarm.Result
-	switch {
-	case o.agents > 0:
-		res, err = swarm.RunAgents(cmd.Context(), cfg, swarm.Coordination{RedisURL: o.redisURL, Prefix: o.redisPrefix, Agents: o.agents, JoinTimeout: o.joinTimeout})
-	case o.procs > 1:
-		res, err = swarm.RunProcs(cmd.Context(), cfg, swarm.Procs{N: o.procs, Stderr: cmd.ErrOrStderr()})
-	default:
-		res, err = swarm.Run(cmd.Context(), cfg)
-	}
-	if errors.Is(err, swarm.ErrConfig) || errors.Is(err, swarm.ErrTemplate) {
+	if err := o.launch.Check(); err != nil {
 		return usageError{err}
 	}
-	if res != nil {
-		if werr := swarm.WriteFiles(res, o.out, o.hdrLog); werr != nil {
-			return errors.Join(err, werr)
-		}
-		swarm.WriteSummary(cmd.OutOrStdout(), res)
-	}
-	if errors.Is(err, context.Canceled) {
-		return nil // Ctrl-C: results written
-	}
-	return err
-}
-
-func (o *swarmOptions) loadProfile(cmd *cobra.Command) (swarm.Profile, error) {
-	if o.profileFile == "" {
-		p, err := swarm.ProfileByName(o.profile)
-		if err != nil {
-			return p, usageError{err}
-		}
-		return p, nil
-	}
-	data, err := readYAMLFile(cmd, o.profileFile) // JSON, bounded as the YAML files: 1 MiB
-	if err != nil {
-		return swarm.Profile{}, usagef("--profile-file: %v", err)
-	}
-	p, err := swarm.ParseProfile(data)
-	if err != nil {
-		return p, usagef("--profile-file %s: %v", o.profileFile, err)
-	}
-	return p, nil
+	fdlimit.Raise()
+	return usageIf(o.launch.Run(cmd.Context(), cfg), swarm.ErrConfig, swarm.ErrTemplate)
 }
 
 func (o *swarmOptions) templateFlags(f *pflag.FlagSet) {
@@ -184,14 +134,15 @@ func (o *swarmOptions) runFlags(f *pflag.FlagSet) {
 	f.DurationVar(&c.DefaultRetry, "retry", swarm.DefaultRetry, "reconnect delay until the server sends a retry hint")
 	f.DurationVar(&c.LedgerWindow, "ledger-window", swarm.DefaultLedgerWindow, "ledger time window (0: one account per channel)")
 	f.Uint64Var(&c.Seed, "seed", 0, "seed for channel assignment (default random)")
-	f.IntVar(&o.procs, "procs", 1, "worker processes, each with a slice of the channels and clients; results merged")
-	f.IntVar(&o.agents, "agents", 0, "coordinate N `darktime swarm agent`s through --redis, one part each; results merged")
-	f.StringVar(&o.redisURL, "redis", "", "Redis `URL` shared with the agents (with --agents)")
-	f.StringVar(&o.redisPrefix, "redis-prefix", swarm.DefaultAgentPrefix, "prefix of the agents' Redis keys")
-	f.DurationVar(&o.joinTimeout, "join-timeout", swarm.DefaultJoinTimeout, "how long to wait for the agents to join")
+	l := &o.launch
+	f.IntVar(&l.Procs, "procs", 1, "worker processes, each with a slice of the channels and clients; results merged")
+	f.IntVar(&l.Agents, "agents", 0, "coordinate N `darktime swarm agent`s through --redis, one part each; results merged")
+	f.StringVar(&l.Coordination.RedisURL, "redis", "", "Redis `URL` shared with the agents (with --agents)")
+	f.StringVar(&l.Coordination.Prefix, "redis-prefix", swarm.DefaultAgentPrefix, "prefix of the agents' Redis keys")
+	f.DurationVar(&l.Coordination.JoinTimeout, "join-timeout", swarm.DefaultJoinTimeout, "how long to wait for the agents to join")
 	f.StringVar(&c.RunID, "run-id", "", "run id shared by the parts of one run (default generated)")
-	f.StringVar(&o.out, "out", "", "write the JSON result to `FILE` (required)")
-	f.StringVar(&o.hdrLog, "hdr-log", "", "write per-second histograms in HdrHistogram interval-log format to `FILE`")
+	f.StringVar(&l.Out, "out", "", "write the JSON result to `FILE` (required)")
+	f.StringVar(&l.HdrLog, "hdr-log", "", "write per-second histograms in HdrHistogram interval-log format to `FILE`")
 	f.BoolVar(&o.quiet, "quiet", false, "no progress lines, and only warnings and errors logged")
 }
 

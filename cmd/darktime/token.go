@@ -1,36 +1,14 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
-	"github.com/darktime/darktime/server"
 	"github.com/darktime/darktime/server/auth"
 )
 
 func init() { subcommands = append(subcommands, newTokenCmd) }
-
-// loadAuth reads `darktime server --auth FILE`; no file leaves subscribing
-// open (a nil Authorizer, not a nil *auth.Authorizer in the interface).
-func loadAuth(cmd *cobra.Command, file string) (server.Authorizer, error) {
-	if file == "" {
-		return nil, nil
-	}
-	data, err := readYAMLFile(cmd, file)
-	if err != nil {
-		return nil, usagef("--auth: %v", err)
-	}
-	a, err := auth.LoadNamed(file, data, auth.LoadOptions{})
-	if err != nil {
-		if errors.Is(err, auth.ErrInvalidConfig) {
-			return nil, usagef("--auth: %v", err)
-		}
-		return nil, err
-	}
-	return a, nil
-}
 
 func newTokenCmd() *cobra.Command {
 	var r auth.TokenRequest

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -33,8 +33,8 @@ counters at --listen (/stats, /metrics).`,
 			if pc.Logger, err = newLogger(logLevel); err != nil {
 				return err
 			}
-			if pc.Pipelines, err = loadPipelines(cmd, pipelinesFile); err != nil {
-				return err
+			if pc.Pipelines, err = pipeline.LoadFile(pipelinesFile, yamlReader(cmd)); err != nil {
+				return usageIf(fmt.Errorf("--pipelines: %w", err), pipeline.ErrInvalidConfig)
 			}
 			return usageIf(worker.RunProcess(cmd.Context(), pc), worker.ErrProcessConfig)
 		},
@@ -55,23 +55,4 @@ counters at --listen (/stats, /metrics).`,
 	f.StringVar(&pc.Listen, "listen", worker.DefaultListen, "address for /stats and /metrics")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
-}
-
-// loadPipelines reads a pipeline YAML file, or returns the default config.
-func loadPipelines(cmd *cobra.Command, path string) (*pipeline.Config, error) {
-	if path == "" {
-		return pipeline.DefaultConfig(), nil
-	}
-	data, err := readYAMLFile(cmd, path)
-	if err != nil {
-		return nil, usagef("--pipelines: %v", err)
-	}
-	cfg, err := pipeline.LoadConfig(data)
-	if err != nil {
-		if errors.Is(err, pipeline.ErrInvalidConfig) {
-			return nil, usagef("--pipelines %s: %v", path, err)
-		}
-		return nil, err
-	}
-	return cfg, nil
 }
