@@ -46,8 +46,8 @@ they do not compete.`,
 		Example: `  darktime bench fanout --target http://127.0.0.1:8090 --server-pid "$(cat nginx.pid)" --json results/bench/nchan.json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := validateFanoutFlags(cfg); err != nil {
-				return err
+			if err := cfg.CheckSet(); err != nil {
+				return usageError{err}
 			}
 			raiseFileLimit()
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
@@ -79,34 +79,6 @@ they do not compete.`,
 	f.DurationVar(&cfg.Drain, "drain", fanoutbench.DefaultDrain, "wait for deliveries after the last publish")
 	f.StringVar(&jsonPath, "json", "", "write the result as JSON to `FILE`")
 	return cmd
-}
-
-// validateFanoutFlags rejects values the zero-means-default Config would
-// silently replace.
-func validateFanoutFlags(cfg fanoutbench.Config) error {
-	switch {
-	case cfg.Subscribers <= 0:
-		return usagef("--subscribers must be at least 1")
-	case cfg.Channels <= 0 || cfg.Channels > cfg.Subscribers:
-		return usagef("--channels must be between 1 and --subscribers")
-	case cfg.Rate <= 0:
-		return usagef("--rate must be positive")
-	case cfg.Duration <= 0:
-		return usagef("--duration must be positive")
-	case cfg.Size <= 0:
-		return usagef("--size must be positive")
-	case cfg.Ramp <= 0:
-		return usagef("--ramp must be positive")
-	case cfg.Sources < 0:
-		return usagef("--sources must not be negative")
-	case cfg.ServerPID < 0:
-		return usagef("--server-pid must not be negative")
-	case cfg.Drain <= 0:
-		return usagef("--drain must be positive")
-	case cfg.Duration > 24*time.Hour:
-		return usagef("--duration must be at most 24h")
-	}
-	return nil
 }
 
 func newBenchHooksCmd() *cobra.Command {

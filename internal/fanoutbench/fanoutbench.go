@@ -354,3 +354,34 @@ func fill(res *Result, sw *swarm.Result, st *stages, before procstat.Sample) {
 		res.ClientLimited = res.ClientCPUCores > 0.9*float64(runtime.GOMAXPROCS(0))
 	}
 }
+
+// CheckSet refuses the values Run would silently replace with a default
+// (zero) or cannot use (negative), for a caller whose every field was
+// given explicitly — the command line, where --rate 0 is a mistake, not
+// "the default". The errors wrap ErrConfig and name the flags.
+func (c Config) CheckSet() error {
+	var msg string
+	switch {
+	case c.Subscribers <= 0:
+		msg = "--subscribers must be at least 1"
+	case c.Channels <= 0 || c.Channels > c.Subscribers:
+		msg = "--channels must be between 1 and --subscribers"
+	case c.Rate <= 0:
+		msg = "--rate must be positive"
+	case c.Duration <= 0 || c.Duration > 24*time.Hour:
+		msg = "--duration must be positive and at most 24h"
+	case c.Size <= 0:
+		msg = "--size must be positive"
+	case c.Ramp <= 0:
+		msg = "--ramp must be positive"
+	case c.Sources < 0:
+		msg = "--sources must not be negative"
+	case c.ServerPID < 0:
+		msg = "--server-pid must not be negative"
+	case c.Drain <= 0:
+		msg = "--drain must be positive"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrConfig, msg)
+}
