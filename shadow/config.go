@@ -109,6 +109,11 @@ type Config struct {
 	Breaker BreakerConfig `yaml:"breaker" json:"breaker"`
 	Ledger  LedgerConfig  `yaml:"ledger" json:"ledger"`
 
+	// Fleet, when its Redis is set, shares the rollout state (modes,
+	// shares, epoch) and the evidence with the other instances of the
+	// fleet (fleet.go). It is fixed at New: Reload keeps the first.
+	Fleet FleetConfig `yaml:"fleet" json:"fleet,omitzero"`
+
 	// Logger defaults to discarding (the CLI injects its logger).
 	Logger *slog.Logger `yaml:"-" json:"-"`
 	// Registerer, if set, receives the proxy's metrics (never the global
@@ -301,6 +306,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := checkAdminToken(c.AdminToken); err != nil {
+		return err
+	}
+	if err := c.Fleet.check(); err != nil {
 		return err
 	}
 	if err := c.CandidateHeaders.check("$.candidate_headers", neverNamed(c)); err != nil {

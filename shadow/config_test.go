@@ -69,6 +69,10 @@ func summary(c Config) string {
 		b.WriteString("route " + r.Path + " " + string(r.Mode) + " " + ftoa(pc) + "% unsafe=" + btoa(r.MirrorUnsafe) + "\n")
 	}
 	b.WriteString("settle " + c.Ledger.Settle.String() + " late " + c.Ledger.Late.String() + " timeout " + c.Mirror.Timeout.String() + "\n")
+	if c.Fleet != (FleetConfig{}) {
+		shown, _ := c.Fleet.MarshalJSON()
+		b.WriteString("fleet " + string(shown) + "\n")
+	}
 	return b.String()
 }
 

@@ -32,6 +32,15 @@
 // only from trusted proxies. Listen serves the proxy over TLS with HTTP/2
 // when given a certificate.
 //
+// A rollout proceeds in steps (Proxy.Step, POST /_darktime/step), each an
+// epoch over which the proxy gathers per-cohort evidence for the judge
+// (shadow/judge): delivery delays against the first sighting of each
+// event on a reference primary stream of its channel, time to first
+// event, errors, reconnects and the ledger's unexplained events (Cohorts,
+// GET /_darktime/cohorts). Rollback cuts the candidate at once. With
+// Config.Fleet, several instances share the steps, rollbacks and evidence
+// through Redis (fleet.go).
+//
 // See README.md for usage and LEDGER.md for the ledger's JSON format, whose
 // types (Report, Counts, ...) live in the leaf package shadow/ledgerfile
 // and are aliased here.

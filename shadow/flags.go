@@ -18,9 +18,11 @@ type Flags struct {
 	Changed func(name string) bool
 
 	Listen, Admin, Primary, Candidate, Baseline, LedgerFile string
-	Mode, Percent, Key                                      string
-	MirrorUnsafe                                            bool
-	TrustedProxies                                          []string
+	// Redis and Fleet are --redis and --fleet: Config.Fleet.
+	Redis, Fleet       string
+	Mode, Percent, Key string
+	MirrorUnsafe       bool
+	TrustedProxies     []string
 	// AdminToken is --admin-token; without it, the environment's
 	// AdminTokenEnv (never a flag default: --help would print it).
 	AdminToken string
@@ -53,6 +55,8 @@ func (f Flags) Load(ctx context.Context) (Config, error) {
 	set("candidate", &cfg.Candidate, f.Candidate)
 	set("baseline", &cfg.Baseline, f.Baseline)
 	set("ledger-file", &cfg.Ledger.File, f.LedgerFile)
+	set("redis", &cfg.Fleet.Redis, f.Redis)
+	set("fleet", &cfg.Fleet.Name, f.Fleet)
 	if given("mode") {
 		cfg.Mode = Mode(f.Mode)
 	}

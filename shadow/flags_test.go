@@ -21,6 +21,15 @@ func TestFlagsLoad(t *testing.T) {
 	if cfg.Listen != DefaultListen || cfg.Mode != ModeMirror || cfg.Percent != 12.5 || cfg.Key.From != "cookie" || cfg.Key.Name != "uid" {
 		t.Errorf("without a file: %+v", cfg)
 	}
+	f.Redis, f.Fleet = "redis://127.0.0.1:6379/0", "eu-1"
+	if cfg, err = f.Load(context.Background()); err != nil || cfg.Fleet != (FleetConfig{Redis: "redis://127.0.0.1:6379/0", Name: "eu-1"}) {
+		t.Errorf("--redis --fleet: %+v, %v", cfg.Fleet, err)
+	}
+	f.Fleet = "eu 1"
+	if _, err = f.Load(context.Background()); err == nil {
+		t.Errorf("fleet name with a space accepted")
+	}
+	f.Redis, f.Fleet = "", ""
 
 	// With a file, only the flags given replace its values.
 	file := filepath.Join(t.TempDir(), "shadow.yaml")

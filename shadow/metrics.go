@@ -22,6 +22,12 @@ type metrics struct {
 	ledger             *prometheus.CounterVec // target, account
 	divertFallbacks    prometheus.Counter
 	loops              prometheus.Counter
+	// The cohorts of the current epoch (cohorts.go, refs.go).
+	epoch              prometheus.Gauge
+	cohort             *prometheus.CounterVec   // cohort, kind
+	cohortDelay        *prometheus.HistogramVec // cohort
+	cohortChannelsFull prometheus.Counter
+	fleetErrors        *prometheus.CounterVec // op
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,10 +57,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Diverted requests served by the primary because the candidate failed before answering."}),
 		loops: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "loops_total",
 			Help: "Requests that came back through this proxy (X-Darktime-Hop has its id), answered 508 and not forwarded."}),
+		epoch: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "epoch",
+			Help: "The rollout step (epoch) in force: +1 at every step and rollback."}),
+		cohort: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "cohort_total",
+			Help: "Cohort evidence by cohort (primary, candidate, baseline) and kind: streams, errors, reconnects, events (observed on reference and diverted streams), and for diverted streams missing, extra, duplicated (LEDGER.md, Cohorts)."}, []string{"cohort", "kind"}),
+		cohortDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "cohort_delay_seconds",
+			Help:    "Delivery delay of events by cohort: arrival minus the first sighting on a reference primary stream of the channel.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"cohort"}),
+		cohortChannelsFull: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "cohort_channels_full_total",
+			Help: "Streams not observed for the cohorts because 10000 channels were tracked already, and reference events not observed because their channel had 100000 in its settle window."}),
+		fleetErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "fleet_errors_total",
+			Help: "Failed exchanges with the fleet's Redis, by operation: read, write, publish, subscribe."}, []string{"op"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.requests, m.mirroredReqs, m.mirrorSkipped, m.mirrorOrderRelaxed, m.mirroredStreams, m.activeStreams,
-			m.candidateErrors, m.circuitOpen, m.circuitState, m.ledger, m.divertFallbacks, m.loops} {
+			m.candidateErrors, m.circuitOpen, m.circuitState, m.ledger, m.divertFallbacks, m.loops,
+			m.epoch, m.cohort, m.cohortDelay, m.cohortChannelsFull, m.fleetErrors} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("shadow: register metrics: %w", err)
 			}

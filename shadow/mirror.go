@@ -377,6 +377,10 @@ func (p *Proxy) candidateFailed(t *target, kind string, err error) {
 // target that reads the same stream from it.
 type streamMirror struct {
 	p       *Proxy
+	route   string // the route's path, for rollback
+	path    string // the request path: the channel of the cohorts' reference log
+	start   int64  // unix ns when the user's request reached the proxy
+	resumed bool   // the user resumed from an event id
 	channel string
 	bucket  int
 	ignore  []string
@@ -403,8 +407,9 @@ func (p *Proxy) mirrorStream(d *decision, resp *http.Response) {
 		p.skip(d.st, "encoded_stream") // the bytes we see are not the events
 		return
 	}
-	s := &streamMirror{p: p, channel: channelLabel(d.rt, d.in), bucket: d.bucket, ignore: cfg.Mirror.IgnoreEvents}
 	opened, resumed := p.now().UnixNano(), resumePoint(d.in)
+	s := &streamMirror{p: p, route: d.rt.Path, path: channelOf(d.in), start: d.start, resumed: resumed,
+		channel: channelLabel(d.rt, d.in), bucket: d.bucket, ignore: cfg.Mirror.IgnoreEvents}
 	for _, t := range d.st.targets {
 		if !t.breaker.allow() {
 			p.m.circuitOpen.WithLabelValues(t.name).Inc()
@@ -442,14 +447,22 @@ func (p *Proxy) mirrorStream(d *decision, resp *http.Response) {
 		}()
 	}
 	if len(s.legs) == 0 {
+		p.referenceStream(d, resp, nil)
 		return
 	}
 	s.pending.Store(int32(len(s.legs)))
 	p.mu.Lock()
 	p.streams[s] = struct{}{}
 	p.mu.Unlock()
-	byID := cfg.Mirror.Identity == IdentityID
-	resp.Body = &teeBody{ReadCloser: resp.Body, s: s, sc: newScanner(byID, s.primaryEvent)}
+	// The user's stream, scanned once: for the mirror's reconcilers and
+	// as its channel's reference.
+	ob := p.referenceStream(d, resp, func(_ []byte, id uint64, now int64) { s.primaryEvent(id, now) })
+	ob.onEnd = func(now int64) {
+		for _, l := range s.legs {
+			l.rec.closed(true, now)
+		}
+		s.ended.Store(now)
+	}
 }
 
 // channelLabel names a stream's channels in the ledger: the path below
@@ -467,57 +480,16 @@ func channelLabel(rt *route, r *http.Request) string {
 	return r.URL.Path
 }
 
-func (s *streamMirror) ignored(typ []byte) bool {
-	for _, pat := range s.ignore {
-		if prefix, ok := strings.CutSuffix(pat, "*"); ok {
-			if bytes.HasPrefix(typ, []byte(prefix)) {
-				return true
-			}
-		} else if string(typ) == pat {
-			return true
-		}
-	}
-	return false
-}
+func (s *streamMirror) ignored(typ []byte) bool { return ignoredType(s.ignore, typ) }
 
-func (s *streamMirror) primaryEvent(typ []byte, id uint64) {
-	if s.ignored(typ) {
-		return
-	}
-	now := s.p.now().UnixNano()
+// primaryEvent: the user's stream delivered a counted event (ignored
+// types are left out by the scanner's owner).
+func (s *streamMirror) primaryEvent(id uint64, now int64) {
 	for _, l := range s.legs {
 		if l.live.Load() {
 			l.rec.primary(id, now)
 		}
 	}
-}
-
-// teeBody is the primary's stream on its way to the user.
-type teeBody struct {
-	io.ReadCloser
-	s    *streamMirror
-	sc   *scanner
-	once sync.Once
-}
-
-func (b *teeBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		_, _ = b.sc.Write(p[:n])
-	}
-	return n, err
-}
-
-func (b *teeBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.once.Do(func() {
-		now := b.s.p.now().UnixNano()
-		for _, l := range b.s.legs {
-			l.rec.closed(true, now)
-		}
-		b.s.ended.Store(now)
-	})
-	return err
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
@@ -527,11 +499,18 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }
 func (s *streamMirror) run(l *leg, req *http.Request, cfg Config) {
 	p, t := s.p, l.t
 	defer s.legDone(l)
+	role := roleOfTarget(t.name)
+	start := p.now().UnixNano()
+	p.cohortCount(role, "streams")
+	if s.resumed {
+		p.cohortCount(role, "reconnects")
+	}
 	resp, err := headerTimeout{p.mirrorTransport, p}.RoundTrip(req)
 	if err != nil {
 		if req.Context().Err() == nil || errors.Is(err, errTimeout) {
 			p.candidateFailed(t, errorKind(err), err)
 			t.book.streamEvent(0, 0, 0, 1)
+			p.cohortCount(role, "errors")
 		}
 		return
 	}
@@ -539,14 +518,20 @@ func (s *streamMirror) run(l *leg, req *http.Request, cfg Config) {
 	if resp.StatusCode != http.StatusOK || !isEventStream(resp.Header.Get("Content-Type")) {
 		p.candidateFailed(t, "status", nil)
 		t.book.streamEvent(0, 0, 0, 1)
+		p.cohortCount(role, "errors")
 		return
 	}
 	t.breaker.success()
-	l.rec.opened(false, p.now().UnixNano())
+	opened := p.now().UnixNano()
+	l.rec.opened(false, opened)
 	l.live.Store(true)
+	cs := p.tracker.open(role, s.path, start, opened, false)
+	defer func() { cs.close(p.now().UnixNano()) }()
 	sc := newScanner(cfg.Mirror.Identity == IdentityID, func(typ []byte, id uint64) {
 		if !s.ignored(typ) {
-			l.rec.candidate(id, p.now().UnixNano())
+			now := p.now().UnixNano()
+			l.rec.candidate(id, now)
+			cs.event(id, now)
 		}
 	})
 	bp := bufPool.Get().(*[]byte)
@@ -568,6 +553,7 @@ func (s *streamMirror) run(l *leg, req *http.Request, cfg Config) {
 			}
 			p.candidateFailed(t, kind, err)
 			t.book.streamEvent(0, 0, 0, 1)
+			p.cohortCount(role, "errors")
 		}
 		return
 	}
@@ -631,6 +617,7 @@ func (p *Proxy) sweep() {
 			open = append(open, s)
 		}
 		p.mu.Unlock()
+		p.tracker.sweep(now)
 		for _, s := range open {
 			s.flush(now - int64(settle))
 			if ended := s.ended.Load(); ended != 0 {

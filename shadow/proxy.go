@@ -45,6 +45,16 @@ type Proxy struct {
 
 	nstreams atomic.Int64 // mirrored streams open
 
+	// The rollout step in force and its cohorts' evidence (cohorts.go,
+	// refs.go, steps.go); diverted are the candidate's streams open now,
+	// which a rollback cuts.
+	epoch    atomic.Pointer[epoch]
+	tracker  *tracker
+	diverted map[*divertedStream]struct{}
+	stepMu   sync.Mutex // one step, rollback or fleet state applied at a time
+	applied  int64      // the fleet state's version in force (stepMu)
+	fleet    *fleet     // nil without Config.Fleet
+
 	base     context.Context // canceled by Shutdown: ends proxied requests and mirrors
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
@@ -88,9 +98,13 @@ type decision struct {
 	st       *state
 	rt       *route
 	in       *http.Request
-	bucket   int // noBucket for a request without a user key
+	start    int64 // unix ns when the request reached the proxy
+	bucket   int   // noBucket for a request without a user key
 	selected bool
 	mirror   bool // mirror once the primary's response is known
+	// control: an unselected user of a divert route in the control
+	// cohort, whose primary streams are the channels' reference.
+	control bool
 }
 
 type decisionKey struct{}
@@ -116,8 +130,10 @@ func New(cfg Config) (*Proxy, error) {
 		log: cfg.Logger, m: m, gatherer: cfg.Gatherer, now: cfg.Now,
 		loop:  newLoopGuard(),
 		books: map[string]*book{}, breakers: map[string]*breaker{}, lanes: map[string]*mirrorLanes{}, streams: map[*streamMirror]struct{}{},
-		done: make(chan struct{}),
+		diverted: map[*divertedStream]struct{}{},
+		done:     make(chan struct{}),
 	}
+	p.tracker = newTracker(p)
 	p.started = p.now()
 	p.primaryTransport, p.mirrorTransport = hopTransport{newTransport(), p.loop.id}, hopTransport{newTransport(), p.loop.id}
 	p.base, p.stop = context.WithCancel(context.Background())
@@ -127,8 +143,18 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	p.state.Store(st)
+	p.newEpoch(0, "", p.started)
+	if cfg.Fleet.Redis != "" {
+		if p.fleet, err = newFleet(p, cfg.Fleet); err != nil {
+			p.stop()
+			return nil, err
+		}
+	}
 	p.wg.Add(1)
 	go p.sweep()
+	if p.fleet != nil {
+		p.fleet.start()
+	}
 	return p, nil
 }
 
@@ -226,6 +252,10 @@ func (p *Proxy) newReverseProxy(u *url.URL, candidate bool, trusted []netip.Pref
 		rp.ModifyResponse = p.primaryResponse
 		rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 			p.log.Debug("primary failed", "path", r.URL.Path, "err", err)
+			if d, _ := r.Context().Value(decisionKey{}).(*decision); d != nil && d.reference() && r.Method == http.MethodGet && r.Context().Err() == nil {
+				p.cohortCount(cohortPrimary, "streams")
+				p.cohortCount(cohortPrimary, "errors")
+			}
 			w.WriteHeader(http.StatusBadGateway)
 		}
 		return rp
@@ -247,8 +277,15 @@ func (p *Proxy) newReverseProxy(u *url.URL, candidate bool, trusted []netip.Pref
 			if resp.StatusCode >= 500 {
 				d.st.divert.breaker.failure()
 				p.m.candidateErrors.WithLabelValues("candidate", "status").Inc()
+				if d.in.Method == http.MethodGet {
+					p.cohortCount(cohortCandidate, "streams")
+					p.cohortCount(cohortCandidate, "errors")
+				}
 			} else {
 				d.st.divert.breaker.success()
+			}
+			if resp.StatusCode == http.StatusOK && isEventStream(resp.Header.Get("Content-Type")) && resp.Header.Get("Content-Encoding") == "" {
+				p.divertedStream(d, resp)
 			}
 		}
 		return nil
@@ -266,6 +303,10 @@ func (p *Proxy) divertFailed(w http.ResponseWriter, r *http.Request, err error) 
 	if d == nil || r.Context().Err() != nil {
 		w.WriteHeader(http.StatusBadGateway)
 		return
+	}
+	if r.Method == http.MethodGet {
+		p.cohortCount(cohortCandidate, "streams")
+		p.cohortCount(cohortCandidate, "errors")
 	}
 	d.st.divert.breaker.failure()
 	if r.Body != nil && r.Body != http.NoBody {
@@ -330,7 +371,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st := p.state.Load()
 	rt := st.route(r.URL.Path)
-	d := &decision{st: st, rt: rt, in: r, bucket: noBucket}
+	d := &decision{st: st, rt: rt, in: r, bucket: noBucket, start: p.now().UnixNano()}
 	decisionLabel := "primary"
 	if rt.Mode != ModeOff && rt.bp > 0 {
 		key, ok := st.key(r)
@@ -338,6 +379,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case ok:
 			if b := Bucket(st.cfg.Key.Salt, key); selected(b, rt.bp) {
 				d.bucket, d.selected = b, true
+			} else {
+				d.control = rt.Mode == ModeDivert && inControl(b, rt.bp)
 			}
 		case rt.bp == Buckets:
 			d.selected = true // 100% takes everyone, keyless publishers too
@@ -367,6 +410,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			st.primary.ServeHTTP(w, r)
 			return
 		}
+		ds := p.registerDiverted(rt.Path, cancel)
+		defer p.unregisterDiverted(ds)
 		st.candidate.ServeHTTP(w, r)
 	case rt.Mode == ModeMirror:
 		if hasBody(r) || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
@@ -468,11 +513,23 @@ func (p *Proxy) skip(st *state, reason string) {
 // anything else as one request.
 func (p *Proxy) primaryResponse(resp *http.Response) error {
 	d, _ := resp.Request.Context().Value(decisionKey{}).(*decision)
-	if d == nil || !d.mirror {
+	if d == nil || !d.reference() {
 		return nil
 	}
-	if resp.StatusCode == http.StatusOK && isEventStream(resp.Header.Get("Content-Type")) {
+	stream := resp.StatusCode == http.StatusOK && isEventStream(resp.Header.Get("Content-Type"))
+	if resp.StatusCode >= 500 && d.in.Method == http.MethodGet {
+		p.cohortCount(cohortPrimary, "streams")
+		p.cohortCount(cohortPrimary, "errors")
+	}
+	if stream && d.mirror {
 		p.mirrorStream(d, resp)
+		return nil
+	}
+	if stream {
+		p.referenceStream(d, resp, nil)
+		return nil
+	}
+	if !d.mirror {
 		return nil
 	}
 	now := time.Now().UnixNano()
@@ -529,6 +586,7 @@ func (p *Proxy) Reload(cfg Config) error {
 	old := p.state.Load().cfg
 	cfg.Logger, cfg.Registerer, cfg.Gatherer, cfg.Now = old.Logger, old.Registerer, old.Gatherer, old.Now
 	cfg.AdminToken = old.AdminToken // who may call the admin API is fixed at New
+	cfg.Fleet = old.Fleet           // and so is the fleet
 	err := cfg.Validate()
 	if err == nil {
 		err = p.loop.check(cfg)
@@ -632,6 +690,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		p.mu.Unlock()
 		for _, s := range open {
 			s.flush(settleAll)
+		}
+		if p.fleet != nil {
+			p.fleet.close()
 		}
 		p.primaryTransport.CloseIdleConnections()
 		p.mirrorTransport.CloseIdleConnections()

@@ -99,6 +99,9 @@ loop:
 			if err == nil {
 				err = p.Reload(next)
 			}
+			if err == nil {
+				err = p.shareChanged() // a fleet takes the file's shares
+			}
 			if err != nil {
 				log.Error("reload refused; the running config stays", "err", err)
 			} else {

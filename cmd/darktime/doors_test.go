@@ -40,6 +40,8 @@ func TestFlagsRefused(t *testing.T) {
 		{"shadow --mode off --primary http://127.0.0.1:1 --listen 127.0.0.1:0 --admin 127.0.0.1:0 --shutdown-timeout -1s", "--shutdown-timeout"},
 		{"shadow --mode off --primary http://127.0.0.1:1 --listen 127.0.0.1:0 --admin 127.0.0.1:0 --trusted-proxy nope", "trusted_proxies"},
 		{"shadow --mode off --primary http://127.0.0.1:1 --listen 127.0.0.1:0 --admin 0.0.0.0:0", "--admin-token"},
+		{"shadow --mode off --primary http://127.0.0.1:1 --listen 127.0.0.1:0 --admin 127.0.0.1:0 --redis http://127.0.0.1:6379", "fleet.redis"},
+		{"shadow --mode off --primary http://127.0.0.1:1 --listen 127.0.0.1:0 --admin 127.0.0.1:0 --redis redis://127.0.0.1:6379/0 --fleet a:b", "fleet.name"},
 		{"shadow --mode off --primary http://127.0.0.1:1 --listen 127.0.0.1:0 --admin 127.0.0.1:0 --tls-cert /nonexistent/c.pem --tls-key /nonexistent/k.pem", "--tls-cert"},
 	} {
 		t.Run(tc.args, func(t *testing.T) {

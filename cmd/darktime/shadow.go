@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -42,6 +46,10 @@ and the running config stays. Beyond loopback, --admin needs --admin-token (or
 			if err != nil {
 				return err
 			}
+			// go-redis logs each failed dial to stderr; with a fleet whose
+			// Redis is down that is a line a second. The proxy counts and
+			// logs the outage itself, so the client's go to debug.
+			redis.SetLogger(redisLog{log})
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
@@ -87,10 +95,19 @@ func (o *shadowOptions) bind(f *pflag.FlagSet) {
 	f.StringVar(&s.Key, "key", string(shadow.KeyIP), "user key: ip, cookie:NAME, header:NAME or query:NAME")
 	f.BoolVar(&s.MirrorUnsafe, "mirror-unsafe", false, "also mirror POST/PUT/PATCH/DELETE (publishes) where no route says otherwise")
 	f.StringVar(&s.LedgerFile, "ledger-file", "", "write the ledger JSON here on exit")
+	f.StringVar(&s.Redis, "redis", "", "Redis URL of a fleet of proxy instances sharing steps, rollbacks and evidence (redis://host:6379/0)")
+	f.StringVar(&s.Fleet, "fleet", "", "name of the fleet in that Redis (default \"default\")")
 	f.StringSliceVar(&s.TrustedProxies, "trusted-proxy", nil, "proxy address or CIDR whose X-Forwarded-For/Forwarded chain is passed on (repeat); from others only the peer's address is sent")
 	f.StringVar(&s.AdminToken, "admin-token", "", "bearer token every admin endpoint but /_darktime/healthz requires (env "+shadow.AdminTokenEnv+"); needed when --admin is not on loopback")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file: the proxy's listener (HTTP/2) and the admin API serve HTTPS")
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS key file")
 	f.DurationVar(&o.run.ShutdownTimeout, "shutdown-timeout", shadow.DefaultShutdownTimeout, "how long shutdown waits for mirrors to settle")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+// redisLog is go-redis's logger on the CLI's, at debug level.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
