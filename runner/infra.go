@@ -45,7 +45,10 @@ type cluster struct {
 	candURL   string
 	proxies   []*proc
 	proxyURLs []string
-	ledgers   []string // the proxies' ledger files
+	adminURLs []string // the proxies' admin API
+	// stopDefect stops the defect in front of the candidate (shadow.defect).
+	stopDefect func()
+	ledgers    []string // the proxies' ledger files
 }
 
 // start brings the target up; on error what started is stopped.
@@ -105,6 +108,10 @@ func (c *cluster) targets() []string {
 func (c *cluster) stop() {
 	for _, p := range c.proxies {
 		_ = p.stop(syscall.SIGTERM, 15*time.Second)
+	}
+	if c.stopDefect != nil {
+		c.stopDefect()
+		c.stopDefect = nil
 	}
 	if c.candidate != nil {
 		_ = c.candidate.stop(syscall.SIGTERM, 5*time.Second)
@@ -306,6 +313,10 @@ func (c *cluster) startShadow(ctx context.Context, sh *scenario.Shadow) error {
 		}
 		c.candidate, c.candURL = p, url
 	}
+	candidate, err := c.startDefect(sh)
+	if err != nil {
+		return err
+	}
 	for i, primary := range c.nodeURLs {
 		listen, err := freePort()
 		if err != nil {
@@ -319,7 +330,7 @@ func (c *cluster) startShadow(ctx context.Context, sh *scenario.Shadow) error {
 		ledger := filepath.Join(c.dir, name+"-ledger.json")
 		cfg := shadowFile{
 			Listen: "127.0.0.1:" + strconv.Itoa(listen), Admin: "127.0.0.1:" + strconv.Itoa(admin),
-			Primary: primary, Candidate: c.candURL, Mode: "off",
+			Primary: primary, Candidate: candidate, Mode: "off",
 			Key: shadowKey{From: "query", Name: UserKey},
 			Routes: []shadowRoute{
 				{Path: "/sub/", Mode: sh.Mode, Percent: sh.Percent},
@@ -348,6 +359,7 @@ func (c *cluster) startShadow(ctx context.Context, sh *scenario.Shadow) error {
 		}
 		c.proxies = append(c.proxies, p)
 		c.proxyURLs = append(c.proxyURLs, "http://"+cfg.Listen)
+		c.adminURLs = append(c.adminURLs, "http://"+cfg.Admin)
 		c.ledgers = append(c.ledgers, ledger)
 	}
 	return nil

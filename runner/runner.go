@@ -128,6 +128,9 @@ func (r *Runner) Run(ctx context.Context) (*Outcome, error) {
 			_ = os.WriteFile(filepath.Join(out.Dir, "scenario.yaml"), b, 0o644)
 		}
 	}
+	if err := r.checkCanary(ctx); err != nil {
+		return nil, err
+	}
 	targets := []scenario.Target{s.Target}
 	if s.CompareWith != nil {
 		targets = append(targets, *s.CompareWith)
@@ -191,7 +194,14 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 	runCtx, cancel := context.WithTimeout(ctx, s.Limits.MaxDuration.D())
 	defer cancel()
 	sched := &scheduler{r: r, c: c, log: faults, ctx: runCtx}
-	cfg.OnPublish = sched.begin
+	cr, err := r.newCanary(ctx, c, dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.OnPublish = func(start time.Time) {
+		sched.begin(start)
+		cr.begin(runCtx)
+	}
 	fmt.Fprintf(r.out, "  %d clients over %d channels at %v/s, %d phase(s) over %v, %d fault(s); about %v (limit %v)\n",
 		s.Clients.Count, s.Clients.Channels, s.Clients.Ramp, len(s.Phases), s.RunLength(), len(s.Faults), s.Planned(), s.Limits.MaxDuration)
 
@@ -202,6 +212,8 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 		res, err = swarm.Run(runCtx, cfg)
 	}
 	sched.finish()
+	cr.stop()
+	defer cr.record(to) // after the report's gates: the rollout's outcome is one
 	interrupted := err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 	if err != nil && !interrupted && res == nil {
 		return nil, fmt.Errorf("swarm: %w", err)

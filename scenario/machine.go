@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -34,6 +35,10 @@ type Options struct {
 	// AllowSpecialFiles lets LoadFile read a FIFO, a pipe or a device
 	// (internal/inputfile); by default only regular files are read.
 	AllowSpecialFiles bool
+	// CheckCanary, when set, checks the rollout plan shadow.canary names
+	// (its path resolved against the scenario's folder): darktime run
+	// gives canary's parser, which this package does not link.
+	CheckCanary func(ctx context.Context, path string) error
 }
 
 // fdHeadroom is what a process needs besides its connections: listeners,

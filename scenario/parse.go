@@ -103,6 +103,14 @@ func LoadFileContext(ctx context.Context, name string, opts Options) (*Scenario,
 		if s.Clients.Token != nil {
 			rel(&s.Clients.Token.KeyFile)
 		}
+		if s.Shadow != nil && s.Shadow.Canary != "" {
+			rel(&s.Shadow.Canary)
+			if opts.CheckCanary != nil {
+				if cerr := opts.CheckCanary(ctx, s.Shadow.Canary); cerr != nil {
+					return nil, Errors{{File: name, Path: "shadow.canary", Msg: cerr.Error()}}
+				}
+			}
+		}
 	}
 	return s, err
 }

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"os"
@@ -255,5 +256,24 @@ func TestOverrides(t *testing.T) {
 		default:
 			c.then(t, s)
 		}
+	}
+}
+
+// TestCheckCanary: the plan shadow.canary names is resolved against the
+// scenario's folder and given to Options.CheckCanary.
+func TestCheckCanary(t *testing.T) {
+	t.Parallel()
+	var got string
+	opts := testOpts
+	opts.CheckCanary = func(_ context.Context, path string) error {
+		got = path
+		return errors.New("steps: none")
+	}
+	_, err := LoadFile("../scenarios/canary-rollout.yaml", opts)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "shadow.canary: steps: none") {
+		t.Errorf("error %v", err)
+	}
+	if got != filepath.Join("..", "scenarios", "plans", "canary-rollout.yaml") {
+		t.Errorf("plan path %q", got)
 	}
 }

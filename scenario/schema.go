@@ -149,6 +149,15 @@ type Shadow struct {
 	Percent   float64 `yaml:"percent"`
 	Mode      string  `yaml:"mode"`
 	Candidate string  `yaml:"candidate"`
+	// Defect, for the embedded candidate, is injected into its streams
+	// (internal/defect: "drop=0.1%", "delay=40ms", "tail=2%:25ms").
+	Defect string `yaml:"defect,omitempty"`
+	// Canary is a rollout plan (darktime canary's file, relative to the
+	// scenario; its admin: is replaced by the run's proxies), run from
+	// the first publish. Expect is the outcome the run must end with:
+	// promoted (default) or rolled_back, a gate.
+	Canary string `yaml:"canary,omitempty"`
+	Expect string `yaml:"expect,omitempty"`
 }
 
 // Shadow modes and the embedded candidate.
@@ -156,6 +165,8 @@ const (
 	ModeDivert        = "divert"
 	ModeMirror        = "mirror"
 	CandidateEmbedded = "embedded"
+	ExpectPromoted    = "promoted"
+	ExpectRolledBack  = "rolled_back"
 )
 
 // Fault happens At an offset from the start of the first phase and is

@@ -11,6 +11,7 @@ import (
 
 	"github.com/goccy/go-yaml/ast"
 
+	"github.com/darktime/darktime/internal/defect"
 	"github.com/darktime/darktime/report"
 	"github.com/darktime/darktime/swarm/params"
 )
@@ -445,6 +446,21 @@ func (v *validator) shadow() {
 	}
 	if v.require("shadow.candidate", "embedded (a server darktime starts) or the candidate's URL") && sh.Candidate != CandidateEmbedded {
 		v.url("shadow.candidate", sh.Candidate)
+	}
+	if sh.Defect != "" {
+		if sh.Candidate != CandidateEmbedded {
+			v.errorf("shadow.defect", "a defect is injected into the embedded candidate: set shadow.candidate: embedded")
+		} else if _, err := defect.Parse(sh.Defect); err != nil {
+			v.errorf("shadow.defect", "%v", err)
+		}
+	}
+	switch {
+	case sh.Canary == "" && sh.Expect != "":
+		v.errorf("shadow.expect", "the outcome of a rollout: it needs shadow.canary: PLAN")
+	case sh.Canary != "" && sh.Expect == "":
+		sh.Expect = ExpectPromoted
+	case sh.Canary != "" && sh.Expect != ExpectPromoted && sh.Expect != ExpectRolledBack:
+		v.errorf("shadow.expect", "%q: want promoted or rolled_back", sh.Expect)
 	}
 }
 

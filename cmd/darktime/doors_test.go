@@ -66,7 +66,7 @@ func TestHelpShowsNoSecret(t *testing.T) {
 	t.Setenv("DARKTIME_PUBLISH_TOKEN", "publish-sekrit")
 	t.Setenv("DARKTIME_ADMIN_TOKEN", "admin-sekrit")
 	t.Setenv("DARKTIME_SHADOW_ADMIN_TOKEN", "shadow-sekrit")
-	for _, cmd := range []string{"server", "shadow", "worker", "swarm", "run"} {
+	for _, cmd := range []string{"server", "shadow", "worker", "swarm", "run", "canary"} {
 		var out bytes.Buffer
 		root := newRootCmd()
 		root.SetOut(&out)

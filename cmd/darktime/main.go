@@ -24,6 +24,16 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// exitError is an error with its own exit code (darktime canary: 1
+// rolled back, 3 the proxy unreachable or interrupted).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
 func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
@@ -101,6 +111,10 @@ func main() {
 	var ue usageError
 	if errors.As(err, &ue) {
 		os.Exit(2)
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		os.Exit(ee.code)
 	}
 	os.Exit(1)
 }

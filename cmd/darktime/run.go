@@ -81,7 +81,7 @@ func (o *runOptions) run(cmd *cobra.Command, files []string) error {
 			}
 		}
 	}
-	opts := scenario.Options{SkipBinaries: o.skipBinaries, Overrides: o.ov, AllowSpecialFiles: allowSpecial && o.check}
+	opts := scenario.Options{SkipBinaries: o.skipBinaries, Overrides: o.ov, AllowSpecialFiles: allowSpecial && o.check, CheckCanary: checkCanaryPlan}
 	if err := scenario.CheckFiles(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), files, opts); err != nil {
 		return usageError{err}
 	}

@@ -240,3 +240,41 @@ func requireRedis(t *testing.T) {
 		t.Fatal("redis-server not found: install it (apt-get install -y redis-server, or make deps)")
 	}
 }
+
+// TestRunShadowDefect: shadow.defect puts internal/defect in front of
+// the embedded candidate; the ledger sees its drops.
+func TestRunShadowDefect(t *testing.T) {
+	tstest.Long(t, "a whole darktime run of several seconds")
+	dir := t.TempDir()
+	code, out := darktime(t, t.Context(), "run", "--quiet", "--out", dir, "testdata/shadow-defect.yaml")
+	if code != 0 {
+		ledger, _ := os.ReadFile(filepath.Join(dir, "shadow-0-ledger.json"))
+		t.Fatalf("exit %d, want 0:\n%s\nledger: %.1500s", code, out, ledger)
+	}
+	r := readReport(t, filepath.Join(dir, "report.json"))
+	if m := r.Metrics; m["shadow_lost"] == 0 || m["lost"] != 0 {
+		t.Errorf("shadow_lost %v (want the defect's drops), lost %v (want 0)", m["shadow_lost"], m["lost"])
+	}
+}
+
+// TestRunCanary: shadow.canary runs the plan on the run's proxies from
+// the first publish; its outcome is a gate and canary.json is written.
+func TestRunCanary(t *testing.T) {
+	tstest.Long(t, "a whole darktime run of 20 s")
+	dir := t.TempDir()
+	code, out := darktime(t, t.Context(), "run", "--quiet", "--out", dir, "testdata/canary-small.yaml")
+	var doc struct {
+		Outcome string `json:"outcome"`
+		Reason  string `json:"reason"`
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "canary.json"))
+	if err != nil || json.Unmarshal(data, &doc) != nil {
+		t.Fatalf("no canary.json (%v); exit %d:\n%s", err, code, out)
+	}
+	if strings.Contains(doc.Reason, "no step API") {
+		t.Skip("waits for the proxy's /_darktime/step")
+	}
+	if code != 0 || doc.Outcome != "rolled_back" || !strings.Contains(doc.Reason, "delay") {
+		t.Fatalf("exit %d, canary %s: %s\n%s", code, doc.Outcome, doc.Reason, out)
+	}
+}
