@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build run serve test test-short check bench bench-go bench-fanout bench-hooks fmt deps
+.PHONY: help build run serve test test-short check bench bench-go bench-fanout bench-hooks bench-shadow bench-proxy fmt deps
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ bench-hooks: ## hooks → Redis queue → 2 workers → SSE: jobs/s and p99 at 5
 
 bench-shadow: ## the shadow proxy in mirror mode against the reference server alone (see BENCHMARKS.md)
 	./scripts/bench-shadow.sh
+
+bench-proxy: ## what the shadow proxy costs per relayed event against a one-read-one-write relay, and the p99 it adds (see BENCHMARKS.md)
+	./scripts/bench-proxy.sh
 
 fmt: ## gofmt the tree
 	gofmt -w .
