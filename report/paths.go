@@ -2,9 +2,12 @@ package report
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"strings"
 
+	"github.com/darktime/darktime/shadow/ledgerfile"
 	"github.com/darktime/darktime/swarm/resultfile"
 )
 
@@ -24,6 +27,10 @@ type Paths struct {
 	Results                 []string
 	StatsBefore, StatsAfter []string
 	Shadow                  []string
+	// MergeShadow says the Shadow files are the ledgers of the instances
+	// of one proxy fleet (the same users' buckets, the same targets): they
+	// are reported as one ledger, their exact sum (ledgerfile.Merge).
+	MergeShadow bool
 }
 
 // Inputs reads every file of p within fs's bounds; the paths name the
@@ -59,6 +66,14 @@ func (fs Files) Inputs(ctx context.Context, p Paths) (Inputs, error) {
 		}
 		in.Shadow = append(in.Shadow, l)
 		in.ShadowNames = append(in.ShadowNames, path)
+	}
+	if p.MergeShadow && len(in.Shadow) > 1 {
+		m, err := ledgerfile.Merge(in.Shadow...)
+		if err != nil {
+			return in, fmt.Errorf("%w: --merge-shadow %s: %w", ErrInput, strings.Join(in.ShadowNames, ", "), err)
+		}
+		in.Shadow = []ledgerfile.Report{m}
+		in.ShadowNames = []string{fmt.Sprintf("shadow fleet (%d instances)", len(in.ShadowNames))}
 	}
 	return in, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -307,5 +308,44 @@ func TestServerLedgerSeveralNodes(t *testing.T) {
 	fan := r.Ledgers[2] // after swarm and publish
 	if fan.Source != "server_fanout" || fan.Balance != 1 || fan.ByScope[0].Scope != "node n1" {
 		t.Errorf("server ledger over two nodes: %+v", fan)
+	}
+}
+
+// TestMergeShadow: the ledgers of a fleet's instances are reported as
+// their exact sum, one ledger; ledgers that do not merge are bad input.
+func TestMergeShadow(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join("testdata", "shadow.json")
+	one, err := Files{}.Inputs(ctx, Paths{Shadow: []string{path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := Files{}.Inputs(ctx, Paths{Shadow: []string{path, path}, MergeShadow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(two.Shadow) != 1 || two.ShadowNames[0] != "shadow fleet (2 instances)" {
+		t.Fatalf("merged into %d ledgers named %v, want one fleet ledger", len(two.Shadow), two.ShadowNames)
+	}
+	want, err := ledgerfile.Merge(one.Shadow[0], one.Shadow[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(two.Shadow[0], want) {
+		t.Errorf("the fleet ledger is not ledgerfile.Merge of its parts")
+	}
+	if got, part := two.Shadow[0].Targets[0].Totals.Primary, one.Shadow[0].Targets[0].Totals.Primary; got != 2*part || part == 0 {
+		t.Errorf("fleet primary total %d, want twice %d", got, part)
+	}
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other.json")
+	o := one.Shadow[0]
+	o.SettleMS++ // another proxy's settings: its accounts do not add up with these
+	data, _ := json.Marshal(o)
+	if err := os.WriteFile(other, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Files{}).Inputs(ctx, Paths{Shadow: []string{path, other}, MergeShadow: true}); !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), "--merge-shadow") {
+		t.Errorf("ledgers of different settings: err = %v, want ErrInput naming --merge-shadow", err)
 	}
 }

@@ -45,6 +45,7 @@ Output formats: report/REPORT.md.`,
 	f.StringArrayVar(&o.rq.Paths.StatsBefore, "stats-before", nil, "GET /stats of a server node before the run (repeatable: one per node)")
 	f.StringArrayVar(&o.rq.Paths.StatsAfter, "stats-after", nil, "GET /stats of a server node after the run drained (repeatable: one per node)")
 	f.StringArrayVar(&o.rq.Paths.Shadow, "shadow", nil, "shadow proxy ledger file (repeatable)")
+	f.BoolVar(&o.rq.Paths.MergeShadow, "merge-shadow", false, "the --shadow files are instances of one proxy fleet: report their exact sum as one ledger")
 	f.StringArrayVar(&o.rq.Gates, "gate", nil, "threshold 'METRIC OP NUMBER', OP one of < <= > >= == != (repeatable)")
 	f.StringVar(&o.rq.GatesFile, "gates", "", "YAML or JSON file with gates: a list of expressions, or {gates: [...]}")
 	f.StringVar(&o.rq.JSON, "json", "", "write the darktime.report/v1 JSON here")
