@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -131,10 +132,49 @@ type Config struct {
 	// {token} placeholder of the subscribe URL and headers (token.go).
 	Token *TokenConfig
 
-	// publishers, when set (tests), bounds the publish requests in flight;
-	// 1 sends each publish once the one before is answered.
-	publishers uint64
+	// Publishers, when set, bounds the publish requests in flight (default
+	// vegeta's 10,000 workers); 1 sends each publish once the one before is
+	// answered.
+	Publishers int
+	// MaxRate publishes as fast as the target answers instead of at Rate:
+	// Publishers requests in flight (required; per part), each sent as
+	// soon as one is answered (vegeta's rate 0 with that many workers),
+	// until Events events were sent or Duration is over. Pacing and
+	// Phases do not apply; an event's intended send time is when its
+	// request is built.
+	MaxRate bool
+	// Events, when set, ends the publishing after this many events
+	// (whatever Duration says; each part of a split run publishes its
+	// share of them, rounded down); MaxRate requires it. With batches the
+	// last request carries what is left.
+	Events int64
+	// RetryUnavailable, when set, sends a publish answered 503 (the target
+	// took nothing: a full queue, a busy broker) again after this pause,
+	// until it is answered otherwise, the publish timeout (10 s, retries
+	// included) runs out or the run stops; Publish.Retried counts the
+	// retries. Zero: a 503 is a failed publish.
+	RetryUnavailable time.Duration
+
+	// AfterPublish, when set, is called from Run's goroutine once the last
+	// publish was answered (after StagePublished), before the drain, which
+	// starts when it returns: a target that processes publishes
+	// asynchronously (a job queue) can be waited for there.
+	AfterPublish func(ctx context.Context, p Published) `json:"-"`
 }
+
+// Published is what the publisher did, told to Config.AfterPublish.
+type Published struct {
+	// Info counts the publishes, all answered.
+	Info PublishInfo
+	// EventsOK counts the events of the publishes answered 2xx.
+	EventsOK int64
+	// Received counts the measured events received so far, duplicates
+	// included.
+	Received func() int64
+}
+
+// MaxBatch bounds Profile.Publish.Batch.
+const MaxBatch = 10_000
 
 // Phase is one stretch of the publishing with its own rate.
 type Phase struct {
@@ -294,6 +334,31 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// publishProblems checks the publisher's mode and the batch size.
+func (c Config) publishProblems() []string {
+	var problems []string
+	check := func(bad bool, msg string) {
+		if bad {
+			problems = append(problems, msg)
+		}
+	}
+	check(c.Publishers < 0 || c.Publishers > 10_000, "publishers (--publishers) must be between 1 and 10,000 requests in flight")
+	check(c.Events < 0 || c.Events > maxPublishes, fmt.Sprintf("events (--events) must be between 1 and %d", maxPublishes))
+	check(c.RetryUnavailable < 0 || c.RetryUnavailable > time.Minute, "retry unavailable (--retry-unavailable) must be between 0 and 1m")
+	if c.MaxRate {
+		check(c.Publishers == 0, "max rate (--max-rate) needs publishers (--publishers): how many requests to keep in flight")
+		check(c.Events == 0, "max rate (--max-rate) needs events (--events): how many to publish")
+		check(len(c.Phases) > 0, "max rate (--max-rate) and phases (--phase) do not go together: phases have rates")
+		check(c.Pacing.Kind != PaceConstant, fmt.Sprintf("max rate (--max-rate) and %s pacing do not go together: there is no rate to shape", c.Pacing.Kind))
+	}
+	b := c.Profile.Publish.Batch
+	check(b < 0 || b > MaxBatch, fmt.Sprintf("publish batch (--publish-batch) must be between 1 and %d events per request", MaxBatch))
+	return problems
+}
+
+// batch is how many events a request carries (1 without batches).
+func (c Config) batch() int { return max(c.Profile.Publish.Batch, 1) }
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails
@@ -371,7 +436,7 @@ func (c Config) validate() error {
 		problems = append(problems, err.Error())
 	}
 	planned := c.Pacing.UpperBound(c.Rate, c.Duration)
-	if len(c.Phases) > 0 {
+	if len(c.Phases) > 0 || c.MaxRate {
 		planned = 0
 	}
 	for i, p := range c.Phases {
@@ -391,6 +456,13 @@ func (c Config) validate() error {
 			planned += c.Pacing.UpperBound(c.phaseTotalRate(p), p.Duration)
 		}
 	}
+	if c.Events > 0 {
+		planned = min(planned, float64(c.Events))
+	}
+	if c.MaxRate {
+		planned = float64(c.Events)
+	}
+	problems = append(problems, c.publishProblems()...)
 	if planned > maxPublishes {
 		problems = append(problems, fmt.Sprintf("about %.0f publishes planned, at most %d: publish for less time or at a lower rate", planned, maxPublishes))
 	}

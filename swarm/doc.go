@@ -11,10 +11,13 @@
 // readers (Slowdowns), and fail over to the next of several server nodes
 // when theirs stops answering. Publishers are vegeta attacks (constant,
 // linear or sine pacing, optionally in Phases with rates of their own, one
-// of which may spike a single hot channel) that stamp every event with
-// its channel's sequence number and its intended send time, so each
-// client detects loss, duplicates and reordering and measures
-// publish-to-receive latency without coordinated omission.
+// of which may spike a single hot channel; or MaxRate: as fast as the
+// target answers from Publishers requests in flight, until Events) that
+// stamp every event with its channel's sequence number and its intended
+// send time, so each client detects loss, duplicates and reordering and
+// measures publish-to-receive latency without coordinated omission. A
+// request carries one event, or a batch of Profile.Publish.Batch events
+// joined into one body (a JSON array by default), which share its answer.
 //
 // A Target (a Profile: subscribe URL template, publish request template,
 // where seq and timestamp sit in the received data) makes the same swarm

@@ -103,7 +103,7 @@ func TestRunDetectsLossDuplicatesReordering(t *testing.T) {
 	// One publish at a time: each held event's publish was answered before
 	// the next was sent, so its late delivery is a reordering for sure
 	// (publishes in flight together have no order to break).
-	cfg.publishers = 1
+	cfg.Publishers = 1
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -72,6 +72,11 @@ func (f Flags) overrideProfile(p *Profile) {
 	set(&p.Publish.Method, f.Publish.Method)
 	set(&p.Publish.URL, f.Publish.URL)
 	set(&p.Publish.Body, f.Publish.Body)
+	set(&p.Publish.BatchBody, f.Publish.BatchBody)
+	set(&p.Publish.BatchSeparator, f.Publish.BatchSeparator)
+	if f.Publish.Batch != 0 {
+		p.Publish.Batch = f.Publish.Batch
+	}
 	set(&p.Extract.Seq, f.Extract.Seq)
 	set(&p.Extract.TS, f.Extract.TS)
 	set(&p.Extract.Channel, f.Extract.Channel)

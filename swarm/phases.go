@@ -16,8 +16,11 @@ func constantRate(perS float64) vegeta.Rate {
 
 // shapedPacer paces perS events/s (a part's rate) in the run's Pacing:
 // constant; linear starting at perS; sine around perS. share scales the
-// slope and the amplitude, which are given for the whole run.
+// slope and the amplitude, which are given for the whole run. The pacer
+// releases requests, which carry cfg.batch() events each.
 func (cfg Config) shapedPacer(perS, share float64) vegeta.Pacer {
+	perReq := 1 / float64(cfg.batch())
+	perS, share = perS*perReq, share*perReq
 	switch cfg.Pacing.Kind {
 	case PaceLinear:
 		return vegeta.LinearPacer{StartAt: constantRate(perS), Slope: cfg.Pacing.Slope * share}
@@ -29,8 +32,13 @@ func (cfg Config) shapedPacer(perS, share float64) vegeta.Pacer {
 	return constantRate(perS)
 }
 
-// pacer builds the vegeta pacer for this part's share of the rate.
+// pacer builds the vegeta pacer for this part's share of the rate: with
+// MaxRate vegeta's zero ConstantPacer, which never waits (the workers
+// bound the requests in flight).
 func (cfg Config) pacer(share float64) vegeta.Pacer {
+	if cfg.MaxRate {
+		return vegeta.ConstantPacer{}
+	}
 	return cfg.shapedPacer(cfg.Rate*share, share)
 }
 

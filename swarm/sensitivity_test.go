@@ -195,7 +195,7 @@ func TestExplanationsNeverHideLoss(t *testing.T) {
 	cfg.Clients, cfg.Channels, cfg.Rate, cfg.Duration = 200, 4, 400, duration
 	cfg.Drain = 2 * time.Second
 	cfg.Storms = []time.Duration{stormAt}
-	cfg.publishers = 1 // one publish at a time: a held-back copy is a reordering for sure
+	cfg.Publishers = 1 // one publish at a time: a held-back copy is a reordering for sure
 	cfg.OnPublish = func(at time.Time) {
 		startMu.Lock()
 		start = at

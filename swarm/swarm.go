@@ -203,7 +203,7 @@ func newRun(cfg Config) (*run, error) {
 		chanIndex: make(map[string]int, len(asg.names)),
 		nextSeq:   make([]atomic.Int64, cfg.Channels),
 		ledger:    ledger.New(cfg.LedgerWindow),
-		pubs:      newPublishLog(),
+		pubs:      newPublishLog(cfg.Channels),
 		errs:      map[string]int64{},
 		samples:   map[string]string{},
 	}
@@ -406,6 +406,12 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 	}
 	r.stage(StagePublished)
 	r.snapshotFinal()
+	if cfg.AfterPublish != nil && ctx.Err() == nil {
+		r.pubs.mu.Lock()
+		p := Published{Info: r.pubs.info, EventsOK: r.pubs.eventsOK, Received: r.eventsSoFar}
+		r.pubs.mu.Unlock()
+		cfg.AfterPublish(ctx, p)
+	}
 
 	// Phase 4: drain; cut short (but not skipped) when interrupted.
 	if ctx.Err() != nil {
@@ -488,7 +494,7 @@ func (r *run) newResult(began time.Time) *Result {
 			DurationSeconds: cfg.Duration.Seconds(), SettleSeconds: cfg.Settle.Seconds(), DrainSeconds: cfg.Drain.Seconds(),
 			Churn: cfg.Churn, LedgerWindowS: cfg.LedgerWindow.Seconds(), Seed: cfg.Seed, ProfileDetail: cfg.Profile,
 			RetrySeconds: cfg.DefaultRetry.Seconds(), LateAfter: cfg.LateAfter,
-			Token: cfg.Token.echo(r.signer),
+			Token: cfg.Token.echo(r.signer), MaxRate: cfg.MaxRate, Publishers: cfg.Publishers, Events: cfg.Events,
 		},
 	}
 	for _, s := range cfg.Storms {

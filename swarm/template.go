@@ -211,6 +211,51 @@ type compiledProfile struct {
 	// bodyFixed is the body length without padding, for sizing events.
 	bodyFixed int
 	multi     bool // clients may hold several channels
+	// batchHead, batchSep and batchTail wrap and join the events of a
+	// request (Publish.Batch).
+	batchHead, batchSep, batchTail string
+}
+
+// phEvents is where BatchBody puts the events of a request.
+const phEvents = "{events}"
+
+// compileBatch splits Publish.BatchBody around {events}.
+func (c *compiledProfile) compileBatch() error {
+	p := c.Publish
+	if p.Batch == 0 {
+		if p.BatchBody != "" || p.BatchSeparator != "" {
+			return fmt.Errorf("%w: profile %q: a batch body or separator without a batch size (--publish-batch)", ErrTemplate, c.Name)
+		}
+		return nil
+	}
+	body, sep := p.BatchBody, p.BatchSeparator
+	if body == "" {
+		body = "[" + phEvents + "]"
+	}
+	if sep == "" {
+		sep = ","
+	}
+	head, tail, ok := strings.Cut(body, phEvents)
+	if !ok || strings.Contains(tail, phEvents) {
+		return fmt.Errorf("%w: profile %q: batch body %q must hold %s once, where the events go", ErrTemplate, c.Name, body, phEvents)
+	}
+	for _, t := range append([]template{c.pubURL}, headerValues(c.pubHeaders)...) {
+		for _, ph := range []string{phChannel, phSeq, phTS} {
+			if t.has(ph) {
+				return fmt.Errorf("%w: profile %q: %q holds {%s}, but a batch carries events of several channels and seqs: with --publish-batch, {channel}, {seq} and {ts} may only be in the body", ErrTemplate, c.Name, t.src, ph)
+			}
+		}
+	}
+	c.batchHead, c.batchSep, c.batchTail = head, sep, tail
+	return nil
+}
+
+func headerValues(hs []compiledHeader) []template {
+	out := make([]template, len(hs))
+	for i, h := range hs {
+		out[i] = h.value
+	}
+	return out
 }
 
 type compiledHeader struct {
@@ -276,6 +321,9 @@ func compileProfile(p Profile, multi bool) (*compiledProfile, error) {
 	}
 	if !hasChannel {
 		return nil, bad("the publish request needs {channel} in its URL, a header or the body")
+	}
+	if err := c.compileBatch(); err != nil {
+		return nil, err
 	}
 	// Only what can never work is refused here: the markers are checked
 	// on what the server delivers (extract.go), which may wrap or unwrap

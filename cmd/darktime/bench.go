@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -52,18 +51,7 @@ they do not compete.`,
 			raiseFileLimit()
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			res, err := fanoutbench.Run(cmd.Context(), cfg)
-			if errors.Is(err, fanoutbench.ErrConfig) {
-				return usageError{err}
-			}
-			if res != nil {
-				fmt.Fprint(cmd.OutOrStdout(), res)
-				if jsonPath != "" {
-					if werr := writeJSON(jsonPath, res); werr != nil {
-						return errors.Join(err, werr)
-					}
-				}
-			}
-			return err
+			return printBench(cmd, jsonPath, res, res != nil, err, fanoutbench.ErrConfig)
 		},
 	}
 	f := cmd.Flags()
@@ -90,18 +78,20 @@ func newBenchHooksCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hooks",
 		Short: "Post model hooks, measure jobs/s through the queue and workers and hook→event latency",
-		Long: `Holds --subscribers SSE connections to {target}/sub/thread:<prefix>_<i>, one
-per thread, then:
+		Long: `Runs the swarm (darktime swarm) once per phase, with --subscribers clients on
+{target}/sub/thread:<prefix>_<i>, one per thread, and its publisher posting
+hooks to {target}/hooks round robin over the threads:
 
-  throughput  posts --jobs hooks to {target}/hooks in batches of --batch from
-              --posters clients as fast as the server takes them, and reports
-              jobs/s from the first post to the last ack in /queue/stats;
-  latency     posts --rate hooks/s for --duration in batches of
-              --latency-batch at a constant pace, and reports the time from
-              each hook's intended send time to its event at a subscriber.
+  throughput  --jobs hooks in batches of --batch from --posters requests in
+              flight, as fast as the server takes them (a 503 is posted
+              again); jobs/s from the first post to the last ack in
+              /queue/stats;
+  latency     --rate hooks/s for --duration in batches of --latency-batch at
+              a constant pace; the time from each hook's intended send time
+              to its event at a subscriber.
 
-Every accepted hook must arrive exactly once (on its thread); lost and
-duplicated events are counted. With --pids, the CPU time of those processes
+Every accepted hook must arrive exactly once (on its thread); the swarm's
+ledger counts lost and duplicated events. With --pids, the CPU time of those processes
 (server, workers, redis) is reported per job. The target needs Redis
 (--redis) and workers (--workers N, or darktime worker processes).`,
 		Example: `  darktime bench hooks --target http://127.0.0.1:8080 --pids "server=$(pgrep -f 'darktime server'),redis=$(pgrep redis-server)" --json results/bench/hooks.json`,
@@ -113,23 +103,13 @@ duplicated events are counted. With --pids, the CPU time of those processes
 			}
 			cfg.Processes = procs
 			cfg.Phase = hookbench.Phase(phase)
-			if err := validateHooksFlags(cfg); err != nil {
-				return err
-			}
-			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			res, err := hookbench.Run(cmd.Context(), cfg)
-			if errors.Is(err, hookbench.ErrConfig) {
+			if err := cfg.CheckSet(); err != nil {
 				return usageError{err}
 			}
-			if res != nil {
-				fmt.Fprint(cmd.OutOrStdout(), res)
-				if jsonPath != "" {
-					if werr := writeJSON(jsonPath, res); werr != nil {
-						return errors.Join(err, werr)
-					}
-				}
-			}
-			return err
+			raiseFileLimit()
+			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			res, err := hookbench.Run(cmd.Context(), cfg)
+			return printBench(cmd, jsonPath, res, res != nil, err, hookbench.ErrConfig)
 		},
 	}
 	f := cmd.Flags()
@@ -148,30 +128,22 @@ duplicated events are counted. With --pids, the CPU time of those processes
 	return cmd
 }
 
-// validateHooksFlags rejects values the zero-means-default Config would
-// silently replace.
-func validateHooksFlags(cfg hookbench.Config) error {
-	switch {
-	case cfg.Phase != hookbench.PhaseThroughput && cfg.Phase != hookbench.PhaseLatency && cfg.Phase != hookbench.PhaseBoth:
-		return usagef("--phase must be throughput, latency or both, not %q", cfg.Phase)
-	case cfg.Subscribers <= 0:
-		return usagef("--subscribers must be at least 1")
-	case cfg.Jobs <= 0:
-		return usagef("--jobs must be at least 1")
-	case cfg.Batch <= 0 || cfg.Batch > hookbench.MaxBatch:
-		return usagef("--batch must be between 1 and %d", hookbench.MaxBatch)
-	case cfg.Posters <= 0:
-		return usagef("--posters must be at least 1")
-	case cfg.Rate <= 0:
-		return usagef("--rate must be positive")
-	case cfg.Duration <= 0 || cfg.Duration > 24*time.Hour:
-		return usagef("--duration must be positive and at most 24h")
-	case cfg.LatencyBatch <= 0 || cfg.LatencyBatch > hookbench.MaxBatch:
-		return usagef("--latency-batch must be between 1 and %d", hookbench.MaxBatch)
-	case cfg.Drain <= 0:
-		return usagef("--drain must be positive")
+// printBench prints a benchmark's result (when ok: there is one) and writes
+// it as JSON to jsonPath; an error wrapping usage is a usage error.
+func printBench(cmd *cobra.Command, jsonPath string, res fmt.Stringer, ok bool, err, usage error) error {
+	if errors.Is(err, usage) {
+		return usageError{err}
 	}
-	return nil
+	if !ok {
+		return err
+	}
+	fmt.Fprint(cmd.OutOrStdout(), res)
+	if jsonPath != "" {
+		if werr := writeJSON(jsonPath, res); werr != nil {
+			return errors.Join(err, werr)
+		}
+	}
+	return err
 }
 
 // raiseFileLimit lifts the soft open-file limit to the hard one: every

@@ -121,6 +121,8 @@ func TestSwarmExitCodes(t *testing.T) {
 		{"too many procs for the channels", "swarm --procs 3 --target " + closed + " " + quick, 2, "parts need at least as many channels"},
 		{"unreachable target", "swarm --target " + closed + " " + quick, 1, "no client could subscribe"},
 		{"agent without redis", "swarm agent", 2, "--redis URL is required"},
+		{"batch with {channel} in the URL", "swarm --publish-batch 5 " + quick, 2, "may only be in the body"},
+		{"max rate without events", "swarm --max-rate --publishers 2 " + quick, 2, "needs events (--events)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,6 +132,30 @@ func TestSwarmExitCodes(t *testing.T) {
 				t.Errorf("darktime %s: exit %d, output %q; want exit %d saying %q", tt.args, code, output, tt.code, tt.says)
 			}
 		})
+	}
+}
+
+// TestSwarmBatchFlags publishes 40 events in batches of 4 to the JSON
+// form of /pub, as fast as the server answers two requests at a time.
+func TestSwarmBatchFlags(t *testing.T) {
+	t.Parallel()
+	target := startTestServer(t, server.Config{})
+	out := filepath.Join(t.TempDir(), "r.json")
+	code, output := darktime(t, context.Background(), "swarm", "--target", target, "--clients", "4", "--channels", "2", "--distribution", "round-robin",
+		"--publish-url", "{target}/pub", "--publish-header", "Content-Type: application/json",
+		"--publish-body", `{"channel":"{channel}","data":{"ch":"{channel}","seq":{seq},"ts":{ts}}}`,
+		"--publish-batch", "4", "--publish-batch-body", `{"events":[{events}]}`,
+		"--max-rate", "--publishers", "2", "--events", "40",
+		"--settle", "10ms", "--drain", "300ms", "--quiet", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, output)
+	}
+	res := readSwarmResult(t, out)
+	if p := res.Publish; p.Attempted != 10 || p.OK != 10 || p.EventsOK != 40 || !res.Config.MaxRate || res.Config.Events != 40 {
+		t.Errorf("publish %+v, config %+v: want 10 requests of 4 events", p, res.Config)
+	}
+	if tot := res.Ledger.Totals(); tot.Credit != 80 || tot.Lost != 0 {
+		t.Errorf("ledger %+v: want 40 events × 2 clients each, nothing lost", tot)
 	}
 }
 

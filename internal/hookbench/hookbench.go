@@ -2,21 +2,28 @@
 // hooks posted to POST /hooks, enqueued in Redis, claimed and formatted by
 // workers, published through Redis and delivered to SSE subscribers.
 //
-// A run holds Subscribers lean SSE connections, one per thread channel
-// (thread:<prefix>_<i>), then measures in two phases:
+// Each phase is a swarm run (package swarm): Subscribers swarm clients,
+// one per thread channel (thread:<prefix>_<i>), and the swarm's publisher
+// posting hooks in batches (swarm's Publish.Batch), every hook on the next
+// thread round robin:
 //
 //   - throughput: post Jobs hooks as fast as the server takes them, in
-//     batches of Batch from Posters concurrent clients, and time them from
-//     the first post to the last ack seen in GET /queue/stats;
+//     batches of Batch from Posters requests in flight (the swarm's
+//     MaxRate), and time them from the first post to the last ack seen in
+//     GET /queue/stats;
 //   - latency: post Rate hooks/s for Duration in batches of LatencyBatch
 //     at a constant pace (vegeta), and measure, at the subscribers, the time
 //     from each hook's intended send time to its event on the wire.
 //
-// Every hook carries its id and intended send time (in "message"); each has
-// exactly one subscribed channel (its thread; forum and author are constant
-// channels nobody subscribes to), so every accepted hook must arrive exactly
-// once. With Processes set, the CPU time of each process (server, workers,
-// Redis) is measured over each phase and reported per job.
+// Every hook carries its thread's seq and its intended send time in its
+// message ("seq=N ts=N"), which the default post pipeline copies into the
+// event, where the swarm's clients read them back. Each hook has exactly one
+// subscribed channel (its thread; forum and author are constant channels
+// nobody subscribes to), so every accepted hook must arrive exactly once:
+// the swarm's ledger counts what was owed, received, lost and duplicated.
+// What stays here is the queue's side (/queue/stats) and, with Processes
+// set, the CPU time of each process (server, workers, Redis) over each
+// phase, reported per job.
 package hookbench
 
 import (
@@ -27,18 +34,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-
-	"github.com/darktime/darktime/internal/ctxwait"
-	"github.com/darktime/darktime/internal/histogram"
+	"github.com/darktime/darktime/swarm"
 )
 
 // Phase selects what a run measures.
@@ -81,8 +82,8 @@ type Config struct {
 	// Processes are measured (CPU time from /proc) over each phase.
 	Processes []Process
 
-	// Settle is the pause after the subscribers connected and between the
-	// phases; default 1 s.
+	// Settle is the pause between a phase's subscribers connecting and
+	// its first post; default 1 s.
 	Settle time.Duration
 	// Drain bounds the wait for events after the last job was acked;
 	// default 5 s.
@@ -115,7 +116,8 @@ const (
 	DefaultPollInterval = 10 * time.Millisecond
 	// MaxBatch is the server's limit of hooks per request.
 	MaxBatch = 1000
-	// maxHooks bounds the per-hook accounting memory (4 bytes each).
+	// maxHooks bounds the hooks of a run: the swarm keeps about 25 bytes
+	// of accounting per event.
 	maxHooks = 50_000_000
 )
 
@@ -190,6 +192,9 @@ func (c Config) validate() error {
 	check(c.LatencyBatch < 1 || c.LatencyBatch > MaxBatch, fmt.Sprintf("latency batch must be between 1 and %d", MaxBatch))
 	check(c.Settle < 0 || c.Drain < 0 || c.StallTimeout < 0 || c.PollInterval < 0, "settle, drain, stall timeout and poll interval must be positive")
 	check(strings.IndexFunc(c.ThreadPrefix, notWordRune) >= 0, "thread prefix may only hold letters, digits and '_'")
+	if u, err := url.Parse(c.Target); err != nil || u.Scheme != "http" || u.Host == "" {
+		problems = append(problems, fmt.Sprintf("target %q: want http://host:port (the swarm's subscribers speak plain HTTP/1.1 only)", c.Target))
+	}
 	for _, p := range c.Processes {
 		check(p.PID <= 0 || p.Name == "", fmt.Sprintf("process %q: want a name and a positive pid", p.Name))
 	}
@@ -218,209 +223,94 @@ func plannedRequests(c Config) int {
 	return int(c.Duration/requestInterval(c)) + 2
 }
 
-// run is the state shared by the subscribers and the phases of one Run.
+// run is what the phases of one Run share.
 type run struct {
-	cfg      Config
-	log      *slog.Logger
-	base     string // target URL without a trailing slash
-	path     string // target URL's path without a trailing slash
-	host     string // Host header
-	addr     string // resolved host:port to dial
-	threads  []string
-	client   *http.Client
-	idleConn func()
-
-	// Hook ids: the throughput phase uses [0, Jobs), the latency phase
-	// [Jobs, Jobs+planned). delivered[id] counts the events of hook id.
-	delivered []atomic.Uint32
-	phases    [2]*phaseHist // 0: throughput, 1: latency
-	foreign   atomic.Int64  // events that are not ours or on the wrong thread
-
-	stopCtx  context.Context
-	stop     context.CancelFunc
-	stopping atomic.Bool
-	subs     []*subscriber
-	subWG    sync.WaitGroup
-
-	mu      sync.Mutex // guards the fields below
-	dropped int
-	dropErr error
+	cfg    Config
+	log    *slog.Logger
+	base   string // target URL without a trailing slash
+	client *http.Client
 }
 
-// histShards spreads latency recording over several mutexes.
-const histShards = 8
-
-// phaseHist is one phase's hook→wire latencies, sharded by subscriber.
-type phaseHist struct {
-	shards [histShards]struct {
-		mu   sync.Mutex
-		hist *hdrhistogram.Histogram
+func newRun(cfg Config) *run {
+	return &run{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		base:   strings.TrimSuffix(cfg.Target, "/"),
+		client: &http.Client{Timeout: requestTimeout},
 	}
 }
 
-func newPhaseHist() *phaseHist {
-	p := &phaseHist{}
-	for i := range p.shards {
-		p.shards[i].hist = histogram.New()
-	}
-	return p
-}
-
-func (p *phaseHist) record(shard int, d time.Duration) {
-	sh := &p.shards[shard%histShards]
-	sh.mu.Lock()
-	histogram.Record(sh.hist, d)
-	sh.mu.Unlock()
-}
-
-func (p *phaseHist) merged() *hdrhistogram.Histogram {
-	h := histogram.New()
-	for i := range p.shards {
-		sh := &p.shards[i]
-		sh.mu.Lock()
-		h.Merge(sh.hist)
-		sh.mu.Unlock()
-	}
-	return h
-}
-
-func newRun(cfg Config) (*run, error) {
-	u, err := url.Parse(cfg.Target)
-	if err != nil {
-		return nil, fmt.Errorf("%w: target %q: %v", ErrConfig, cfg.Target, err)
-	}
-	if u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("%w: target %q: want http://host:port (the lean subscriber speaks plain HTTP/1.1 only)", ErrConfig, cfg.Target)
-	}
-	hostport := u.Host
-	if u.Port() == "" {
-		hostport = net.JoinHostPort(u.Hostname(), "80")
-	}
-	addr, err := net.ResolveTCPAddr("tcp", hostport)
-	if err != nil {
-		return nil, fmt.Errorf("resolve target: %w", err)
-	}
-	transport := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: requestTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 1000,
-	}
-	r := &run{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		base:     u.Scheme + "://" + u.Host + strings.TrimSuffix(u.Path, "/"),
-		host:     u.Host,
-		path:     strings.TrimSuffix(u.Path, "/"),
-		addr:     addr.String(),
-		threads:  make([]string, cfg.Subscribers),
-		client:   &http.Client{Timeout: requestTimeout, Transport: transport},
-		idleConn: transport.CloseIdleConnections,
-		subs:     make([]*subscriber, cfg.Subscribers),
-		phases:   [2]*phaseHist{newPhaseHist(), newPhaseHist()},
-	}
-	hooks := 0
-	if cfg.Phase != PhaseLatency {
-		hooks += cfg.Jobs
-	}
-	if cfg.Phase != PhaseThroughput {
-		hooks += plannedRequests(cfg) * cfg.LatencyBatch
-	}
-	r.delivered = make([]atomic.Uint32, hooks)
-	r.stopCtx, r.stop = context.WithCancel(context.Background())
-	for i := range r.threads {
-		r.threads[i] = fmt.Sprintf("%s_%d", cfg.ThreadPrefix, i)
-		r.subs[i] = &subscriber{r: r, index: i}
-	}
-	return r, nil
-}
-
-// latencyBase is the first hook id of the latency phase.
-func (r *run) latencyBase() int64 {
-	if r.cfg.Phase == PhaseLatency {
-		return 0
-	}
-	return int64(r.cfg.Jobs)
-}
-
-// ended accounts a subscriber whose stream stopped; before the run stops
-// that is a drop.
-func (r *run) ended(err error) {
-	if r.stopping.Load() {
-		return
-	}
-	r.mu.Lock()
-	r.dropped++
-	if r.dropErr == nil {
-		r.dropErr = err
-	}
-	r.mu.Unlock()
-}
-
-// shutdown closes every subscriber and waits for their goroutines; it is
-// safe to call more than once.
-func (r *run) shutdown() {
-	r.stopping.Store(true)
-	r.stop()
-	for _, s := range r.subs {
-		s.close()
-	}
-	r.subWG.Wait()
-	r.idleConn()
-}
-
-// Run executes one benchmark: connect the subscribers, then run the
-// configured phases. On cancellation it stops early and returns what it
-// measured so far along with ctx's error.
+// Run executes one benchmark: the configured phases, each a swarm run
+// with its own subscribers. On cancellation it stops early and returns
+// what it measured so far along with ctx's error.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	r, err := newRun(cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer r.shutdown()
-	began := time.Now()
-	res := &Result{Config: echoConfig(cfg)}
-	finish := func(err error) (*Result, error) {
-		r.shutdown()
-		r.mu.Lock()
-		res.SubscribersDropped = r.dropped
-		if r.dropErr != nil {
-			res.DropErrorSample = r.dropErr.Error()
+	r := newRun(cfg)
+	defer r.client.CloseIdleConnections()
+	for _, p := range r.phases() {
+		if err := swarm.Check(p.swarmConfig()); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
-		r.mu.Unlock()
-		res.ForeignEvents = r.foreign.Load()
-		res.DurationSeconds = time.Since(began).Seconds()
-		return res, err
 	}
-
 	if _, err := r.queueStats(ctx); err != nil {
 		return nil, fmt.Errorf("%w (is %s a darktime server started with --redis?)", err, cfg.Target)
 	}
-	r.log.Info("connecting subscribers", "subscribers", cfg.Subscribers, "prefix", cfg.ThreadPrefix)
-	connected, err := r.connectAll(ctx)
-	res.SubscribersConnected = connected
-	if err != nil {
-		return finish(err)
-	}
-	if !ctxwait.Sleep(ctx, cfg.Settle) {
-		return finish(ctx.Err())
-	}
-	if cfg.Phase != PhaseLatency {
-		res.Throughput, err = r.throughput(ctx)
-		if err != nil {
-			return finish(err)
-		}
-		if cfg.Phase == PhaseBoth && !ctxwait.Sleep(ctx, cfg.Settle) {
-			return finish(ctx.Err())
+	began := time.Now()
+	res := &Result{Config: echoConfig(cfg)}
+	var err error
+	// Each phase connects its subscribers and settles (Settle) before its
+	// first post.
+	for _, p := range r.phases() {
+		if err = p.run(ctx, res); err != nil {
+			break
 		}
 	}
-	if cfg.Phase != PhaseThroughput {
-		res.Latency, err = r.latency(ctx)
-		if err != nil {
-			return finish(err)
-		}
+	res.DurationSeconds = time.Since(began).Seconds()
+	return res, err
+}
+
+// phases are the runs cfg.Phase asks for.
+func (r *run) phases() []*phase {
+	var out []*phase
+	if r.cfg.Phase != PhaseLatency {
+		out = append(out, r.throughputPhase())
 	}
-	return finish(nil)
+	if r.cfg.Phase != PhaseThroughput {
+		out = append(out, r.latencyPhase())
+	}
+	return out
+}
+
+// CheckSet refuses the values Run would silently replace with a default
+// (zero) or cannot use, for a caller whose every field was given
+// explicitly — the command line, where --jobs 0 is a mistake, not "the
+// default". The errors wrap ErrConfig and name the flags.
+func (c Config) CheckSet() error {
+	var msg string
+	switch {
+	case c.Phase != PhaseThroughput && c.Phase != PhaseLatency && c.Phase != PhaseBoth:
+		msg = fmt.Sprintf("--phase must be throughput, latency or both, not %q", c.Phase)
+	case c.Subscribers <= 0:
+		msg = "--subscribers must be at least 1"
+	case c.Jobs <= 0:
+		msg = "--jobs must be at least 1"
+	case c.Batch <= 0 || c.Batch > MaxBatch:
+		msg = fmt.Sprintf("--batch must be between 1 and %d", MaxBatch)
+	case c.Posters <= 0:
+		msg = "--posters must be at least 1"
+	case c.Rate <= 0:
+		msg = "--rate must be positive"
+	case c.Duration <= 0 || c.Duration > 24*time.Hour:
+		msg = "--duration must be positive and at most 24h"
+	case c.LatencyBatch <= 0 || c.LatencyBatch > MaxBatch:
+		msg = fmt.Sprintf("--latency-batch must be between 1 and %d", MaxBatch)
+	case c.Drain <= 0:
+		msg = "--drain must be positive"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrConfig, msg)
 }

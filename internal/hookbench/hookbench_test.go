@@ -24,12 +24,16 @@ func TestMain(m *testing.M) {
 // and returns its base URL.
 func startServer(t *testing.T, workers int) string {
 	t.Helper()
+	return startServerConfig(t, server.Config{Workers: workers})
+}
+
+// startServerConfig is startServer with more of the server's config.
+func startServerConfig(t *testing.T, cfg server.Config) string {
+	t.Helper()
 	rds := redistest.Start(t)
-	srv, err := server.New(server.Config{
-		RedisURL: rds.URL,
-		Workers:  workers,
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	cfg.RedisURL = rds.URL
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
@@ -128,6 +132,27 @@ func TestRunStalls(t *testing.T) {
 	}
 	if res == nil || res.Throughput == nil || res.Throughput.HooksAccepted != 10 || res.Throughput.Acked != 0 {
 		t.Fatalf("result %+v", res)
+	}
+}
+
+// TestRunQueueFull: a queue that holds fewer jobs than the posters send
+// answers 503, and the throughput phase posts those batches again until
+// every job is in.
+func TestRunQueueFull(t *testing.T) {
+	base := startServerConfig(t, server.Config{Workers: 1, QueueMaxLen: 150})
+	res, err := Run(t.Context(), Config{
+		Target: base, Subscribers: 3, Phase: PhaseThroughput, Jobs: 2_000, Batch: 100, Posters: 4,
+		Settle: time.Millisecond, StallTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\n%v", err, res)
+	}
+	tp := res.Throughput
+	if tp.HooksAccepted != 2_000 || tp.HooksFailed != 0 || tp.RequestsFailed != 0 || tp.RequestsRetried == 0 || tp.Requests != 20+tp.RequestsRetried {
+		t.Errorf("throughput: %d accepted, %d failed; %d requests, %d failed, %d retried", tp.HooksAccepted, tp.HooksFailed, tp.Requests, tp.RequestsFailed, tp.RequestsRetried)
+	}
+	if tp.EventsReceived != 2_000 || tp.EventsLost != 0 || tp.EventsDuplicated != 0 {
+		t.Errorf("throughput delivery: %+v", tp.Delivery)
 	}
 }
 

@@ -95,10 +95,12 @@ type ThroughputResult struct {
 	RequestsFailed  int64            `json:"requests_failed"`
 	RequestsRetried int64            `json:"requests_retried"` // 503s posted again
 	RequestErrors   map[string]int64 `json:"request_errors,omitempty"`
-	RequestP50Ms    float64          `json:"request_p50_ms"`
-	RequestP99Ms    float64          `json:"request_p99_ms"`
+	// Request latency is the swarm's publish histogram: from when the
+	// request was built to its answer, 503s posted again included.
+	RequestP50Ms float64 `json:"request_p50_ms"`
+	RequestP99Ms float64 `json:"request_p99_ms"`
 
-	// PostSeconds runs from the first post to the last 202; Seconds to
+	// PostSeconds runs from the first post to the last answer; Seconds to
 	// the poll that saw the last ack.
 	PostSeconds        float64 `json:"post_seconds"`
 	AcceptedJobsPerSec float64 `json:"accepted_jobs_per_s"`
@@ -130,9 +132,11 @@ type LatencyResult struct {
 	Requests           int64            `json:"requests"`
 	RequestsFailed     int64            `json:"requests_failed"`
 	RequestErrors      map[string]int64 `json:"request_errors,omitempty"`
-	RequestP50Ms       float64          `json:"request_p50_ms"`
-	RequestP99Ms       float64          `json:"request_p99_ms"`
-	RequestMaxMs       float64          `json:"request_max_ms"`
+	// Request latency is the swarm's publish histogram: from the request's
+	// intended send time (the pacer's) to its answer.
+	RequestP50Ms float64 `json:"request_p50_ms"`
+	RequestP99Ms float64 `json:"request_p99_ms"`
+	RequestMaxMs float64 `json:"request_max_ms"`
 
 	QueueLedger
 	Delivery

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/darktime/darktime/internal/ctxwait"
 	"github.com/darktime/darktime/internal/procstat"
 )
 
@@ -88,10 +87,10 @@ func (r *run) cpuUsage(from, to cpuSample, jobs int64) (procs []ProcessCPU, clie
 	return procs, usage("bench", 0, to.self-from.self)
 }
 
-// waitAcked polls the queue until acked has grown since base by what want
-// returns once it is final, recording the most jobs queued or in flight it
-// saw. It fails when acked stops moving for StallTimeout.
-func (r *run) waitAcked(ctx context.Context, base queueStats, want func() (int64, bool), maxQueued *int64) (queueStats, time.Time, error) {
+// waitAcked polls the queue until acked has grown since base by want,
+// recording the most jobs queued or in flight it saw. It fails when acked
+// stops moving for StallTimeout.
+func (r *run) waitAcked(ctx context.Context, base queueStats, want int64, maxQueued *int64) (queueStats, time.Time, error) {
 	lastAcked, lastMove := base.Acked, time.Now()
 	tick := time.NewTicker(r.cfg.PollInterval)
 	defer tick.Stop()
@@ -102,8 +101,7 @@ func (r *run) waitAcked(ctx context.Context, base queueStats, want func() (int64
 			return st, now, err
 		}
 		*maxQueued = max(*maxQueued, st.Depth+st.InFlight)
-		n, final := want()
-		if final && st.Acked-base.Acked >= n {
+		if st.Acked-base.Acked >= want {
 			return st, now, nil
 		}
 		if st.Acked != lastAcked {
@@ -118,43 +116,6 @@ func (r *run) waitAcked(ctx context.Context, base queueStats, want func() (int64
 		case <-tick.C:
 		}
 	}
-}
-
-// waitEvents waits up to Drain until the hooks [first, first+n) that were
-// accepted have all been delivered, and counts them.
-func (r *run) waitEvents(ctx context.Context, accepted []bool, first int64) (received, duplicated int64) {
-	count := func() (rcv, dup, want int64) {
-		for i, ok := range accepted {
-			if !ok {
-				continue
-			}
-			want++
-			if n := int64(r.delivered[first+int64(i)].Load()); n > 0 {
-				rcv++
-				dup += n - 1
-			}
-		}
-		return rcv, dup, want
-	}
-	deadline := time.Now().Add(r.cfg.Drain)
-	for {
-		rcv, dup, want := count()
-		if rcv >= want || !time.Now().Before(deadline) || !ctxwait.Sleep(ctx, 20*time.Millisecond) {
-			return rcv, dup
-		}
-	}
-}
-
-// unexpected counts events of hooks in [first, first+n) that were not
-// accepted.
-func (r *run) unexpected(accepted []bool, first int64) int64 {
-	var n int64
-	for i, ok := range accepted {
-		if !ok {
-			n += int64(r.delivered[first+int64(i)].Load())
-		}
-	}
-	return n
 }
 
 // ledger is the queue's change from base to last.

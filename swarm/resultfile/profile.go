@@ -47,6 +47,18 @@ type PublishTemplate struct {
 	URL     string   `json:"url"`
 	Headers []string `json:"headers,omitempty"` // "Name: value"
 	Body    string   `json:"body"`
+	// Batch, when set, makes every request carry Batch events (the last
+	// one of a run with swarm.Config.Events may carry fewer): Body is
+	// filled once per event, each with its own channel, seq and ts, the
+	// results joined by BatchSeparator (default ",") and put in BatchBody
+	// where it says {events} (default "[{events}]", a JSON array). The
+	// events of one request share its outcome: a server that takes a batch
+	// whole or not at all (darktime's /hooks and JSON /pub). The URL and
+	// headers may then not hold {channel}, {seq} or {ts}. Zero: one event
+	// per request, Body as is.
+	Batch          int    `json:"batch,omitempty"`
+	BatchBody      string `json:"batch_body,omitempty"`
+	BatchSeparator string `json:"batch_separator,omitempty"`
 }
 
 // Extract holds the literal text that precedes each field in the data of a

@@ -120,6 +120,12 @@ type ConfigEcho struct {
 	Slowdowns       []SlowdownEcho      `json:"slowdowns,omitempty"`
 	// Token is how {token} was minted (swarm.Config.Token), without the key.
 	Token *TokenEcho `json:"token,omitempty"`
+	// MaxRate, Publishers and Events echo swarm.Config's (absent when
+	// unset): publishing as fast as the target answers from Publishers
+	// requests in flight, and the events the run stopped after.
+	MaxRate    bool  `json:"max_rate,omitempty"`
+	Publishers int   `json:"publishers,omitempty"`
+	Events     int64 `json:"events,omitempty"`
 }
 
 // PhaseEcho is one swarm.Config.Phases entry as run.
@@ -180,6 +186,15 @@ type PublishInfo struct {
 	OK        int64            `json:"ok"`
 	Failed    int64            `json:"failed"`
 	Errors    map[string]int64 `json:"errors,omitempty"`
+	// EventsOK and EventsFailed count the events of the requests answered
+	// 2xx and of the others, with batches (Profile.Publish.Batch) only:
+	// without, a request is one event.
+	EventsOK     int64 `json:"events_ok,omitempty"`
+	EventsFailed int64 `json:"events_failed,omitempty"`
+	// Retried counts the requests answered 503 and sent again
+	// (swarm.Config.RetryUnavailable); each is one publish, counted once
+	// by its last answer.
+	Retried int64 `json:"retried,omitempty"`
 }
 
 // Percentiles summarises a histogram in milliseconds.
@@ -420,6 +435,9 @@ func Merge(results ...*Result) (*Result, error) {
 		out.Publish.Attempted += r.Publish.Attempted
 		out.Publish.OK += r.Publish.OK
 		out.Publish.Failed += r.Publish.Failed
+		out.Publish.EventsOK += r.Publish.EventsOK
+		out.Publish.EventsFailed += r.Publish.EventsFailed
+		out.Publish.Retried += r.Publish.Retried
 		for k, v := range r.Publish.Errors {
 			out.Publish.Errors[k] += v
 		}
