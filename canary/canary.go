@@ -125,6 +125,12 @@ func (c *Canary) runStep(ctx context.Context, i int, res *Result) (*StepResult, 
 	}
 	sr.Epoch = ans.Epoch
 	c.log.Info("canary step", "step", st.Name, "mode", st.Mode, "percent", st.Percent, "epoch", ans.Epoch)
+	if st.Full() {
+		sr.Decision, sr.Ended = string(judge.Promote), c.now()
+		sr.Reason = "the full promotion: every user is on the candidate and no primary user is left to judge against; the previous step's verdict stands"
+		fmt.Fprintf(c.out, "  %s: %s\n", st.Name, sr.Reason)
+		return sr, nil
+	}
 	start := time.Now()
 	deadline := start.Add(st.MaxDuration)
 	if err := sleep(ctx, st.MinDuration); err != nil {

@@ -383,3 +383,29 @@ func TestGuardHoldsOnNaN(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFullPromotionIsNotJudged: divert 100% leaves no primary user to
+// compare with; it is stepped and promoted on the previous step's
+// verdict, never judged (which would hold until rolled back).
+func TestFullPromotionIsNotJudged(t *testing.T) {
+	t.Parallel()
+	judged := map[string]int{}
+	fa := &fakeAdmin{evidence: func(s StepRequest, _ int64, _ int) (Cohorts, error) {
+		judged[s.Name]++
+		return same(20000), nil
+	}}
+	p := testPlan("mirror-5", "divert-5")
+	p.Steps = append(p.Steps, Step{Name: "divert-100", Mode: "divert", Percent: 100})
+	res, out, err := run(t, p, fa)
+	t.Log(out)
+	if err != nil || res.Outcome != Promoted {
+		t.Fatalf("outcome %s (%v): %s", res.Outcome, err, res.Reason)
+	}
+	if got := fa.stepNames(); !slices.Equal(got, []string{"mirror-5", "divert-5", "divert-100"}) {
+		t.Errorf("stepped %v", got)
+	}
+	last := res.Steps[len(res.Steps)-1]
+	if judged["divert-100"] != 0 || last.Judgements != 0 || last.Decision != "promote" || !strings.Contains(last.Reason, "full promotion") {
+		t.Errorf("the full promotion was judged %d times, recorded %+v", judged["divert-100"], last)
+	}
+}

@@ -55,10 +55,19 @@ type Step struct {
 	// MinEvents how many reconciled events of the candidate's cohort it
 	// waits for then, and MaxDuration how long it may hold before it is
 	// rolled back.
+	//
+	// A divert step at 100% is the full promotion (Full): it can only be
+	// the last step, and it is not judged — no primary user is left to
+	// compare with, so the previous step's verdict stands (as Flagger
+	// promotes after its last analysis) — and its durations and events
+	// are not used.
 	MinDuration time.Duration `yaml:"min_duration" json:"min_duration"`
 	MinEvents   int64         `yaml:"min_events" json:"min_events"`
 	MaxDuration time.Duration `yaml:"max_duration" json:"max_duration"`
 }
+
+// Full says the step is the full promotion: every user diverted.
+func (s Step) Full() bool { return s.Mode == "divert" && s.Percent == 100 }
 
 // Webhooks are called at promotions and at a rollback.
 type Webhooks struct {
@@ -297,6 +306,12 @@ func (p *Plan) validateSteps() error {
 			return fieldErr(fmt.Sprintf("$.steps[%d].name", i), "steps[%d]: the name %q is also step %d's: names must be unique", i, p.Steps[i].Name, j)
 		}
 		seen[p.Steps[i].Name] = i
+		if p.Steps[i].Full() && i != len(p.Steps)-1 {
+			return fieldErr(fmt.Sprintf("$.steps[%d].percent", i), "steps[%d] (%s): divert 100%% is the full promotion: it can only be the last step", i, p.Steps[i].Name)
+		}
+		if p.Steps[i].Full() && i == 0 {
+			return fieldErr(fmt.Sprintf("$.steps[%d].percent", i), "steps[%d] (%s): divert 100%% is the full promotion, not judged: a plan needs a judged step before it", i, p.Steps[i].Name)
+		}
 	}
 	return nil
 }
@@ -321,7 +336,7 @@ func (s *Step) validate(i int) error {
 	if s.MinEvents < 0 {
 		return fieldErr(at("min_events"), "steps[%d] (%s).min_events: %d is negative", i, s.Name, s.MinEvents)
 	}
-	if s.MaxDuration <= 0 {
+	if s.MaxDuration <= 0 && !s.Full() {
 		return fieldErr(at("max_duration"), "steps[%d] (%s).max_duration: needed and positive: how long the step may hold before it is rolled back", i, s.Name)
 	}
 	if s.MaxDuration < s.MinDuration {
