@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/parser"
 
 	"github.com/darktime/darktime/internal/inputfile"
 	"github.com/darktime/darktime/internal/yamlsafe"
@@ -145,7 +144,7 @@ func parsePlan(data []byte, admin []string) (Plan, error) {
 			pe.Msg += ": the admin token is not kept in the plan: use --admin-token or DARKTIME_SHADOW_ADMIN_TOKEN"
 		}
 		if pe.Line == 0 {
-			pe.Line, pe.Column = findQuoted(data, pe.Msg)
+			pe.Line, pe.Column = yamlsafe.QuotedPosition(data, pe.Msg)
 		}
 		return Plan{}, pe
 	}
@@ -156,7 +155,7 @@ func parsePlan(data []byte, admin []string) (Plan, error) {
 		pe := &PlanError{Msg: err.Error()}
 		var fe *fieldError
 		if errors.As(err, &fe) {
-			pe.Line, pe.Column = position(data, fe.path)
+			pe.Line, pe.Column = yamlsafe.PathPosition(data, fe.path)
 		}
 		return Plan{}, pe
 	}
@@ -360,54 +359,6 @@ func (w *Webhook) validate(path string) error {
 		w.Timeout = DefaultWebhookTimeout
 	}
 	return nil
-}
-
-// position finds the line and column of the value at a YAML path, or of
-// the nearest parent that exists.
-func position(data []byte, path string) (line, col int) {
-	file, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		return 0, 0
-	}
-	for p := path; p != "" && p != "$"; p = parentPath(p) {
-		yp, err := yaml.PathString(p)
-		if err != nil {
-			continue
-		}
-		node, err := yp.FilterFile(file)
-		if err != nil || node == nil {
-			continue
-		}
-		if tk := node.GetToken(); tk != nil && tk.Position != nil {
-			return tk.Position.Line, tk.Position.Column
-		}
-	}
-	return 0, 0
-}
-
-func parentPath(p string) string {
-	i := strings.LastIndexAny(p, ".[")
-	if i <= 0 {
-		return ""
-	}
-	return p[:i]
-}
-
-// findQuoted locates the value quoted in an error without a position
-// (time: invalid duration "soon"): the first line that has it as a value.
-func findQuoted(data []byte, msg string) (line, col int) {
-	i := strings.IndexByte(msg, '"')
-	j := strings.LastIndexByte(msg, '"')
-	if i < 0 || j <= i+1 {
-		return 0, 0
-	}
-	val := msg[i+1 : j]
-	for n, l := range strings.Split(string(data), "\n") {
-		if k := strings.Index(l, ": "+val); k >= 0 {
-			return n + 1, k + 3
-		}
-	}
-	return 0, 0
 }
 
 // decodeYAML decodes strictly, and turns a panic of the YAML library on

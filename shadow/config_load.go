@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/parser"
 
 	"github.com/darktime/darktime/internal/inputfile"
 	"github.com/darktime/darktime/internal/yamlsafe"
@@ -61,7 +60,7 @@ func LoadConfig(data []byte) (Config, error) {
 			ce.Msg += ": the admin token is not kept in the config (GET /_darktime/config would show it): use --admin-token or " + AdminTokenEnv
 		}
 		if ce.Line == 0 {
-			ce.Line, ce.Column = findQuoted(data, ce.Msg)
+			ce.Line, ce.Column = yamlsafe.QuotedPosition(data, ce.Msg)
 		}
 		return Config{}, ce
 	}
@@ -69,9 +68,9 @@ func LoadConfig(data []byte) (Config, error) {
 		ce := &ConfigError{Msg: err.Error()}
 		var fe *fieldError
 		if errors.As(err, &fe) {
-			ce.Line, ce.Column = position(data, fe.path)
+			ce.Line, ce.Column = yamlsafe.PathPosition(data, fe.path)
 			if ce.Line == 0 && fe.path == "$.candidate" {
-				ce.Line, ce.Column = position(data, "$.mode") // what needs the candidate
+				ce.Line, ce.Column = yamlsafe.PathPosition(data, "$.mode") // what needs the candidate
 			}
 		}
 		return Config{}, ce
@@ -107,57 +106,6 @@ func yamlError(err error) *ConfigError {
 	e := &ConfigError{}
 	e.Msg, e.Line, e.Column = yamlsafe.Position(err)
 	return e
-}
-
-// position finds the line and column of the value at a YAML path, or of
-// the nearest parent that exists (a missing key points at its mapping).
-func position(data []byte, path string) (line, col int) {
-	file, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		return 0, 0
-	}
-	for p := path; p != "" && p != "$"; p = parentPath(p) {
-		yp, err := yaml.PathString(p)
-		if err != nil {
-			continue
-		}
-		node, err := yp.FilterFile(file)
-		if err != nil || node == nil {
-			continue
-		}
-		if tk := node.GetToken(); tk != nil && tk.Position != nil {
-			return tk.Position.Line, tk.Position.Column
-		}
-	}
-	return 0, 0
-}
-
-func parentPath(p string) string {
-	i := strings.LastIndexAny(p, ".[")
-	if i <= 0 {
-		return ""
-	}
-	return p[:i]
-}
-
-// findQuoted locates the value quoted in an error without a position
-// (time: invalid duration "fast"): the first line that has it as a value.
-func findQuoted(data []byte, msg string) (line, col int) {
-	i := strings.IndexByte(msg, '"')
-	j := strings.LastIndexByte(msg, '"')
-	if i < 0 || j <= i+1 {
-		return 0, 0
-	}
-	val := msg[i+1 : j]
-	for n, l := range strings.Split(string(data), "\n") {
-		if k := strings.Index(l, ": "+val); k >= 0 {
-			return n + 1, k + 3
-		}
-		if k := strings.Index(l, ":"+val); k >= 0 {
-			return n + 1, k + 2
-		}
-	}
-	return 0, 0
 }
 
 // decodeYAML decodes strictly, and turns a panic of the YAML library (it

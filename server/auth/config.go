@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/parser"
 
 	"github.com/darktime/darktime/internal/yamlsafe"
 )
@@ -126,7 +125,7 @@ func Load(data []byte, opts LoadOptions) (*Authorizer, error) {
 		return nil, err
 	}
 	at := func(path string, format string, args ...any) error {
-		line, col := position(data, path)
+		line, col := yamlsafe.PathPosition(data, path)
 		return &ConfigError{Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
 	}
 	if len(fc.Channels) == 0 {
@@ -247,28 +246,4 @@ func decodeStrict(data []byte, fc *FileConfig) (err error) {
 		return e
 	}
 	return nil
-}
-
-// position finds the line and column of the value at a YAML path, or of
-// its nearest parent that exists.
-func position(data []byte, path string) (line, col int) {
-	file, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		return 0, 0
-	}
-	for p := path; p != ""; {
-		if yp, err := yaml.PathString(p); err == nil {
-			if node, err := yp.FilterFile(file); err == nil && node != nil {
-				if tk := node.GetToken(); tk != nil && tk.Position != nil {
-					return tk.Position.Line, tk.Position.Column
-				}
-			}
-		}
-		i := strings.LastIndexAny(p, ".[")
-		if i <= 0 {
-			break
-		}
-		p = p[:i]
-	}
-	return 0, 0
 }
