@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,9 +12,9 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
-)
 
-var update = flag.Bool("update", false, "rewrite the .golden files of testdata/")
+	"github.com/darktime/darktime/internal/tstest"
+)
 
 // testOpts pins the machine so results do not depend on where tests run:
 // the limits of the machine darktime is built for (a process may open
@@ -86,19 +85,7 @@ func TestGolden(t *testing.T) {
 				got = "ok " + s.Summary() + "\n"
 			}
 			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if got != string(want) {
-				t.Errorf("got:\n%s\nwant:\n%s", got, want)
-			}
+			tstest.Golden(t, golden, []byte(got))
 		})
 	}
 }

@@ -2,14 +2,13 @@ package shadow
 
 import (
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+	"github.com/darktime/darktime/internal/tstest"
+)
 
 // TestLoadConfigGolden loads every testdata/config/*.yaml and compares the
 // error (or a summary of the config) with the .golden file beside it.
@@ -40,19 +39,7 @@ func TestLoadConfigGolden(t *testing.T) {
 				got = summary(cfg)
 			}
 			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("LoadConfig(%s) =\n%s\nwant (from %s)\n%s", file, got, golden, want)
-			}
+			tstest.Golden(t, golden, []byte(got))
 		})
 	}
 }

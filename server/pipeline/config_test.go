@@ -3,14 +3,13 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+	"github.com/darktime/darktime/internal/tstest"
+)
 
 // TestLoadConfigGolden loads every testdata/config/*.yaml and compares the
 // error (or the list of models) with the .golden file beside it.
@@ -45,19 +44,7 @@ func TestLoadConfigGolden(t *testing.T) {
 				got = "models: " + strings.Join(cfg.ModelNames(), ", ") + "\n"
 			}
 			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("LoadConfig(%s) =\n%s\nwant (from %s)\n%s", file, got, golden, want)
-			}
+			tstest.Golden(t, golden, []byte(got))
 		})
 	}
 }
