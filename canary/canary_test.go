@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+
+	"github.com/darktime/darktime/shadow/judge"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -362,10 +365,27 @@ func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels map[st
 	return 0, false
 }
 
-// TestGuardHoldsOnNaN: delays of -5 ms on both sides make the judge's
-// tail ratio 0/0, which it passes; the canary holds (and then rolls
-// back for want of evidence) instead of promoting, and records -1.
+// TestGuardHoldsOnNaN: a check the judge passed with a number that is
+// not finite holds, and its numbers are recorded as -1.
 func TestGuardHoldsOnNaN(t *testing.T) {
+	t.Parallel()
+	v := guard(judge.Verdict{Decision: judge.Promote, Checks: []judge.Check{
+		{Name: "delay", Decision: judge.Promote, P: 0.5},
+		{Name: "delay_tail", Decision: judge.Promote, Value: math.NaN(), Threshold: 1.5, P: -1},
+	}})
+	if v.Decision != judge.Hold || v.Checks[1].Decision != judge.Hold || v.Checks[1].Value != -1 || !strings.Contains(v.Reason, "delay_tail: not a finite number") {
+		t.Fatalf("%+v", v)
+	}
+	if v.Checks[0].Decision != judge.Promote {
+		t.Errorf("a finite check changed: %+v", v.Checks[0])
+	}
+}
+
+// TestSkewedClocksHold: delays of -5 ms on both sides made the judge's
+// tail ratio 0/0, which it passed; the judge now holds the tail check
+// itself, so the canary rolls back for want of evidence instead of
+// promoting, and the result encodes.
+func TestSkewedClocksHold(t *testing.T) {
 	t.Parallel()
 	skewed := func(StepRequest, int64, int) (Cohorts, error) {
 		c := same(20000)
@@ -375,7 +395,7 @@ func TestGuardHoldsOnNaN(t *testing.T) {
 		return c, nil
 	}
 	res, _, _ := run(t, testPlan("a"), &fakeAdmin{evidence: skewed})
-	if res.Outcome != RolledBack || !strings.Contains(res.Reason, "evidence never sufficed") || !strings.Contains(res.Reason, "delay_tail: not a finite number") {
+	if res.Outcome != RolledBack || !strings.Contains(res.Reason, "evidence never sufficed") || !strings.Contains(res.Reason, "delay_tail: p99 -5.0 vs -5.0 ms") {
 		t.Fatalf("%s: %s", res.Outcome, res.Reason)
 	}
 	var buf bytes.Buffer

@@ -8,10 +8,12 @@ import (
 )
 
 // guard makes a verdict safe to act on and to record: a check whose
-// value, threshold or p-value is not a finite number (delays below
-// −tolerance_ms, from clocks that disagree, make the tail check's ratio
-// 0/0, which the judge reads as a pass) holds instead of promoting, and
-// its numbers are recorded as -1 (JSON has no NaN).
+// value, threshold or p-value is not a finite number holds instead of
+// promoting, and its numbers are recorded as -1 (JSON has no NaN). The
+// case it was written for — delays at or below −tolerance_ms, whose tail
+// ratio was 0/0 — the judge now holds itself (judge.tail); the guard
+// stays for any other arithmetic that overflows, since a NaN compares
+// false and so reads as a pass, and one would break the Result's JSON.
 func guard(v judge.Verdict) judge.Verdict {
 	v.Checks = append([]judge.Check(nil), v.Checks...)
 	var why []string

@@ -50,16 +50,28 @@ func (r *reservoir) add(v float64) {
 	}
 }
 
-// cohortAcc is one cohort's evidence during one epoch.
+// cohortAcc is one cohort's evidence during one epoch. Delays are kept
+// by both rules (LEDGER.md, "Cohorts"): from the proxy's send of the
+// event's publish to the cohort's world (fromSend, the events that have
+// one), and from the first reference sighting (delay, every event that
+// has one); the document shows one rule for every cohort.
 type cohortAcc struct {
-	mu           sync.Mutex
-	delay, first reservoir
+	mu                     sync.Mutex
+	delay, fromSend, first reservoir
 
 	events, unexplained, duplicated, streams, errors, reconnects atomic.Int64
 }
 
 func newCohortAcc(seed uint64) *cohortAcc {
-	return &cohortAcc{delay: reservoir{rng: rand.New(rand.NewPCG(seed, 1))}, first: reservoir{rng: rand.New(rand.NewPCG(seed, 2))}}
+	return &cohortAcc{delay: reservoir{rng: rand.New(rand.NewPCG(seed, 1))}, first: reservoir{rng: rand.New(rand.NewPCG(seed, 2))},
+		fromSend: reservoir{rng: rand.New(rand.NewPCG(seed, 3))}}
+}
+
+// addSendDelay adds a delay counted from the publish's send.
+func (c *cohortAcc) addSendDelay(ns int64) {
+	c.mu.Lock()
+	c.fromSend.add(float64(ns) / 1e6)
+	c.mu.Unlock()
 }
 
 func (c *cohortAcc) addDelay(ns int64) {
@@ -74,11 +86,17 @@ func (c *cohortAcc) addFirst(ns int64) {
 	c.mu.Unlock()
 }
 
-func (c *cohortAcc) stats() ledgerfile.CohortStats {
+// stats is the cohort's evidence with the delays of rule.
+func (c *cohortAcc) stats(rule string) ledgerfile.CohortStats {
 	c.mu.Lock()
+	d := &c.delay
+	if rule == ledgerfile.DelayFromSend {
+		d = &c.fromSend
+	}
 	s := ledgerfile.CohortStats{
-		DelayMS: append([]float64{}, c.delay.s...), FirstEventMS: append([]float64{}, c.first.s...),
-		DelaySamples: c.delay.n, FirstEventSamples: c.first.n,
+		DelayMS: append([]float64{}, d.s...), FirstEventMS: append([]float64{}, c.first.s...),
+		DelaySamples: d.n, FirstEventSamples: c.first.n,
+		DelayFromSend: c.fromSend.n, DelayFromSighting: c.delay.n,
 	}
 	c.mu.Unlock()
 	s.Events, s.Unexplained, s.Duplicated = c.events.Load(), c.unexplained.Load(), c.duplicated.Load()
@@ -137,9 +155,14 @@ func (p *Proxy) cohortCount(r cohortRole, kind string) {
 // (GET /_darktime/cohorts).
 func (p *Proxy) Cohorts() ledgerfile.Cohorts {
 	e := p.epoch.Load()
-	out := ledgerfile.Cohorts{Epoch: e.n, Step: e.step, Since: e.since, Instances: []string{p.InstanceID()},
-		Primary: e.cohort(cohortPrimary).stats(), Candidate: e.cohort(cohortCandidate).stats()}
-	base := e.cohort(cohortBaseline).stats()
+	st := p.state.Load()
+	// A baseline cohort only where one runs: the judge takes a baseline
+	// as the reference, and an empty one would hold every step.
+	withBase := st.cfg.Baseline != "" && (st.mirrorsAny() || e.cohort(cohortBaseline).streams.Load() > 0)
+	rule := e.delayRule(withBase)
+	out := ledgerfile.Cohorts{Epoch: e.n, Step: e.step, Since: e.since, Instances: []string{p.InstanceID()}, DelayRule: rule,
+		Primary: e.cohort(cohortPrimary).stats(rule), Candidate: e.cohort(cohortCandidate).stats(rule)}
+	base := e.cohort(cohortBaseline).stats(rule)
 	books := map[string]Counts{}
 	for _, b := range p.allBooks() {
 		books[b.name] = b.report().Totals
@@ -158,13 +181,41 @@ func (p *Proxy) Cohorts() ledgerfile.Cohorts {
 		s.Reordered += now.Reordered - was.Reordered
 	}
 	addLedger(&out.Candidate, "candidate")
-	// A baseline cohort only where one runs: the judge takes a baseline
-	// as the reference, and an empty one would hold every step.
-	if st := p.state.Load(); st.cfg.Baseline != "" && (st.mirrorsAny() || base.Streams > 0) {
+	if withBase {
 		addLedger(&base, "baseline")
 		out.Baseline = &base
 	}
 	return out
+}
+
+// delayRule is the rule of the epoch's delays, one for every cohort the
+// document shows, so that no comparison sets one rule against the other:
+// from the send when every cohort with delays has some from the send
+// (and one has), else from the first sighting. The send rule takes only
+// the events whose publishes the proxy relayed — the same publishes in
+// every world, so the subset favours no cohort — and leaves the mirror's
+// lag out; the sighting rule charges a mirrored world with it, and is
+// what there is when the publishes reach the servers another way.
+func (e *epoch) delayRule(withBase bool) string {
+	roles := []cohortRole{cohortPrimary, cohortCandidate}
+	if withBase {
+		roles = append(roles, cohortBaseline)
+	}
+	some := false
+	for _, r := range roles {
+		c := e.cohort(r)
+		c.mu.Lock()
+		send, sighting := c.fromSend.n, c.delay.n
+		c.mu.Unlock()
+		if send == 0 && sighting > 0 {
+			return ledgerfile.DelayFromSighting
+		}
+		some = some || send > 0
+	}
+	if some {
+		return ledgerfile.DelayFromSend
+	}
+	return ledgerfile.DelayFromSighting
 }
 
 // mirrorsAny reports whether some route mirrors a share of its users.

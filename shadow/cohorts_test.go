@@ -379,7 +379,7 @@ func TestReservoir(t *testing.T) {
 	for i := range 5 * ledgerfile.ReservoirSize {
 		c.addDelay(int64(i%5) * 1e6) // 0..4 ms, a fifth each
 	}
-	s := c.stats()
+	s := c.stats(ledgerfile.DelayFromSighting)
 	if len(s.DelayMS) != ledgerfile.ReservoirSize || s.DelaySamples != 5*ledgerfile.ReservoirSize {
 		t.Fatalf("%d samples of %d", len(s.DelayMS), s.DelaySamples)
 	}

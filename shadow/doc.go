@@ -34,8 +34,9 @@
 //
 // A rollout proceeds in steps (Proxy.Step, POST /_darktime/step), each an
 // epoch over which the proxy gathers per-cohort evidence for the judge
-// (shadow/judge): delivery delays against the first sighting of each
-// event on a reference primary stream of its channel, time to first
+// (shadow/judge): delivery delays from the proxy's own send of each
+// publish it relays to each world (else against the first sighting of
+// the event on a reference primary stream of its channel), time to first
 // event, errors, reconnects and the ledger's unexplained events (Cohorts,
 // GET /_darktime/cohorts). Rollback cuts the candidate at once. With
 // Config.Fleet, several instances share the steps, rollbacks and evidence

@@ -27,6 +27,7 @@ type metrics struct {
 	cohort             *prometheus.CounterVec   // cohort, kind
 	cohortDelay        *prometheus.HistogramVec // cohort
 	cohortChannelsFull prometheus.Counter
+	publishClockFull   prometheus.Counter
 	fleetErrors        *prometheus.CounterVec // op
 }
 
@@ -62,17 +63,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		cohort: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "cohort_total",
 			Help: "Cohort evidence by cohort (primary, candidate, baseline) and kind: streams, errors, reconnects, events (observed on reference and diverted streams), and for diverted streams missing, extra, duplicated (LEDGER.md, Cohorts)."}, []string{"cohort", "kind"}),
 		cohortDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "cohort_delay_seconds",
-			Help:    "Delivery delay of events by cohort: arrival minus the first sighting on a reference primary stream of the channel.",
+			Help:    "Delivery delay of events by cohort: arrival minus the proxy's send of the event's publish to the cohort's world when it relayed one, else minus the first sighting on a reference primary stream of the channel.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"cohort"}),
 		cohortChannelsFull: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "cohort_channels_full_total",
 			Help: "Streams not observed for the cohorts because 10000 channels were tracked already, and reference events not observed because their channel had 100000 in its settle window."}),
+		publishClockFull: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "publish_clock_full_total",
+			Help: "Publishes the proxy relayed whose send time was not remembered because 100000 sends to that world were in the settle window already (their events' delays count from the first sighting)."}),
 		fleetErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "fleet_errors_total",
 			Help: "Failed exchanges with the fleet's Redis, by operation: read, write, publish, subscribe."}, []string{"op"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.requests, m.mirroredReqs, m.mirrorSkipped, m.mirrorOrderRelaxed, m.mirroredStreams, m.activeStreams,
 			m.candidateErrors, m.circuitOpen, m.circuitState, m.ledger, m.divertFallbacks, m.loops,
-			m.epoch, m.cohort, m.cohortDelay, m.cohortChannelsFull, m.fleetErrors} {
+			m.epoch, m.cohort, m.cohortDelay, m.cohortChannelsFull, m.publishClockFull, m.fleetErrors} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("shadow: register metrics: %w", err)
 			}

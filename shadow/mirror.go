@@ -134,6 +134,10 @@ type mirrorJob struct {
 	header  http.Header
 	body    []byte
 	timeout time.Duration
+	// publish: a publish the publish clock times (pubclock.go), with the
+	// query it is sent with.
+	publish bool
+	query   string
 }
 
 // mirrorOrder is what a lane needs to keep the primary's order: when the
@@ -276,8 +280,9 @@ func (p *Proxy) startLanes(queue int) *mirrorLanes {
 // mirrorRequest queues a copy of an ordinary request for t; a lane sends
 // it, reads the answer to the end and throws it away. False when it was
 // not queued (the circuit is open or the lane full); otherwise its order,
-// to be stamped when the primary has answered.
-func (p *Proxy) mirrorRequest(d *decision, t *target, body []byte) (*mirrorOrder, bool) {
+// to be stamped when the primary has answered. A publish is timed by the
+// publish clock when its lane sends it.
+func (p *Proxy) mirrorRequest(d *decision, t *target, body []byte, publish bool) (*mirrorOrder, bool) {
 	if !t.breaker.allow() {
 		p.m.circuitOpen.WithLabelValues(t.name).Inc()
 		p.m.mirrorSkipped.WithLabelValues(t.name, "circuit_open").Inc()
@@ -288,7 +293,7 @@ func (p *Proxy) mirrorRequest(d *decision, t *target, body []byte) (*mirrorOrder
 	u.Path, u.RawPath = joinPath(t.url, candidatePath(d.rt, in.URL.Path)), ""
 	u.RawQuery = in.URL.RawQuery
 	job := mirrorJob{order: newMirrorOrder(), t: t, method: in.Method, url: u.String(), body: body, timeout: d.st.cfg.Mirror.Timeout,
-		header: mirrorHeader(d, t.name)}
+		header: mirrorHeader(d, t.name), publish: publish, query: u.RawQuery}
 	lane := t.lanes.lanes[hashBytes(fnvOffset, []byte(in.URL.RequestURI()))%laneCount]
 	select {
 	case lane <- job:
@@ -322,6 +327,11 @@ func (p *Proxy) runMirror(job mirrorJob, wrote chan struct{}) {
 		return
 	}
 	req.Header = job.header
+	if job.publish {
+		// The target's send, with the headers it gets (its rules may
+		// change the event's type): its event's delays count from here.
+		p.clock.sent(roleOfTarget(t.name), publishIdentity(job.query, job.header, job.body), p.now().UnixNano())
+	}
 	resp, err := p.mirrorTransport.RoundTrip(req)
 	if err != nil {
 		p.candidateFailed(t, errorKind(err), err)
@@ -618,6 +628,7 @@ func (p *Proxy) sweep() {
 		}
 		p.mu.Unlock()
 		p.tracker.sweep(now)
+		p.clock.prune(now, int64(settle))
 		for _, s := range open {
 			s.flush(now - int64(settle))
 			if ended := s.ended.Load(); ended != 0 {

@@ -50,6 +50,7 @@ type Proxy struct {
 	// which a rollback cuts.
 	epoch    atomic.Pointer[epoch]
 	tracker  *tracker
+	clock    publishClock // when the proxy sent each publish to each world (pubclock.go)
 	diverted map[*divertedStream]struct{}
 	stepMu   sync.Mutex // one step, rollback or fleet state applied at a time
 	applied  int64      // the fleet state's version in force (stepMu)
@@ -134,6 +135,7 @@ func New(cfg Config) (*Proxy, error) {
 		done:     make(chan struct{}),
 	}
 	p.tracker = newTracker(p)
+	p.clock.full = m.publishClockFull.Inc
 	p.started = p.now()
 	p.primaryTransport, p.mirrorTransport = hopTransport{newTransport(), p.loop.id}, hopTransport{newTransport(), p.loop.id}
 	p.base, p.stop = context.WithCancel(context.Background())
@@ -457,12 +459,17 @@ func (p *Proxy) mirrorWithBody(d *decision, w http.ResponseWriter, r *http.Reque
 	}
 	var skipped []*target
 	var queued []*mirrorOrder
+	clocked := clockedPublish(st.cfg.Mirror.Identity, r)
 	for _, t := range st.targets {
-		if o, ok := p.mirrorRequest(d, t, body); ok {
+		if o, ok := p.mirrorRequest(d, t, body, clocked); ok {
 			queued = append(queued, o)
 		} else {
 			skipped = append(skipped, t)
 		}
+	}
+	if clocked {
+		// The primary's send: its event's delays count from here.
+		p.clock.sent(cohortPrimary, publishIdentity(r.URL.RawQuery, r.Header, body), p.now().UnixNano())
 	}
 	p.serveUnmirrored(d, w, r, skipped)
 	// Before the client can read the answer (net/http sends it when this
@@ -534,7 +541,7 @@ func (p *Proxy) primaryResponse(resp *http.Response) error {
 	}
 	now := time.Now().UnixNano()
 	for _, t := range d.st.targets {
-		if o, ok := p.mirrorRequest(d, t, nil); ok {
+		if o, ok := p.mirrorRequest(d, t, nil, false); ok {
 			o.answered.Store(now) // the primary has answered (its headers are here)
 		}
 	}

@@ -6,11 +6,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// The reference log of a channel (LEDGER.md, "Cohorts"): the proxy does
-// not know when an event was published, so an event's delay on a stream
-// is its arrival there minus its first sighting on any reference stream
-// of the same channel (the request path) — the primary streams of the
-// mirrored users in mirror mode, of the control cohort in divert mode.
+// The reference log of a channel (LEDGER.md, "Cohorts"): where the proxy
+// did not send an event's publish to a stream's world itself (the publish
+// clock, pubclock.go, gives the other delays), it does not know when the
+// event was published, so the event's delay on a stream is its arrival
+// there minus its first sighting on any reference stream of the same
+// channel (the request path) — the primary streams of the mirrored users
+// in mirror mode, of the control cohort in divert mode. Both delays are
+// kept for every event that has them; the document shows one rule
+// (epoch.delayRule).
 // Diverted streams are also reconciled against it: what the references
 // saw while the diverted stream was open and it did not get within the
 // settle window is missing; what it got and no reference saw is extra.
@@ -115,6 +119,9 @@ func (cs *cstream) event(id uint64, now int64) {
 	}
 	p, ch := cs.t.p, cs.ch
 	acc := p.epoch.Load().cohort(cs.role)
+	// The send of its publish to this stream's world, when the proxy
+	// relayed it (pubclock.go): the delay by the send rule.
+	sentAt, sent := p.clock.sendTime(cs.role, id)
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if !cs.gotAny {
@@ -124,6 +131,10 @@ func (cs *cstream) event(id uint64, now int64) {
 	if cs.role == cohortPrimary {
 		acc.events.Add(1)
 		cs.events.Inc()
+		if sent {
+			acc.addSendDelay(now - sentAt)
+			cs.delays.Observe(float64(now-sentAt) / 1e9)
+		}
 		first, ok := ch.first[id]
 		if !ok && len(ch.first) >= maxFirstSightings {
 			p.m.cohortChannelsFull.Inc() // too busy a channel: this event has no reference
@@ -138,7 +149,9 @@ func (cs *cstream) event(id uint64, now int64) {
 			}
 		}
 		acc.addDelay(now - first)
-		cs.delays.Observe(float64(now-first) / 1e9)
+		if !sent {
+			cs.delays.Observe(float64(now-first) / 1e9)
+		}
 		return
 	}
 	if _, dup := cs.seen[id]; dup {
@@ -155,10 +168,16 @@ func (cs *cstream) event(id uint64, now int64) {
 		acc.events.Add(1)
 		cs.events.Inc()
 	}
+	if sent {
+		acc.addSendDelay(now - sentAt)
+		cs.delays.Observe(float64(now-sentAt) / 1e9)
+	}
 	if first, ok := ch.first[id]; ok {
 		delete(cs.owed, id)
 		acc.addDelay(now - first)
-		cs.delays.Observe(float64(now-first) / 1e9)
+		if !sent {
+			cs.delays.Observe(float64(now-first) / 1e9)
+		}
 		return
 	}
 	if len(cs.early) < cs.maxPending {
@@ -172,7 +191,9 @@ func (cs *cstream) referenced(id uint64, now int64) {
 		// It came here first: the reference is the later, delay 0.
 		delete(cs.early, id)
 		cs.t.p.epoch.Load().cohort(cs.role).addDelay(max(0, at-now))
-		cs.delays.Observe(0)
+		if _, sent := cs.t.p.clock.sendTime(cs.role, id); !sent {
+			cs.delays.Observe(0) // else observed from its send already
+		}
 		return
 	}
 	if _, ok := cs.seen[id]; ok {

@@ -99,18 +99,18 @@ func TestStepAndRollback(t *testing.T) {
 		top = append(top, k)
 	}
 	slices.Sort(top)
-	if want := []string{"baseline", "candidate", "epoch", "instances", "primary", "since", "step"}; !slices.Equal(top, want) {
+	if want := []string{"baseline", "candidate", "delay_rule", "epoch", "instances", "primary", "since", "step"}; !slices.Equal(top, want) {
 		t.Errorf("cohorts keys %v, want %v", top, want)
 	}
-	if string(doc["baseline"]) != "null" || string(doc["step"]) != `"divert-50"` || string(doc["epoch"]) != "1" {
-		t.Errorf("cohorts: baseline %s, step %s, epoch %s", doc["baseline"], doc["step"], doc["epoch"])
+	if string(doc["baseline"]) != "null" || string(doc["step"]) != `"divert-50"` || string(doc["epoch"]) != "1" || string(doc["delay_rule"]) != `"sighting"` {
+		t.Errorf("cohorts: baseline %s, step %s, epoch %s, delay rule %s", doc["baseline"], doc["step"], doc["epoch"], doc["delay_rule"])
 	}
 	var since string
 	_ = json.Unmarshal(doc["since"], &since)
 	if _, err := time.Parse(time.RFC3339Nano, since); err != nil {
 		t.Errorf("since %q: %v", since, err)
 	}
-	wantC := []string{"delay_ms", "delay_samples", "duplicated", "errors", "events", "first_event_ms", "first_event_samples", "reconnects", "reordered", "streams", "unexplained"}
+	wantC := []string{"delay_from_send", "delay_from_sighting", "delay_ms", "delay_samples", "duplicated", "errors", "events", "first_event_ms", "first_event_samples", "reconnects", "reordered", "streams", "unexplained"}
 	for _, side := range []string{"primary", "candidate"} {
 		if got := keysOf(t, doc[side]); !slices.Equal(got, wantC) {
 			t.Errorf("%s keys %v, want %v", side, got, wantC)

@@ -276,6 +276,13 @@ func tail(name string, cand, ref []float64, th Thresholds) Check {
 	}
 	c99, r99 := quantile(cand, 0.99), quantile(ref, 0.99)
 	cs, rs := c99-quantile(cand, 0.5), r99-quantile(ref, 0.5)
+	if c99+th.ToleranceMS <= 0 || r99+th.ToleranceMS <= 0 {
+		// Delays at or below −tolerance (clocks that disagree): a ratio of
+		// them is 0/0, negative or upside down — not evidence either way.
+		ch.Decision = Hold
+		ch.Reason = fmt.Sprintf("p99 %.1f vs %.1f ms: not above −%g ms on both sides (clocks that disagree?), so their ratio says nothing", c99, r99, th.ToleranceMS)
+		return ch
+	}
 	ratio := func(a, b float64) float64 { return (a + th.ToleranceMS) / (b + th.ToleranceMS) }
 	p99r, spreadr := ratio(c99, r99), ratio(cs, rs)
 	ch.Value = max(p99r, spreadr)

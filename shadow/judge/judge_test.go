@@ -120,6 +120,44 @@ func TestJudgeFalseAlarms(t *testing.T) {
 	}
 }
 
+// TestTailSkewedClocks: delays at or below −tolerance on both sides (a
+// proxy whose clock disagrees with the publisher's) make the tail ratio
+// 0/0; that is no evidence, so the tail check holds, with the reason, and
+// the verdict can be encoded (no NaN).
+func TestTailSkewedClocks(t *testing.T) {
+	t.Parallel()
+	skewed := func(seed uint64, at float64) Cohort {
+		c := cohort(seed, 2000, 0, 0, 0, 1) // scale 0: every delay is add
+		for i := range c.DelayMS {
+			c.DelayMS[i] = at
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name      string
+		cand, ref float64
+	}{
+		{"both at -tolerance", -5, -5},
+		{"both below", -40, -20},
+		{"reference below", 3, -20},
+		{"candidate below", -20, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := Judge(Input{Primary: skewed(1, tc.ref), Candidate: skewed(2, tc.cand)}, Thresholds{})
+			c := find(v, "delay_tail")
+			if c.Decision != Hold || !strings.Contains(c.Reason, "clocks that disagree") {
+				t.Fatalf("delay_tail %s: %s; want hold", c.Decision, c.Reason)
+			}
+			if v.Decision == Promote {
+				t.Errorf("verdict promote with the tail held: %s", v.Reason)
+			}
+			if _, err := json.Marshal(v); err != nil {
+				t.Errorf("the verdict does not encode: %v", err)
+			}
+		})
+	}
+}
+
 // TestMannWhitney checks the test's p-values on known cases.
 func TestMannWhitney(t *testing.T) {
 	sep := []float64{11, 12, 13, 14, 15, 16, 17, 18, 19, 20}

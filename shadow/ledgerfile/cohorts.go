@@ -15,20 +15,38 @@ type Cohorts struct {
 	Step  string    `json:"step"`
 	Since time.Time `json:"since"`
 	// Instances are the proxy instances whose evidence this is.
-	Instances []string     `json:"instances"`
+	Instances []string `json:"instances"`
+	// DelayRule is how every cohort's DelayMS were measured: DelayFromSend
+	// or DelayFromSighting ("" from a proxy before the publish clock: the
+	// sighting rule).
+	DelayRule string       `json:"delay_rule"`
 	Primary   CohortStats  `json:"primary"`
 	Candidate CohortStats  `json:"candidate"`
 	Baseline  *CohortStats `json:"baseline"`
 }
 
+// The rules of a delay (LEDGER.md, "Cohorts").
+const (
+	// DelayFromSend: arrival minus the proxy's send of the event's
+	// publish to the cohort's world.
+	DelayFromSend = "send"
+	// DelayFromSighting: arrival minus the event's first sighting on a
+	// reference stream of its channel.
+	DelayFromSighting = "sighting"
+)
+
 // CohortStats is what one cohort measured during the epoch. DelayMS and
 // FirstEventMS are reservoir samples (at most ReservoirSize each) of
-// DelaySamples and FirstEventSamples observations.
+// DelaySamples and FirstEventSamples observations; the delays are of the
+// document's DelayRule. DelayFromSend and DelayFromSighting count the
+// delays observed by each rule (an event may have both).
 type CohortStats struct {
 	DelayMS           []float64 `json:"delay_ms"`
 	FirstEventMS      []float64 `json:"first_event_ms"`
 	DelaySamples      int64     `json:"delay_samples"`
 	FirstEventSamples int64     `json:"first_event_samples"`
+	DelayFromSend     int64     `json:"delay_from_send"`
+	DelayFromSighting int64     `json:"delay_from_sighting"`
 	Events            int64     `json:"events"`
 	Unexplained       int64     `json:"unexplained"`
 	Duplicated        int64     `json:"duplicated"`
@@ -64,16 +82,31 @@ func (c Cohorts) Judge() judge.Input {
 // counts are summed, and each sample list is a reservoir of the union in
 // which every part is represented in proportion to its sample total (so
 // an instance that saw twice the events weighs twice). Parts of another
-// epoch than the first are refused (ErrMerge).
+// epoch than the first are refused (ErrMerge). Delays of one rule only
+// are merged: DelayFromSend when a part has it (an instance's sends are
+// the publishes it relayed, as good a subset as any other's), and the
+// other parts' delays are left out of the samples (their counts stay).
 func MergeCohorts(parts ...Cohorts) (Cohorts, error) {
 	if len(parts) == 0 {
 		return Cohorts{}, fmt.Errorf("%w: no cohorts", ErrMerge)
 	}
-	out := Cohorts{Epoch: parts[0].Epoch, Step: parts[0].Step, Since: parts[0].Since, Instances: []string{}}
+	out := Cohorts{Epoch: parts[0].Epoch, Step: parts[0].Step, Since: parts[0].Since, Instances: []string{}, DelayRule: DelayFromSighting}
+	for _, p := range parts {
+		if p.DelayRule == DelayFromSend {
+			out.DelayRule = DelayFromSend
+		}
+	}
 	var prim, cand, base []CohortStats
 	for i, p := range parts {
 		if p.Epoch != out.Epoch {
 			return Cohorts{}, fmt.Errorf("%w: part %d is of epoch %d, part 0 of %d", ErrMerge, i, p.Epoch, out.Epoch)
+		}
+		if rule := p.DelayRule; rule != out.DelayRule && (rule != "" || out.DelayRule != DelayFromSighting) {
+			p.Primary, p.Candidate = withoutDelays(p.Primary), withoutDelays(p.Candidate)
+			if p.Baseline != nil {
+				b := withoutDelays(*p.Baseline)
+				p.Baseline = &b
+			}
 		}
 		if p.Since.Before(out.Since) {
 			out.Since = p.Since
@@ -92,6 +125,12 @@ func MergeCohorts(parts ...Cohorts) (Cohorts, error) {
 	return out, nil
 }
 
+// withoutDelays is s without its delay samples, which are of another rule.
+func withoutDelays(s CohortStats) CohortStats {
+	s.DelayMS, s.DelaySamples = nil, 0
+	return s
+}
+
 // SumCohorts adds cohorts (MergeCohorts' rule for the samples).
 func SumCohorts(parts ...CohortStats) CohortStats {
 	var s CohortStats
@@ -100,6 +139,8 @@ func SumCohorts(parts ...CohortStats) CohortStats {
 	for i, p := range parts {
 		s.DelaySamples += p.DelaySamples
 		s.FirstEventSamples += p.FirstEventSamples
+		s.DelayFromSend += p.DelayFromSend
+		s.DelayFromSighting += p.DelayFromSighting
 		s.Events += p.Events
 		s.Unexplained += p.Unexplained
 		s.Duplicated += p.Duplicated

@@ -62,3 +62,35 @@ func TestMergeCohorts(t *testing.T) {
 		t.Errorf("no cohorts: %v", err)
 	}
 }
+
+// TestMergeCohortsDelayRule: the merge keeps one delay rule: from the
+// send when a part has it, the other parts' delays left out of the
+// samples (their counts stay); parts without a rule are of the sighting.
+func TestMergeCohortsDelayRule(t *testing.T) {
+	part := func(rule string, v float64) Cohorts {
+		s := CohortStats{DelayMS: filled(10, v), DelaySamples: 10, DelayFromSend: 10, DelayFromSighting: 10, Events: 10}
+		if rule != DelayFromSend {
+			s.DelayFromSend = 0
+		}
+		return Cohorts{Epoch: 1, DelayRule: rule, Primary: s, Candidate: s}
+	}
+	m, err := MergeCohorts(part(DelayFromSend, 1), part(DelayFromSighting, 2), part("", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.DelayRule != DelayFromSend {
+		t.Fatalf("rule %q", m.DelayRule)
+	}
+	for _, s := range []CohortStats{m.Primary, m.Candidate} {
+		if len(s.DelayMS) != 10 || s.DelaySamples != 10 || s.DelayMS[0] != 1 || s.Events != 30 || s.DelayFromSend != 10 || s.DelayFromSighting != 30 {
+			t.Errorf("%d samples of %d (first %v), %d events, %d from the send, %d from the sighting", len(s.DelayMS), s.DelaySamples, s.DelayMS, s.Events, s.DelayFromSend, s.DelayFromSighting)
+		}
+	}
+	m, err = MergeCohorts(part(DelayFromSighting, 2), part("", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.DelayRule != DelayFromSighting || len(m.Primary.DelayMS) != 20 {
+		t.Errorf("rule %q, %d samples; want the sighting's 20", m.DelayRule, len(m.Primary.DelayMS))
+	}
+}

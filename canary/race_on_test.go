@@ -1,0 +1,6 @@
+//go:build race
+
+package canary
+
+// raceBuild: the race detector slows the rig several times over.
+const raceBuild = true
