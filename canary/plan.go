@@ -274,6 +274,7 @@ func validateThresholds(t judge.Thresholds) error {
 		{"min_samples", float64(t.MinSamples)}, {"min_tail_samples", float64(t.MinTailSamples)},
 		{"min_events", float64(t.MinEvents)}, {"max_unexplained_ppm", t.MaxUnexplainedPPM},
 		{"max_error_rate_delta", t.MaxErrorRateDelta}, {"max_reconnect_rate_delta", t.MaxReconnectRateDelta},
+		{"min_streams", float64(t.MinStreams)},
 	}
 	for _, f := range pos {
 		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {

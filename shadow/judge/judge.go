@@ -101,6 +101,9 @@ type Thresholds struct {
 	// reference's (0.01, 0.05).
 	MaxErrorRateDelta     float64 `json:"max_error_rate_delta"`
 	MaxReconnectRateDelta float64 `json:"max_reconnect_rate_delta"`
+	// MinStreams is the fewest streams per side for the rate checks
+	// (50): one failed stream of two is no rate — fewer holds, either way.
+	MinStreams int64 `json:"min_streams"`
 }
 
 func (t Thresholds) withDefaults() Thresholds {
@@ -118,6 +121,9 @@ func (t Thresholds) withDefaults() Thresholds {
 	def(&t.MaxReconnectRateDelta, 0.05)
 	if t.MinSamples <= 0 {
 		t.MinSamples = 200
+	}
+	if t.MinStreams <= 0 {
+		t.MinStreams = 50
 	}
 	if t.MinTailSamples <= 0 {
 		t.MinTailSamples = 1000
@@ -210,8 +216,8 @@ func checks(cand, ref Cohort, th Thresholds) []Check {
 	if len(cand.FirstEventMS) > 0 || len(ref.FirstEventMS) > 0 {
 		out = append(out, shift("first_event", cand.FirstEventMS, ref.FirstEventMS, th))
 	}
-	out = append(out, rate("error_rate", cand.Errors, cand.Streams, ref.Errors, ref.Streams, th.MaxErrorRateDelta))
-	out = append(out, rate("reconnect_rate", cand.Reconnects, cand.Streams, ref.Reconnects, ref.Streams, th.MaxReconnectRateDelta))
+	out = append(out, rate("error_rate", cand.Errors, cand.Streams, ref.Errors, ref.Streams, th.MaxErrorRateDelta, th.MinStreams))
+	out = append(out, rate("reconnect_rate", cand.Reconnects, cand.Streams, ref.Reconnects, ref.Streams, th.MaxReconnectRateDelta, th.MinStreams))
 	return out
 }
 
@@ -296,11 +302,11 @@ func tail(name string, cand, ref []float64, th Thresholds) Check {
 	return ch
 }
 
-func rate(name string, cn, cd, rn, rd int64, maxDelta float64) Check {
+func rate(name string, cn, cd, rn, rd int64, maxDelta float64, minStreams int64) Check {
 	ch := Check{Name: name, Test: "rate per stream, difference", P: -1, N1: cd, N2: rd, Threshold: maxDelta}
-	if cd == 0 {
+	if cd < minStreams || rd < minStreams {
 		ch.Decision = Hold
-		ch.Reason = "no stream of the candidate's cohort yet"
+		ch.Reason = fmt.Sprintf("%d and %d streams, fewer than the %d needed", cd, rd, minStreams)
 		return ch
 	}
 	cr := float64(cn) / float64(cd)

@@ -178,3 +178,26 @@ func TestMannWhitney(t *testing.T) {
 		t.Errorf("identical distributions: p = %g", p)
 	}
 }
+
+// TestRatesNeedStreams: one failed stream of a handful is no rate — the
+// rate checks hold below MinStreams on either side, whichever way the
+// few streams went, and judge from there on.
+func TestRatesNeedStreams(t *testing.T) {
+	th := Thresholds{}.withDefaults()
+	for _, tc := range []struct {
+		name           string
+		cn, cd, rn, rd int64
+		want           Decision
+	}{
+		{"one stream each, fine", 0, 1, 0, 1, Hold},
+		{"one failed stream of one", 1, 1, 0, 1, Hold},
+		{"enough candidate streams, too few reference", 0, 60, 0, 10, Hold},
+		{"enough, fine", 0, 60, 0, 60, Promote},
+		{"enough, failing", 30, 60, 0, 60, Rollback},
+	} {
+		ch := rate("error_rate", tc.cn, tc.cd, tc.rn, tc.rd, th.MaxErrorRateDelta, th.MinStreams)
+		if ch.Decision != tc.want {
+			t.Errorf("%s: %s (%s), want %s", tc.name, ch.Decision, ch.Reason, tc.want)
+		}
+	}
+}
