@@ -271,6 +271,14 @@ func rolloutPlan(t *testing.T, noise, cand defect.Config, baseline bool, edit fu
 	defer stop()
 	got := <-done
 	t.Log(out.String())
+	for _, s := range got.res.Steps {
+		// What each verdict needed (BENCHMARKS.md, "Canary verdicts").
+		var events, delays int64
+		if s.Evidence != nil {
+			events, delays = s.Evidence.Candidate.Events, int64(len(s.Evidence.Candidate.DelayMS))
+		}
+		t.Logf("verdict %s %s after %.1fs, %d judgements: %d candidate events, %d delay samples", s.Name, s.Decision, s.Ended.Sub(s.Started).Seconds(), s.Judgements, events, delays)
+	}
 	if got.err != nil {
 		t.Fatalf("%s: %v", got.res.Outcome, got.err)
 	}
