@@ -73,15 +73,12 @@ type rig struct {
 // startRig starts the primary (with noise: the environment's for every
 // new instance), the candidate (noise plus its defect) and, when
 // baseline, a baseline (noise only), and a proxy in front of them. It
-// skips the test when the proxy has no step API yet.
+// opens the rollout's first epoch with a probe step.
 func startRig(t *testing.T, noise, cand defect.Config, baseline bool) rig {
 	t.Helper()
 	r := buildRig(t, noise, cand, baseline, shadow.Route{Path: "/sub/"})
 	a := &HTTPAdmin{URLs: []string{r.admin}, Token: rigToken}
 	if _, err := a.Step(t.Context(), StepRequest{Name: "probe", Mode: "off", Route: "/sub/"}); err != nil {
-		if strings.Contains(err.Error(), ": 404") {
-			t.Skip("waits for the proxy's /_darktime/step")
-		}
 		t.Fatalf("the proxy's step API: %v", err)
 	}
 	return r
