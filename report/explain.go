@@ -157,7 +157,7 @@ func explainSwarm(l *LedgerReport, res *resultfile.Result) {
 			rs.WithID, rs.Gapped)
 	}
 	l.explain("no_id", a.Lost["no_id"], true, true,
-		"the streams carried no id: field, so %d reconnects had nothing to resume from", rs.NoID)
+		"%d reconnects had no id to resume from: the stream before them had carried no id: field by the time it ended", rs.NoID)
 	l.explain("gave_up", a.Lost["gave_up"], true, true,
 		"%d clients gave up, as a browser does, when the target answered a reconnect with an error (%s)", res.Clients.Failed, kindList(res.Errors))
 	l.explain("cut_by_server", a.Lost["cut_by_server"], true, true,

@@ -238,6 +238,9 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 			before, after = nil, nil
 		}
 	}
+	if len(statsNodes) > len(c.nodeURLs) && len(after) == len(statsNodes) {
+		before, after = c.candidateServed(cr, before, after, to)
+	}
 	// A mirror candidate's counters are not reconciled with the swarm
 	// (its readers are the proxies) but say what it received.
 	var candidate []server.Stats
@@ -326,10 +329,37 @@ func (c *cluster) statsNodes() []string {
 		return nil
 	}
 	urls := append([]string(nil), c.nodeURLs...)
-	if sh := c.r.s.Shadow; sh != nil && c.candURL != "" && sh.Mode == scenario.ModeDivert {
-		urls = append(urls, c.candURL)
+	if sh := c.r.s.Shadow; sh != nil && c.candURL != "" && (sh.Mode == scenario.ModeDivert || sh.Canary != "") {
+		urls = append(urls, c.candURL) // last: candidateServed may take it out again
 	}
 	return urls
+}
+
+// candidateServed keeps the candidate's counters (the last snapshot of
+// each list) in the servers' ledgers when it served users only through
+// diverted streams, and takes them out when it served only the proxy's
+// mirrors (whose reader is the proxy, not the swarm). A rollout that did
+// both leaves the servers' ledgers out: the candidate's writes cannot be
+// split between the users and the mirrors.
+func (c *cluster) candidateServed(cr *canaryRun, before, after []server.Stats, to *TargetOutcome) ([]server.Stats, []server.Stats) {
+	sh := c.r.s.Shadow
+	mirrored, diverted := sh.Percent > 0 && sh.Mode == scenario.ModeMirror, sh.Percent > 0 && sh.Mode == scenario.ModeDivert
+	if cr != nil && cr.res != nil {
+		for _, st := range cr.res.Steps {
+			mirrored = mirrored || st.Mode == string(scenario.ModeMirror)
+			diverted = diverted || st.Mode == string(scenario.ModeDivert)
+		}
+	}
+	n := len(before) - 1
+	switch {
+	case mirrored && diverted:
+		to.Notes = append(to.Notes, "the candidate served the proxy's mirrors and diverted users in one run: its writes cannot be split between them, so the servers' ledgers are left out")
+		return nil, nil
+	case diverted:
+		return before, after
+	default:
+		return before[:n], after[:n]
+	}
 }
 
 // snapshot takes GET /stats of every node that answers.
