@@ -36,7 +36,7 @@ func adminStub(t *testing.T, token string, unexplained int64) string {
 			_, _ = w.Write([]byte(`{"error": "wrong admin token", "status": 403}`))
 			return
 		}
-		c := map[string]any{"events": 20000, "unexplained": unexplained, "streams": 10, "delay_ms": samples()}
+		c := map[string]any{"events": 20000, "unexplained": unexplained, "streams": 100, "delay_ms": samples()}
 		switch r.URL.Path {
 		case "/_darktime/step", "/_darktime/rollback":
 			_ = json.NewEncoder(w).Encode(map[string]any{"epoch": epoch.Add(1), "step": "s", "config": map[string]any{}})
