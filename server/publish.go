@@ -31,7 +31,13 @@ type batchEvent struct {
 // PublishResult is one published event in a publish response.
 type PublishResult struct {
 	Channel string `json:"channel"`
-	ID      string `json:"id"`
+	ID      string `json:"id,omitempty"`
+	// Status and Error are set in a 207 answer (a batch on a Redis
+	// Cluster that was published on some shards only): 201 for a published
+	// event; 503 (not published: retry it) or 504 (outcome unknown: retry
+	// it with the same key) for the others, with the reason.
+	Status int    `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // handlePublish serves POST /pub?id={channel} (the body is the event data,
@@ -80,6 +86,24 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ids, err := s.Publish(r.Context(), msgs)
+	var partial *broker.PartialError
+	if errors.As(err, &partial) && !single {
+		s.log.Warn("batch published in part", "err", err, "events", len(msgs))
+		results := make([]PublishResult, len(msgs))
+		for i, e := range partial.Errs {
+			results[i] = PublishResult{Channel: msgs[i].Channel, Status: http.StatusCreated}
+			switch {
+			case e == nil:
+				results[i].ID = partial.IDs[i].String()
+			case outcomeUnknown(e):
+				results[i].Status, results[i].Error = http.StatusGatewayTimeout, "outcome unknown; retry with the same key: "+e.Error()
+			default:
+				results[i].Status, results[i].Error = http.StatusServiceUnavailable, "not published; retry: "+e.Error()
+			}
+		}
+		writeJSON(w, http.StatusMultiStatus, map[string]any{"events": results})
+		return
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrInvalidChannel), errors.Is(err, ErrInvalidEvent):

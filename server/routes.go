@@ -3,6 +3,8 @@ package server
 import (
 	"net/http"
 	"strings"
+
+	"github.com/darktime/darktime/server/broker"
 )
 
 // route is one endpoint. Admin endpoints move to the admin listener with
@@ -19,7 +21,7 @@ func (s *Server) routeTable() []route {
 		{"GET", "/sub", s.handleSubscribe, false},
 		{"POST", "/pub", s.handlePublish, false},
 		{"POST", "/hooks", s.handleHooks, false},
-		{"GET", "/healthz", handleHealth, false},
+		{"GET", "/healthz", s.handleHealth, false},
 		{"GET", "/{$}", s.handleDemoPage, false},
 		{"GET", "/queue/stats", s.handleQueueStats, true},
 		{"GET", "/queue/dead", s.handleDeadLetters, true},
@@ -29,7 +31,23 @@ func (s *Server) routeTable() []route {
 	}
 }
 
-func handleHealth(w http.ResponseWriter, _ *http.Request) {
+// brokerHealth is a broker that can say whether it delivers (the Redis
+// broker: its links up and its probes back in time).
+type brokerHealth interface {
+	Health() broker.Health
+}
+
+// handleHealth answers 200 when the node can deliver, else 503 with the
+// reasons: the broker unreachable, a pub/sub link down or lagging. A load
+// balancer that takes the node out on 503 sends its subscribers where
+// events arrive.
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	if bh, ok := s.broker.(brokerHealth); ok {
+		if h := bh.Health(); !h.OK {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unhealthy", "reasons": h.Reasons})
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 

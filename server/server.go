@@ -30,10 +30,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/darktime/darktime/internal/eventid"
+	"github.com/darktime/darktime/internal/redisurl"
 	"github.com/darktime/darktime/internal/sse"
 	"github.com/darktime/darktime/server/broker"
 	"github.com/darktime/darktime/server/pipeline"
 	"github.com/darktime/darktime/server/queue"
+	"github.com/darktime/darktime/server/statsfile"
 	"github.com/darktime/darktime/server/worker"
 )
 
@@ -42,13 +44,19 @@ import (
 type Config struct {
 	// NodeID names the node in /stats (default hostname:pid).
 	NodeID string
-	// RedisURL selects the Redis broker (e.g. redis://127.0.0.1:6379/0);
-	// empty means the in-process broker.
+	// RedisURL selects the Redis broker (e.g. redis://127.0.0.1:6379/0, or
+	// redis+cluster://host1:port,host2:port for a Redis Cluster: sharded
+	// pub/sub, one link per shard); empty means the in-process broker.
 	RedisURL string
 	// RedisPrefix prefixes every Redis key (default "darktime:").
 	RedisPrefix string
 	// RedisSharded uses sharded pub/sub (SPUBLISH/SSUBSCRIBE).
 	RedisSharded bool
+	// HealthProbe is how often a health probe goes through each of the
+	// Redis broker's pub/sub links (default 1s; negative: none, /healthz
+	// then reports link state only); HealthLag is how long a probe may take
+	// before /healthz answers 503 (default 3s).
+	HealthProbe, HealthLag time.Duration
 	// NewBroker, if set, builds the broker instead (tests, custom brokers).
 	NewBroker func(broker.Handler) (broker.Broker, error)
 
@@ -203,7 +211,7 @@ type Server struct {
 
 	pipelines   *pipeline.Config
 	queue       *queue.Queue
-	queueClient *redis.Client
+	queueClient redis.UniversalClient
 	workers     *worker.Pool
 	stopWorkers context.CancelFunc
 	workersDone chan struct{}
@@ -237,6 +245,7 @@ func New(cfg Config) (*Server, error) {
 		s.broker, err = broker.NewRedis(broker.RedisConfig{
 			Config: bcfg, URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Sharded: cfg.RedisSharded,
 			Logger: cfg.Logger, OnError: func(error) { s.hub.stats.brokerErrors.Add(1) },
+			ProbeInterval: cfg.HealthProbe, ProbeTimeout: cfg.HealthLag,
 		})
 		s.hub.brokerName = "redis"
 	default:
@@ -305,6 +314,14 @@ func (s *Server) Stats() Stats {
 		if s.workers != nil {
 			ws := s.workers.Stats()
 			st.Hooks.Workers = &ws
+		}
+	}
+	if bh, ok := s.broker.(brokerHealth); ok {
+		for _, l := range bh.Health().Links {
+			st.Links = append(st.Links, statsfile.LinkStats{
+				Addr: l.Addr, Up: l.Up, Channels: l.Channels, Since: l.Since, LastError: l.LastError,
+				LagMs: float64(l.Lag.Microseconds()) / 1000, ProbeAgeMs: float64(l.ProbeAge.Microseconds()) / 1000, Reason: l.Reason,
+			})
 		}
 	}
 	return st
@@ -388,15 +405,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // startQueue connects the job queue and starts in-process workers.
 func (s *Server) startQueue() error {
-	opt, err := redis.ParseURL(s.cfg.RedisURL)
-	if err != nil {
-		return fmt.Errorf("job queue: bad Redis URL: %w", err)
-	}
 	// No retries: an enqueue Redis ran but did not answer would run again
 	// (and the first answer's error would hide it: a dial error after a
 	// timeout reads as "not done").
-	opt.MaxRetries = -1
-	s.queueClient = redis.NewClient(opt)
+	qc, err := redisurl.New(s.cfg.RedisURL, -1)
+	if err != nil {
+		return fmt.Errorf("job queue: %w", err)
+	}
+	s.queueClient = qc
 	s.queue, err = queue.New(queue.Config{
 		Client: s.queueClient, Name: s.cfg.QueueName, MaxLen: s.cfg.QueueMaxLen,
 		VisibilityTimeout: s.cfg.QueueVisibility, MaxAttempts: s.cfg.QueueMaxAttempts, Logger: s.log,
@@ -449,7 +465,9 @@ type PublishMessage struct {
 	Key     string // idempotency key (see broker.Message.Key)
 }
 
-// Publish publishes events through the broker, as POST /pub does.
+// Publish publishes events through the broker, as POST /pub does. A
+// *broker.PartialError (a Redis Cluster batch that a shard failed) comes
+// with the ids of the events that were published.
 func (s *Server) Publish(ctx context.Context, msgs []PublishMessage) ([]eventid.ID, error) {
 	bm := make([]broker.Message, len(msgs))
 	for i, m := range msgs {
@@ -466,6 +484,21 @@ func (s *Server) Publish(ctx context.Context, msgs []PublishMessage) ([]eventid.
 		bm[i] = broker.Message{Channel: m.Channel, Body: sse.AppendBody(nil, ev, m.Data), Key: m.Key}
 	}
 	ids, err := s.broker.Publish(ctx, bm)
+	var partial *broker.PartialError
+	if errors.As(err, &partial) {
+		for _, e := range partial.Errs {
+			switch {
+			case e == nil:
+				s.hub.stats.published.Add(1)
+			case outcomeUnknown(e):
+				s.hub.stats.publishErrors.Add(1)
+				s.hub.stats.publishUnknown.Add(1)
+			default:
+				s.hub.stats.publishErrors.Add(1)
+			}
+		}
+		return partial.IDs, err
+	}
 	if err != nil {
 		s.hub.stats.publishErrors.Add(uint64(len(msgs)))
 		if outcomeUnknown(err) {

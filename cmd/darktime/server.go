@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/darktime/darktime/server"
+	"github.com/darktime/darktime/server/broker"
 )
 
 func init() { subcommands = append(subcommands, newServerCmd) }
@@ -63,9 +64,11 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 func (o *serverOptions) flags(f *pflag.FlagSet) {
 	c, l := &o.cfg, &o.listen
 	f.StringVar(&l.Addr, "listen", server.DefaultListen, "address to listen on")
-	f.StringVar(&c.RedisURL, "redis", "", "Redis URL for the Redis broker (several nodes); empty: in-process broker")
+	f.StringVar(&c.RedisURL, "redis", "", "Redis URL for the Redis broker (several nodes): redis://host:port/db, or redis+cluster://host:port,host:port for a Redis Cluster; empty: in-process broker")
 	f.StringVar(&c.RedisPrefix, "redis-prefix", server.DefaultRedisPrefix, "prefix of Redis keys and pub/sub channels")
-	f.BoolVar(&c.RedisSharded, "redis-sharded", false, "use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7)")
+	f.BoolVar(&c.RedisSharded, "redis-sharded", false, "use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7; always on with a redis+cluster:// URL)")
+	f.DurationVar(&c.HealthProbe, "health-probe", broker.DefaultProbeInterval, "how often a health probe goes through each Redis pub/sub link (negative: none)")
+	f.DurationVar(&c.HealthLag, "health-lag", broker.DefaultProbeTimeout, "how long a health probe may take before /healthz answers 503")
 	f.StringVar(&c.NodeID, "node-id", "", "node name in /stats (default hostname:pid)")
 	f.IntVar(&c.HistoryLength, "history-length", server.DefaultHistoryLength, "events kept per channel for resume")
 	f.DurationVar(&c.HistoryAge, "history-age", server.DefaultHistoryAge, "how long events are kept for resume")

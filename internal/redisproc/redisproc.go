@@ -45,6 +45,12 @@ type Options struct {
 	// ("always", "everysec"; default "always").
 	AppendOnly bool
 	Fsync      string
+	// Cluster makes it a Redis Cluster node (cluster-enabled yes, its
+	// nodes.conf in Dir); NodeTimeout is its cluster-node-timeout, how long
+	// a master may be unreachable before its replica takes over (default
+	// 15s, Redis's own).
+	Cluster     bool
+	NodeTimeout time.Duration
 }
 
 // Args is the command line of a private server: loopback only, no RDB
@@ -61,6 +67,14 @@ func Args(o Options) []string {
 	}
 	if o.LogFile != "" {
 		args = append(args, "--logfile", o.LogFile)
+	}
+	if o.Cluster {
+		timeout := o.NodeTimeout
+		if timeout <= 0 {
+			timeout = 15 * time.Second
+		}
+		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", strconv.FormatInt(timeout.Milliseconds(), 10))
 	}
 	if o.AppendOnly {
 		fsync := o.Fsync

@@ -46,6 +46,10 @@ type Options struct {
 	// AppendOnly turns on AOF persistence (appendfsync always), so data
 	// survives Restart.
 	AppendOnly bool
+
+	// cluster, nodeTimeout: set by StartCluster for its nodes.
+	cluster     bool
+	nodeTimeout time.Duration
 }
 
 // Start launches a private redis-server and registers its shutdown with
@@ -65,10 +69,15 @@ func Start(t testing.TB, opts ...Options) *Server {
 		t.Fatalf("%v", err)
 	}
 	s := &Server{t: t, Dir: t.TempDir()}
-	s.opts = redisproc.Options{Dir: s.Dir, LogFile: filepath.Join(s.Dir, "redis.log"), AppendOnly: o.AppendOnly, Fsync: "always"}
+	s.opts = redisproc.Options{Dir: s.Dir, LogFile: filepath.Join(s.Dir, "redis.log"), AppendOnly: o.AppendOnly, Fsync: "always",
+		Cluster: o.cluster, NodeTimeout: o.nodeTimeout}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		s.port = tstest.FreePort(t)
+		if o.cluster && !busPortFree(s.port) {
+			lastErr = fmt.Errorf("cluster bus port %d is taken", s.port+10000)
+			continue
+		}
 		if lastErr = s.launch(bin); lastErr == nil {
 			break
 		}

@@ -11,6 +11,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/darktime/darktime/internal/eventid"
@@ -98,7 +99,8 @@ type Broker interface {
 	// Publish appends each message to its channel's history, assigns it an
 	// id and delivers it to every node subscribed to the channel. It
 	// returns the ids in order. On error none of the ids are valid: some
-	// messages of a batch may have been published (at-least-once).
+	// messages of a batch may have been published (at-least-once) — except
+	// a *PartialError, which says event by event.
 	Publish(ctx context.Context, msgs []Message) ([]eventid.ID, error)
 	// Subscribe makes this node receive the channel's events through the
 	// Handler. When it returns nil, every event published afterwards is
@@ -164,6 +166,31 @@ var ErrClosed = errors.New("broker: closed")
 // and did not take the command; the HTTP layer answers 503 for them (not
 // done: retry).
 var ErrUnavailable = errors.New("broker unavailable")
+
+// PartialError is what Publish returns when some events of a batch were
+// published and others not (a Redis Cluster batch spans shards, and a
+// shard failed). IDs holds the id of every published event, the zero ID
+// for the others; Errs[i] is nil for a published event, else its error
+// (wrapping ErrUnavailable or ErrOutcomeUnknown, as a whole batch's error
+// would).
+type PartialError struct {
+	IDs  []eventid.ID
+	Errs []error
+}
+
+func (e *PartialError) Error() string {
+	failed := 0
+	var first error
+	for _, err := range e.Errs {
+		if err != nil {
+			failed++
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return fmt.Sprintf("%d of %d events not published: %v", failed, len(e.Errs), first)
+}
 
 // ErrOutcomeUnknown wraps errors after which nobody knows whether the
 // broker ran the command: it was sent, and the answer did not come (a

@@ -126,6 +126,38 @@ func redisSuite(t *testing.T, sharded bool) suite {
 	}
 }
 
+// clusterSuite returns a suite whose brokers share one private Redis
+// Cluster (3 masters, 3 replicas).
+func clusterSuite(t *testing.T) suite {
+	c := redistest.StartCluster(t, 3, 1)
+	prefix := fmt.Sprintf("t%d:", time.Now().UnixNano())
+	var admins []*redis.Client
+	for _, n := range c.Nodes {
+		admins = append(admins, n.Client())
+	}
+	return suite{
+		newBroker: func(t *testing.T, cfg Config) Broker {
+			b, err := NewRedis(RedisConfig{Config: cfg, URL: c.URL, Prefix: prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = b.Close() })
+			return b
+		},
+		linkDown: func(t *testing.T) func() {
+			var restores []func()
+			for _, a := range admins {
+				restores = append(restores, cutPubSub(t, a))
+			}
+			return func() {
+				for _, r := range restores {
+					r()
+				}
+			}
+		},
+	}
+}
+
 // cutPubSub kills every pub/sub connection of a Redis and refuses new
 // connections (maxclients 1; connections already open keep working, so
 // publishing goes on) until restore.
@@ -154,6 +186,7 @@ func TestConformance(t *testing.T) {
 		"memory":        func(*testing.T) suite { return suite{newBroker: memoryFactory} },
 		"redis":         func(t *testing.T) suite { return redisSuite(t, false) },
 		"redis-sharded": func(t *testing.T) suite { return redisSuite(t, true) },
+		"redis-cluster": clusterSuite,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

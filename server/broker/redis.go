@@ -6,15 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/darktime/darktime/internal/eventid"
+	"github.com/darktime/darktime/internal/redisurl"
 )
 
 // Redis layout (Prefix defaults to "darktime:"):
@@ -135,15 +136,18 @@ return {1, maxdel, now, entries}
 // RedisConfig configures the Redis broker.
 type RedisConfig struct {
 	Config
-	// URL is a redis:// or rediss:// URL; used when Client is nil.
+	// URL is a redis:// or rediss:// URL, or redis+cluster://host:port,…
+	// for a Redis Cluster (see internal/redisurl); used when Client is nil.
 	URL string
-	// Client, if set, is used instead of dialing URL (it may be a cluster
-	// client). The broker does not close a client it was given.
+	// Client, if set, is used instead of dialing URL (a *redis.ClusterClient
+	// makes it a cluster broker). The broker does not close a client it was
+	// given.
 	Client redis.UniversalClient
 	// Prefix of every key and pub/sub channel (default "darktime:").
 	Prefix string
 	// Sharded uses SPUBLISH/SSUBSCRIBE (Redis 7 sharded pub/sub), so that
 	// in a Redis Cluster each event travels only within its channel's shard.
+	// A cluster broker is always sharded, with one pub/sub link per shard.
 	Sharded bool
 	// Logger receives connection trouble; nil discards it (as every
 	// darktime package: the CLI injects its logger).
@@ -151,6 +155,11 @@ type RedisConfig struct {
 	// OnError, if set, is called for every pub/sub receive error (the
 	// server counts them).
 	OnError func(error)
+	// ProbeInterval is how often a health probe goes through each pub/sub
+	// link (default 1s; negative: no probes, Health then reports link
+	// state only); ProbeTimeout is how long a probe may take before the
+	// link counts as lagging (default 3s).
+	ProbeInterval, ProbeTimeout time.Duration
 }
 
 // Redis is the broker for several nodes sharing one Redis (or one Redis
@@ -159,9 +168,13 @@ type Redis struct {
 	cfg     RedisConfig
 	client  redis.UniversalClient
 	ownsCli bool
-	ps      *redis.PubSub
+	ps      *redis.PubSub // single Redis: the one pub/sub connection
+	cluster *clusterLinks // Redis Cluster: one link per shard
 	log     *slog.Logger
 	pubCmd  string
+	addr    string      // for Links
+	linkUp  atomic.Bool // single Redis: the pub/sub connection is subscribed
+	ctx     context.Context
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // pub/sub channel -> subscribe confirmations awaited
@@ -174,8 +187,11 @@ type Redis struct {
 	subsMu sync.Mutex
 	subs   map[string]*redisSub
 
+	probes *prober
+
 	stop   context.CancelFunc
 	done   chan struct{}
+	probeW sync.WaitGroup
 	closeO sync.Once
 }
 
@@ -202,17 +218,26 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		r.pubCmd = "SPUBLISH"
 	}
 	if r.client == nil {
-		opt, err := redis.ParseURL(cfg.URL)
-		if err != nil {
-			return nil, fmt.Errorf("redis broker: bad URL %q: %w", redactURL(cfg.URL), err)
-		}
 		// No retries: a publish script that Redis ran but could not answer
 		// (it died in between) would run twice — one event under two ids.
 		// A failed command fails the request (503) and the publisher, who
 		// knows, retries; catch-up and resume retry on their own.
-		opt.MaxRetries = -1
-		r.client = redis.NewClient(opt)
+		c, err := redisurl.New(cfg.URL, -1)
+		if err != nil {
+			return nil, fmt.Errorf("redis broker: %w", err)
+		}
+		r.client = c
 		r.ownsCli = true
+	}
+	if cc, ok := r.client.(*redis.ClusterClient); ok {
+		r.cluster = newClusterLinks(cc)
+		r.cfg.Sharded, r.pubCmd = true, "SPUBLISH"
+	}
+	switch c := r.client.(type) {
+	case *redis.Client:
+		r.addr = c.Options().Addr
+	case *redis.ClusterClient:
+		r.addr = "cluster"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -225,24 +250,36 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if err := publishScript.Load(ctx, r.client).Err(); err != nil {
 		return nil, fmt.Errorf("redis broker: load publish script: %w", err)
 	}
-	if cfg.Sharded {
-		r.ps = r.client.SSubscribe(context.Background())
-	} else {
-		r.ps = r.client.Subscribe(context.Background())
+	if r.cfg.ProbeInterval == 0 {
+		r.cfg.ProbeInterval = DefaultProbeInterval
 	}
+	if r.cfg.ProbeTimeout <= 0 {
+		r.cfg.ProbeTimeout = DefaultProbeTimeout
+	}
+	r.probes = newProber()
 	rctx, stop := context.WithCancel(context.Background())
-	r.stop = stop
-	go r.receiveLoop(rctx)
+	r.ctx, r.stop = rctx, stop
+	if r.cluster != nil {
+		close(r.done) // the links have their own goroutines
+	} else {
+		if cfg.Sharded {
+			r.ps = r.client.SSubscribe(context.Background())
+		} else {
+			r.ps = r.client.Subscribe(context.Background())
+		}
+		go r.receiveLoop(rctx)
+	}
+	if r.cfg.ProbeInterval > 0 {
+		r.probeW.Add(1)
+		go func() {
+			defer r.probeW.Done()
+			r.probeLoop(rctx)
+		}()
+	}
 	return r, nil
 }
 
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	return u.Redacted()
-}
+func redactURL(raw string) string { return redisurl.Redact(raw) }
 
 func (r *Redis) historyKey(channel string) string {
 	return r.cfg.Prefix + "{" + channel + "}:h"
@@ -263,6 +300,21 @@ func (r *Redis) channelOf(pubsub string) (string, bool) {
 
 // Publish implements Broker. A batch goes to Redis in one pipeline.
 func (r *Redis) Publish(ctx context.Context, msgs []Message) ([]eventid.ID, error) {
+	ids, err := r.publish(ctx, msgs)
+	r.reloadOn(err)
+	return ids, err
+}
+
+// reloadOn has a cluster client learn the topology again after a failed
+// command: go-redis does on MOVED, not when a master stops answering (its
+// replica may have taken over).
+func (r *Redis) reloadOn(err error) {
+	if err != nil && r.cluster != nil {
+		r.cluster.cc.ReloadState(context.Background())
+	}
+}
+
+func (r *Redis) publish(ctx context.Context, msgs []Message) ([]eventid.ID, error) {
 	if r.isClosed() {
 		return nil, ErrClosed
 	}
@@ -292,7 +344,10 @@ func (r *Redis) Publish(ctx context.Context, msgs []Message) ([]eventid.ID, erro
 		ids[0] = id
 		return ids, nil
 	}
-	if _, cluster := r.client.(*redis.ClusterClient); !cluster && !r.cfg.Sharded {
+	if r.cluster != nil {
+		return r.publishPerSlot(ctx, msgs, keysOf, maxLen, maxAge)
+	}
+	if !r.cfg.Sharded {
 		return r.publishBatch(ctx, msgs, keysOf, maxLen, maxAge)
 	}
 	cmds := make([]*redis.Cmd, len(msgs))
@@ -384,6 +439,15 @@ func (r *Redis) Subscribe(ctx context.Context, channel string) error {
 		}
 		r.subsMu.Unlock()
 	}
+	if r.cluster != nil {
+		if err := r.subscribeOn(ctx, name); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return err
+			}
+			return fmt.Errorf("%w: subscribe to %q: %w", ErrUnavailable, channel, err)
+		}
+		return nil
+	}
 	confirmed := make(chan struct{})
 	r.mu.Lock()
 	if r.closed {
@@ -432,9 +496,12 @@ func (r *Redis) Unsubscribe(ctx context.Context, channel string) error {
 	delete(r.subs, r.pubsubChannel(channel))
 	r.subsMu.Unlock()
 	var err error
-	if r.cfg.Sharded {
+	switch {
+	case r.cluster != nil:
+		err = r.unsubscribeCluster(ctx, r.pubsubChannel(channel))
+	case r.cfg.Sharded:
 		err = r.ps.SUnsubscribe(ctx, r.pubsubChannel(channel))
-	} else {
+	default:
 		err = r.ps.Unsubscribe(ctx, r.pubsubChannel(channel))
 	}
 	if err != nil {
@@ -448,6 +515,7 @@ func (r *Redis) History(ctx context.Context, channel string, after eventid.ID) (
 	res, err := historyScript.Run(ctx, r.client, []string{r.historyKey(channel)},
 		after.String(), r.cfg.MaxAge.Milliseconds(), r.cfg.MaxLen).Slice()
 	if err != nil {
+		r.reloadOn(err)
 		return History{}, fmt.Errorf("%w: read history of %q: %w", ErrUnavailable, channel, err)
 	}
 	if len(res) != 4 {
@@ -502,6 +570,7 @@ func (r *Redis) Last(ctx context.Context, channel string) (eventid.ID, error) {
 		if strings.Contains(err.Error(), "no such key") {
 			return eventid.ID{}, nil
 		}
+		r.reloadOn(err)
 		return eventid.ID{}, fmt.Errorf("%w: last id of %q: %w", ErrUnavailable, channel, err)
 	}
 	return eventid.Parse(info.LastGeneratedID)
@@ -524,6 +593,7 @@ func (r *Redis) receiveLoop(ctx context.Context) {
 			if lostAt.IsZero() {
 				lostAt = time.Now()
 			}
+			r.linkUp.Store(false)
 			if r.cfg.OnError != nil {
 				r.cfg.OnError(err)
 			}
@@ -541,6 +611,7 @@ func (r *Redis) receiveLoop(ctx context.Context) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
 				stale := r.confirmed(m)
+				r.linkUp.Store(true)
 				r.confirm(m.Channel)
 				if stale != nil {
 					r.catchUp(ctx, stale, lostAt)
@@ -548,6 +619,9 @@ func (r *Redis) receiveLoop(ctx context.Context) {
 				}
 			}
 		case *redis.Message:
+			if r.isProbe(m) {
+				continue
+			}
 			channel, ok := r.channelOf(m.Channel)
 			if !ok {
 				continue
@@ -591,7 +665,12 @@ func (r *Redis) Close() error {
 		r.closed = true
 		r.mu.Unlock()
 		r.stop()
-		_ = r.ps.Close()
+		r.probeW.Wait()
+		if r.cluster != nil {
+			r.closeCluster()
+		} else {
+			_ = r.ps.Close()
+		}
 		<-r.done
 		if r.ownsCli {
 			_ = r.client.Close()

@@ -34,6 +34,12 @@ type redisSub struct {
 	// history) are dropped; the first newer one ends skipping.
 	skipUpTo eventid.ID
 	skipping bool
+	// Cluster only: while the channel moves to another shard's link and
+	// catches up, its live events wait in pending (delivered after the
+	// caught-up ones).
+	catching bool
+	pending  []Delivery
+	rehoming bool // a rehome of the channel is under way (at most one)
 }
 
 // Catch-up reads the histories of this many channels at once, and retries
@@ -93,6 +99,22 @@ func (r *Redis) admit(name string, id eventid.ID) bool {
 // loop reads nothing meanwhile; those that history also held are dropped by
 // admit).
 func (r *Redis) catchUp(ctx context.Context, subs []*redisSub, lostAt time.Time) {
+	rd, ok := r.readCatchUp(ctx, subs, lostAt)
+	if ok {
+		r.deliverCatchUp(rd)
+	}
+}
+
+// caughtUp is what readCatchUp read, for deliverCatchUp.
+type caughtUp struct {
+	subs   []*redisSub
+	hs     []History
+	cu     CatchUp
+	lostAt time.Time
+}
+
+// readCatchUp reads the histories a catch-up delivers; false when closing.
+func (r *Redis) readCatchUp(ctx context.Context, subs []*redisSub, lostAt time.Time) (caughtUp, bool) {
 	if lostAt.IsZero() {
 		lostAt = time.Now() // lost without a receive error: just now
 	}
@@ -118,7 +140,7 @@ func (r *Redis) catchUp(ctx context.Context, subs []*redisSub, lostAt time.Time)
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
-		return // closing
+		return caughtUp{}, false // closing
 	}
 
 	cu := CatchUp{Channels: len(subs)}
@@ -141,6 +163,12 @@ func (r *Redis) catchUp(ctx context.Context, subs []*redisSub, lostAt time.Time)
 		}
 		cu.Events += len(hs[i].Events)
 	}
+	return caughtUp{subs: subs, hs: hs, cu: cu, lostAt: lostAt}, true
+}
+
+// deliverCatchUp reports a catch-up and hands its events to the Handler.
+func (r *Redis) deliverCatchUp(rd caughtUp) {
+	subs, hs, cu, lostAt := rd.subs, rd.hs, rd.cu, rd.lostAt
 	if r.cfg.OnCatchUp != nil {
 		r.cfg.OnCatchUp(cu)
 	}

@@ -31,6 +31,25 @@ type Stats struct {
 	// Hooks is the web tier's and the in-process workers' side of the job
 	// ledger (absent without a job queue).
 	Hooks *HookStats `json:"hooks,omitempty"`
+	// Links are the node's pub/sub links to Redis (one per shard on a
+	// Redis Cluster), with the lag of their last health probe (absent with
+	// the in-process broker).
+	Links []LinkStats `json:"links,omitempty"`
+}
+
+// LinkStats is one pub/sub link of a node.
+type LinkStats struct {
+	Addr      string    `json:"addr"`
+	Up        bool      `json:"up"`
+	Channels  int       `json:"channels"`
+	Since     time.Time `json:"since,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	// LagMs is how long the last health probe took through the link;
+	// ProbeAgeMs how long ago it came back.
+	LagMs      float64 `json:"lag_ms"`
+	ProbeAgeMs float64 `json:"probe_age_ms"`
+	// Reason says why /healthz does not trust the link now.
+	Reason string `json:"reason,omitempty"`
 }
 
 // NodeTotals are the node's counters.

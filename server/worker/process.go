@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/darktime/darktime/internal/redisurl"
 	"github.com/darktime/darktime/server/broker"
 	"github.com/darktime/darktime/server/pipeline"
 	"github.com/darktime/darktime/server/queue"
@@ -69,7 +69,7 @@ func RunProcess(ctx context.Context, pc ProcessConfig) error {
 	if pc.RedisURL == "" {
 		return processErrorf("--redis is required: workers take jobs from the Redis job queue")
 	}
-	opt, err := redis.ParseURL(pc.RedisURL)
+	rc, err := redisurl.New(pc.RedisURL, 0)
 	if err != nil {
 		return processErrorf("--redis %q: %v", pc.RedisURL, err)
 	}
@@ -77,7 +77,6 @@ func RunProcess(ctx context.Context, pc ProcessConfig) error {
 		pc.Logger = slog.Default()
 	}
 	log := pc.Logger
-	rc := redis.NewClient(opt)
 	defer rc.Close()
 	qc := pc.Queue
 	qc.Client, qc.Logger = rc, log
