@@ -622,22 +622,11 @@ func (r *Redis) receiveLoop(ctx context.Context) {
 			if r.isProbe(m) {
 				continue
 			}
-			channel, ok := r.channelOf(m.Channel)
-			if !ok {
+			d, ok := r.decode(m)
+			if !ok || !r.admit(m.Channel, d.ID) {
 				continue
 			}
-			idText, body, ok := strings.Cut(m.Payload, "\n")
-			if !ok {
-				continue
-			}
-			id, err := eventid.Parse(idText)
-			if err != nil {
-				continue
-			}
-			if !r.admit(m.Channel, id) {
-				continue
-			}
-			r.cfg.Handler(Delivery{Channel: channel, ID: id, Body: []byte(body)})
+			r.cfg.Handler(d)
 		}
 	}
 }
@@ -697,4 +686,22 @@ func publishErr(what string, err error) error {
 		return fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
 	}
 	return fmt.Errorf("%w: %s: %w", ErrOutcomeUnknown, what, err)
+}
+
+// decode is a pub/sub message as a Delivery: "ID\nBODY" on a channel of
+// this broker's prefix; false for anything else (ignored).
+func (r *Redis) decode(m *redis.Message) (Delivery, bool) {
+	channel, ok := r.channelOf(m.Channel)
+	if !ok {
+		return Delivery{}, false
+	}
+	idText, body, ok := strings.Cut(m.Payload, "\n")
+	if !ok {
+		return Delivery{}, false
+	}
+	id, err := eventid.Parse(idText)
+	if err != nil {
+		return Delivery{}, false
+	}
+	return Delivery{Channel: channel, ID: id, Body: []byte(body)}, true
 }

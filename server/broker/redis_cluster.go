@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -240,19 +239,10 @@ func (r *Redis) receiveLink(ctx context.Context, l *shardLink) {
 // deliverLive hands a live event to the Handler, or parks it while its
 // channel catches up.
 func (r *Redis) deliverLive(m *redis.Message) {
-	channel, ok := r.channelOf(m.Channel)
+	d, ok := r.decode(m)
 	if !ok {
 		return
 	}
-	idText, body, ok := strings.Cut(m.Payload, "\n")
-	if !ok {
-		return
-	}
-	id, err := eventid.Parse(idText)
-	if err != nil {
-		return
-	}
-	d := Delivery{Channel: channel, ID: id, Body: []byte(body)}
 	cl := r.cluster
 	cl.handlerMu.Lock()
 	defer cl.handlerMu.Unlock()
@@ -263,7 +253,7 @@ func (r *Redis) deliverLive(m *redis.Message) {
 		return
 	}
 	r.subsMu.Unlock()
-	if r.admit(m.Channel, id) {
+	if r.admit(m.Channel, d.ID) {
 		r.cfg.Handler(d)
 	}
 }
