@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -585,10 +586,16 @@ func (r *Redis) receiveLoop(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	var lostAt time.Time // when the link was first seen lost since the last catch-up
 	for {
-		msg, err := r.ps.Receive(ctx)
+		msg, err := r.receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
 				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// Silent past every probe's time (centrifugo #1189): the
+				// read's deadline made go-redis drop the connection; the
+				// next Receive dials again and resubscribes.
+				err = fmt.Errorf("pub/sub link silent for %v, probes included: made again: %w", r.silentAfter(), err)
 			}
 			if lostAt.IsZero() {
 				lostAt = time.Now()
@@ -610,6 +617,7 @@ func (r *Redis) receiveLoop(ctx context.Context) {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
+				r.probeResubscribed(m.Channel)
 				stale := r.confirmed(m)
 				r.linkUp.Store(true)
 				r.confirm(m.Channel)
@@ -629,6 +637,26 @@ func (r *Redis) receiveLoop(ctx context.Context) {
 			r.cfg.Handler(d)
 		}
 	}
+}
+
+// receive is the next pub/sub message. With probes, the link hears one
+// every ProbeInterval, so a read silent for longer than silentAfter is a
+// dead link that still looks open: the read's deadline ends it, and
+// go-redis counts the connection bad and makes it again.
+func (r *Redis) receive(ctx context.Context) (any, error) {
+	if r.cfg.ProbeInterval <= 0 {
+		return r.ps.Receive(ctx)
+	}
+	rctx, cancel := context.WithTimeout(ctx, r.silentAfter())
+	defer cancel()
+	return r.ps.Receive(rctx)
+}
+
+// silentAfter is the longest a live link with probes stays silent: a
+// probe's time plus two intervals (the first probe is sent one interval
+// after the start).
+func (r *Redis) silentAfter() time.Duration {
+	return r.cfg.ProbeTimeout + 2*r.cfg.ProbeInterval
 }
 
 func (r *Redis) confirm(name string) {

@@ -133,6 +133,21 @@ func (r *Redis) probeLoop(ctx context.Context) {
 	}
 }
 
+// probeResubscribed forgets the pending probe of a single Redis when its
+// channel is subscribed again (go-redis made the connection again): a
+// probe in flight on the old connection will not come back.
+func (r *Redis) probeResubscribed(channel string) {
+	if r.cluster != nil || !strings.HasPrefix(channel, r.cfg.Prefix+"probe:") {
+		return
+	}
+	p := r.probes
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pr := p.byKey[""]; pr != nil && pr.name == channel {
+		pr.sentAt = time.Time{}
+	}
+}
+
 // probeOnce makes sure each link has its probe subscribed, publishes one
 // where none is pending, and drops cluster links whose probe is overdue.
 func (r *Redis) probeOnce(ctx context.Context) {
