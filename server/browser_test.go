@@ -103,9 +103,10 @@ func TestBrowserPrivateChannel(t *testing.T) {
 		t.Errorf("%d events, want %d: %v", len(got), events, got)
 	}
 	st := srv.Stats()
-	// One refusal: the first token, expired on purpose; every later one
-	// was fresh.
-	if st.Auth.ExpiredStreams < 2 || st.Auth.Unauthorized != 1 || st.Balance != 0 {
-		t.Errorf("auth %+v, balance %d: want at least 2 renewals and the one refusal of the expired first token", st.Auth, st.Balance)
+	// The first token was refused (expired on purpose); later ones ended
+	// streams (renewals) or, on a loaded machine, expired on their way and
+	// were refused too — either way the page went on with a fresh one.
+	if st.Auth.Unauthorized < 1 || st.Auth.ExpiredStreams+st.Auth.Unauthorized < 3 || st.Balance != 0 {
+		t.Errorf("auth %+v, balance %d: want the expired first token refused and at least 2 more tokens used up", st.Auth, st.Balance)
 	}
 }
