@@ -473,18 +473,7 @@ func (r *Redis) Subscribe(ctx context.Context, channel string) error {
 			err = fmt.Errorf("no confirmation from redis: %w", ctx.Err())
 		}
 	}
-	r.mu.Lock()
-	ws := r.waiters[name]
-	for i, w := range ws {
-		if w == confirmed {
-			r.waiters[name] = append(ws[:i], ws[i+1:]...)
-			break
-		}
-	}
-	if len(r.waiters[name]) == 0 {
-		delete(r.waiters, name)
-	}
-	r.mu.Unlock()
+	r.dropWaiter(name, confirmed)
 	return fmt.Errorf("%w: subscribe to %q: %w", ErrUnavailable, channel, err)
 }
 

@@ -159,6 +159,8 @@ func (r *Redis) subscribeOn(ctx context.Context, name string) error {
 	return err
 }
 
+// dropWaiter forgets a subscriber's wait for a confirmation that did not
+// come (single Redis and cluster alike).
 func (r *Redis) dropWaiter(name string, confirmed chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
