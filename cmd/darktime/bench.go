@@ -13,6 +13,7 @@ import (
 
 	"github.com/darktime/darktime/internal/fanoutbench"
 	"github.com/darktime/darktime/internal/hookbench"
+	"github.com/darktime/darktime/internal/procstat"
 )
 
 func init() { subcommands = append(subcommands, newBenchCmd) }
@@ -28,8 +29,8 @@ func newBenchCmd() *cobra.Command {
 
 func newBenchFanoutCmd() *cobra.Command {
 	var (
-		cfg      fanoutbench.Config
-		jsonPath string
+		cfg            fanoutbench.Config
+		jsonPath, pids string
 	)
 	cmd := &cobra.Command{
 		Use:   "fanout",
@@ -41,10 +42,19 @@ func newBenchFanoutCmd() *cobra.Command {
 latency and, with --server-pid, the server's CPU per delivery and memory per
 idle subscriber, sampled from /proc at the first publish and at the end of
 the drain. Pin the server and this command to different cores (taskset) so
-they do not compete.`,
-		Example: `  darktime bench fanout --target http://127.0.0.1:8090 --server-pid "$(cat nginx.pid)" --json results/bench/nchan.json`,
-		Args:    cobra.NoArgs,
+they do not compete. Several --target nodes sharing one broker
+(comma-separated) get the subscribers and publishes round robin, so
+deliveries cross nodes; --pids measures the other nodes and the broker's
+processes (e.g. every Redis shard) per delivery too.`,
+		Example: `  darktime bench fanout --target http://127.0.0.1:8090 --server-pid "$(cat nginx.pid)" --json results/bench/nchan.json
+  darktime bench fanout --target http://127.0.0.1:8081,http://127.0.0.1:8082 --server-pid "$node1" --pids "node2=$node2,redis=$redis"`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			procs, err := procstat.ParseProcesses(pids)
+			if err != nil {
+				return usagef("--pids: %v", err)
+			}
+			cfg.Processes = procs
 			if err := cfg.CheckSet(); err != nil {
 				return usageError{err}
 			}
@@ -55,7 +65,8 @@ they do not compete.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Target, "target", fanoutbench.DefaultTarget, "server base URL (http only)")
+	f.StringVar(&cfg.Target, "target", fanoutbench.DefaultTarget, "server base URL (http only); nodes sharing a broker comma-separated")
+	f.StringVar(&pids, "pids", "", "more processes to measure per delivery, name=pid,... (other nodes, Redis shards)")
 	f.IntVar(&cfg.Subscribers, "subscribers", fanoutbench.DefaultSubscribers, "SSE connections to hold")
 	f.IntVar(&cfg.Channels, "channels", fanoutbench.DefaultChannels, "channels the subscribers spread over")
 	f.Float64Var(&cfg.Rate, "rate", fanoutbench.DefaultRate, "publish rate, events/s in total (round-robin over channels)")

@@ -33,7 +33,10 @@ import (
 
 // Config describes one benchmark run. Zero values mean the defaults below.
 type Config struct {
-	// Target is the server's base URL (http only); default http://127.0.0.1:8080.
+	// Target is the server's base URL (http only); default
+	// http://127.0.0.1:8080. Several nodes sharing one broker are given
+	// comma-separated: subscribers and publishes are spread over them round
+	// robin (the swarm's Targets), so deliveries cross nodes.
 	Target string
 	// Subscribers is how many SSE connections to hold; default 10,000.
 	Subscribers int
@@ -59,6 +62,9 @@ type Config struct {
 	// direct children, e.g. nginx workers): CPU during the publish window
 	// and resident memory per idle subscriber.
 	ServerPID int
+	// Processes are more processes to measure over the same span as the
+	// server (the other nodes, the Redis shards): CPU per delivery each.
+	Processes []procstat.Named
 	// Settle is the pause between the last connect and the first publish;
 	// default 1 s.
 	Settle time.Duration
@@ -149,13 +155,27 @@ func (c Config) validate() error {
 	// The swarm checks the rest (swarm.Check).
 	check(c.Channels > c.Subscribers, "channels must not outnumber subscribers")
 	check(c.ServerPID < 0, "server pid must be positive")
-	if u, err := url.Parse(c.Target); err != nil || u.Scheme != "http" || u.Host == "" {
-		problems = append(problems, fmt.Sprintf("target %q: want http://host:port (the swarm's clients speak plain HTTP/1.1 only)", c.Target))
+	for _, t := range c.targets() {
+		if u, err := url.Parse(t); err != nil || u.Scheme != "http" || u.Host == "" {
+			problems = append(problems, fmt.Sprintf("target %q: want http://host:port (the swarm's clients speak plain HTTP/1.1 only)", t))
+		}
+	}
+	for _, p := range c.Processes {
+		check(p.PID <= 0, fmt.Sprintf("process %q: pid must be positive", p.Name))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrConfig, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// targets splits Target's comma-separated nodes.
+func (c Config) targets() []string {
+	var out []string
+	for t := range strings.SplitSeq(c.Target, ",") {
+		out = append(out, strings.TrimSpace(t))
+	}
+	return out
 }
 
 // profile is the swarm's nchan profile (GET {target}/sub/{channel}, POST
@@ -174,7 +194,7 @@ func profile() swarm.Profile {
 // swarmConfig is the swarm run that does the work of cfg.
 func swarmConfig(cfg Config) swarm.Config {
 	return swarm.Config{
-		Target:         cfg.Target,
+		Targets:        cfg.targets(),
 		Profile:        profile(),
 		Clients:        cfg.Subscribers,
 		Channels:       cfg.Channels,
@@ -195,24 +215,39 @@ func swarmConfig(cfg Config) swarm.Config {
 // stages records the swarm's stages and samples the server at them.
 type stages struct {
 	pid    int
+	procs  []procstat.Named
 	mu     sync.Mutex
 	at     map[string]swarm.Stage
 	server map[string]procstat.Sample
-	err    error // the first failed sample
+	others map[string][]procstat.Sample // per stage, one per procs
+	err    error                        // the first failed sample
 }
 
 func (s *stages) record(st swarm.Stage) {
 	var sample procstat.Sample
 	var err error
-	if s.pid != 0 && (st.Name == swarm.StagePublish || st.Name == swarm.StageDrained) {
-		sample, err = procstat.Tree(s.pid)
+	var others []procstat.Sample
+	if st.Name == swarm.StagePublish || st.Name == swarm.StageDrained {
+		if s.pid != 0 {
+			if sample, err = procstat.Tree(s.pid); err != nil {
+				err = fmt.Errorf("server %w", err)
+			}
+		}
+		for _, p := range s.procs {
+			o, perr := procstat.Tree(p.PID)
+			if perr != nil && err == nil {
+				err = fmt.Errorf("process %s %w", p.Name, perr)
+			}
+			others = append(others, o)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.at[st.Name] = st
 	s.server[st.Name] = sample
+	s.others[st.Name] = others
 	if err != nil && s.err == nil {
-		s.err = fmt.Errorf("server %w", err)
+		s.err = err
 	}
 }
 
@@ -238,7 +273,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	res := &Result{Config: echoConfig(cfg)}
-	st := &stages{pid: cfg.ServerPID, at: map[string]swarm.Stage{}, server: map[string]procstat.Sample{}}
+	st := &stages{pid: cfg.ServerPID, procs: cfg.Processes, at: map[string]swarm.Stage{},
+		server: map[string]procstat.Sample{}, others: map[string][]procstat.Sample{}}
 	var before procstat.Sample
 	if cfg.ServerPID != 0 {
 		var err error
@@ -344,6 +380,19 @@ func fill(res *Result, sw *swarm.Result, st *stages, before procstat.Sample) {
 		if events > 0 {
 			res.ServerCPUMicrosPerDelivery = res.ServerCPUSeconds * 1e6 / float64(events)
 		}
+	}
+	st.mu.Lock()
+	from, to := st.others[swarm.StagePublish], st.others[swarm.StageDrained]
+	st.mu.Unlock()
+	for i, p := range st.procs {
+		pc := ProcessCPU{Name: p.Name, PID: p.PID}
+		if i < len(from) && i < len(to) {
+			pc.CPUSeconds = (to[i].CPU - from[i].CPU).Seconds()
+			if events > 0 {
+				pc.MicrosPerDelivery = pc.CPUSeconds * 1e6 / float64(events)
+			}
+		}
+		res.Processes = append(res.Processes, pc)
 	}
 	if len(sw.Resources) > 0 {
 		res.ClientCPUSeconds = sw.Resources[0].CPUSeconds

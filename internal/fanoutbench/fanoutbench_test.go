@@ -8,12 +8,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/darktime/darktime/internal/procstat"
 )
 
 func TestMain(m *testing.M) {
@@ -184,6 +187,48 @@ func TestRunAccounting(t *testing.T) {
 	}
 }
 
+// Two nodes sharing one broker: the subscribers and the publishes spread
+// over both, every delivery is accounted for, and the extra processes are
+// measured per delivery.
+func TestRunTwoNodes(t *testing.T) {
+	b := &testBroker{subs: make(map[string][]chan []byte)}
+	var hits [2]atomic.Int64
+	node := func(i int) *httptest.Server { // one broker (b.subs) behind two nodes
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /sub/{channel}", b.subscribe)
+		mux.HandleFunc("POST /pub", b.publish)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits[i].Add(1)
+			mux.ServeHTTP(w, r)
+		}))
+		t.Cleanup(func() {
+			srv.CloseClientConnections()
+			srv.Close()
+		})
+		return srv
+	}
+	node1, node2 := node(0), node(1)
+	cfg := testConfig(node1.URL + "," + node2.URL)
+	cfg.Processes = []procstat.Named{{Name: "self", PID: os.Getpid()}}
+	res, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", res)
+	if res.LostDeliveries != 0 || res.ReceivedDeliveries != res.ExpectedDeliveries || res.ExpectedDeliveries == 0 {
+		t.Errorf("expected %d, received %d, lost %d", res.ExpectedDeliveries, res.ReceivedDeliveries, res.LostDeliveries)
+	}
+	if hits[0].Load() < 10 || hits[1].Load() < 10 {
+		t.Errorf("requests per node %d, %d: want both nodes used", hits[0].Load(), hits[1].Load())
+	}
+	if len(res.Processes) != 1 || res.Processes[0].Name != "self" || res.Processes[0].CPUSeconds <= 0 || res.Processes[0].MicrosPerDelivery <= 0 {
+		t.Errorf("processes %+v: want self measured", res.Processes)
+	}
+	if !strings.Contains(res.String(), "self:") {
+		t.Errorf("summary does not show the process:\n%s", res)
+	}
+}
+
 func TestRunDroppedSubscribers(t *testing.T) {
 	b := &testBroker{}
 	srv := newTestBroker(t, b)
@@ -237,6 +282,8 @@ func TestConfigErrors(t *testing.T) {
 	for _, cfg := range []Config{
 		{Target: "https://127.0.0.1:1"},
 		{Target: "127.0.0.1:8080"},
+		{Target: "http://127.0.0.1:1,127.0.0.1:2"},
+		{Processes: []procstat.Named{{Name: "x"}}},
 		{Subscribers: 5, Channels: 10},
 		{Rate: -1},
 		{Sources: 300},

@@ -4,22 +4,25 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/darktime/darktime/internal/procstat"
 )
 
 // ConfigEcho is the Config a Result was measured with, defaults filled in.
 type ConfigEcho struct {
-	Target          string  `json:"target"`
-	Subscribers     int     `json:"subscribers"`
-	Channels        int     `json:"channels"`
-	RateEventsPerS  float64 `json:"rate_events_per_s"`
-	DurationSeconds float64 `json:"duration_seconds"`
-	SizeBytes       int     `json:"size_bytes"`
-	RampPerS        float64 `json:"ramp_per_s"`
-	Sources         int     `json:"sources"`
-	ServerPID       int     `json:"server_pid,omitempty"`
-	SettleSeconds   float64 `json:"settle_seconds"`
-	DrainSeconds    float64 `json:"drain_seconds"`
-	ChannelPrefix   string  `json:"channel_prefix"`
+	Target          string           `json:"target"`
+	Subscribers     int              `json:"subscribers"`
+	Channels        int              `json:"channels"`
+	RateEventsPerS  float64          `json:"rate_events_per_s"`
+	DurationSeconds float64          `json:"duration_seconds"`
+	SizeBytes       int              `json:"size_bytes"`
+	RampPerS        float64          `json:"ramp_per_s"`
+	Sources         int              `json:"sources"`
+	ServerPID       int              `json:"server_pid,omitempty"`
+	Processes       []procstat.Named `json:"processes,omitempty"`
+	SettleSeconds   float64          `json:"settle_seconds"`
+	DrainSeconds    float64          `json:"drain_seconds"`
+	ChannelPrefix   string           `json:"channel_prefix"`
 }
 
 func echoConfig(c Config) ConfigEcho {
@@ -33,6 +36,7 @@ func echoConfig(c Config) ConfigEcho {
 		RampPerS:        c.Ramp,
 		Sources:         c.Sources,
 		ServerPID:       c.ServerPID,
+		Processes:       c.Processes,
 		SettleSeconds:   c.Settle.Seconds(),
 		DrainSeconds:    c.Drain.Seconds(),
 		ChannelPrefix:   c.ChannelPrefix,
@@ -98,6 +102,8 @@ type Result struct {
 	ServerRSSBeforeKiB         int64   `json:"server_rss_before_kib,omitempty"`
 	ServerRSSIdleKiB           int64   `json:"server_rss_idle_kib,omitempty"`
 	ServerRSSPerSubscriberKiB  float64 `json:"server_rss_per_subscriber_kib,omitempty"`
+	// Processes is Config.Processes' CPU over the server's span.
+	Processes []ProcessCPU `json:"processes,omitempty"`
 
 	// Client CPU (this process) over the same span, per received event:
 	// if it nears the server's figure, the load generator is the bottleneck.
@@ -109,6 +115,15 @@ type Result struct {
 	ClientLimited bool `json:"client_limited"`
 
 	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+// ProcessCPU is one of Config.Processes' CPU time from the first publish
+// to the end of the drain, and per delivery received in that time.
+type ProcessCPU struct {
+	Name              string  `json:"name"`
+	PID               int     `json:"pid"`
+	CPUSeconds        float64 `json:"cpu_seconds"`
+	MicrosPerDelivery float64 `json:"cpu_us_per_delivery"`
 }
 
 // String is a human-readable summary of r.
@@ -147,6 +162,9 @@ func (r *Result) String() string {
 	if c.ServerPID != 0 {
 		fmt.Fprintf(&b, "server:    %.2f µs CPU per delivery (%.2f s), %.2f KiB RSS per idle subscriber (%d → %d KiB)\n",
 			r.ServerCPUMicrosPerDelivery, r.ServerCPUSeconds, r.ServerRSSPerSubscriberKiB, r.ServerRSSBeforeKiB, r.ServerRSSIdleKiB)
+	}
+	for _, p := range r.Processes {
+		fmt.Fprintf(&b, "%-10s %.2f µs CPU per delivery (%.2f s)\n", p.Name+":", p.MicrosPerDelivery, p.CPUSeconds)
 	}
 	fmt.Fprintf(&b, "client:    %.2f µs CPU per event (%.2f s, %.2f cores busy); run took %.1fs\n",
 		r.ClientCPUMicrosPerEvent, r.ClientCPUSeconds, r.ClientCPUCores, r.DurationSeconds)

@@ -2,9 +2,8 @@ package hookbench
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 
+	"github.com/darktime/darktime/internal/procstat"
 	"github.com/darktime/darktime/swarm"
 )
 
@@ -36,44 +35,14 @@ func profile(batch int) swarm.Profile {
 }
 
 // Process names a process whose CPU time a run measures.
-type Process struct {
-	Name string `json:"name"`
-	PID  int    `json:"pid"`
-}
+type Process = procstat.Named
 
-// ParseProcesses parses a comma-separated list of name=pid pairs
-// ("server=123,worker1=456,redis=789"); a bare pid is named after itself.
-// Names are [A-Za-z0-9_.-] and unique.
+// ParseProcesses parses --pids (procstat.ParseProcesses); its errors wrap
+// ErrConfig.
 func ParseProcesses(s string) ([]Process, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, nil
+	procs, err := procstat.ParseProcesses(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	var out []Process
-	seen := map[string]bool{}
-	for item := range strings.SplitSeq(s, ",") {
-		item = strings.TrimSpace(item)
-		name, pidText, named := strings.Cut(item, "=")
-		if !named {
-			name, pidText = item, item
-		}
-		name, pidText = strings.TrimSpace(name), strings.TrimSpace(pidText)
-		pid, err := strconv.Atoi(pidText)
-		if err != nil || pid <= 0 {
-			return nil, fmt.Errorf("%w: pid %q in %q: want name=pid with a positive pid", ErrConfig, pidText, item)
-		}
-		if name == "" || strings.IndexFunc(name, notNameRune) >= 0 {
-			return nil, fmt.Errorf("%w: process name %q: use letters, digits, '_', '.' or '-'", ErrConfig, name)
-		}
-		if seen[name] {
-			return nil, fmt.Errorf("%w: process name %q given twice", ErrConfig, name)
-		}
-		seen[name] = true
-		out = append(out, Process{Name: name, PID: pid})
-	}
-	return out, nil
-}
-
-func notNameRune(r rune) bool {
-	return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '.' || r == '-')
+	return procs, nil
 }
