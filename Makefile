@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build run serve test test-short check bench bench-go bench-fanout bench-hooks bench-shadow bench-proxy fmt deps
+.PHONY: help build run serve test test-short check bench bench-go bench-fanout bench-hooks bench-shadow bench-proxy bench-cluster fmt deps
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ bench-fanout: build ## 10,000 SSE subscribers, server on core 0, load on core 1 
 
 bench-hooks: ## hooks → Redis queue → 2 workers → SSE: jobs/s and p99 at 5,000 jobs/s (private Redis)
 	./scripts/bench-hooks.sh
+
+bench-cluster: ## cross-node fan-out through one Redis vs a 3-master Redis Cluster, interleaved (see BENCHMARKS.md)
+	./scripts/bench-cluster.sh
 
 bench-shadow: ## the shadow proxy in mirror mode against the reference server alone (see BENCHMARKS.md)
 	./scripts/bench-shadow.sh
