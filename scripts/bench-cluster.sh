@@ -53,30 +53,9 @@ go build -o "$bin" ./cmd/darktime
 failures=0
 pids=()
 
-# free_port: a loopback port in 20000..21999 that nothing listens on, and
-# whose cluster bus port (+10000) stays below the ephemeral range too.
-free_port() {
-	local port
-	for _ in $(seq 200); do
-		port=$((20000 + RANDOM % 2000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
-			! (exec 3<>"/dev/tcp/127.0.0.1/$((port + 10000))") 2>/dev/null; then
-			echo "$port"
-			return 0
-		fi
-	done
-	echo "bench-cluster: no free port" >&2
-	return 1
-}
-
-wait_port() { # port
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "bench-cluster: nothing listens on 127.0.0.1:$1" >&2
-	return 1
-}
+# shellcheck source=lib/redis.sh
+. "$repo/scripts/lib/redis.sh"
+PIN=0
 
 stop_all() {
 	local pid
@@ -86,46 +65,12 @@ stop_all() {
 }
 trap 'stop_all; rm -rf "$tmp"' EXIT
 
-redis_start() { # dir port [cluster]
-	mkdir -p "$1"
-	local extra=()
-	if [ "${3:-}" = cluster ]; then
-		extra=(--cluster-enabled yes --cluster-config-file "$1/nodes.conf" --cluster-node-timeout 2000)
-	fi
-	taskset -c 0 redis-server --bind 127.0.0.1 --port "$2" --save "" --appendonly no --dir "$1" \
-		--daemonize no --protected-mode no --loglevel warning --logfile "$1/redis.log" "${extra[@]}" &
-	pids+=($!)
-	redis_pids+=($!)
-	wait_port "$2"
-}
-
 # start_stack kind n: the broker and two nodes; sets url, node_pids,
 # redis_pids, targets.
 start_stack() {
-	local kind=$1 n=$2 port addrs=()
-	redis_pids=()
-	if [ "$kind" = one ]; then
-		port=$(free_port)
-		redis_start "$tmp/$kind-$n" "$port"
-		url=redis://127.0.0.1:$port/0
-	else
-		for m in $(seq "$MASTERS"); do
-			port=$(free_port)
-			redis_start "$tmp/$kind-$n-$m" "$port" cluster
-			addrs+=("127.0.0.1:$port")
-		done
-		redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$out/$kind-$n-create.log" 2>&1
-		for a in "${addrs[@]}"; do
-			for _ in $(seq 100); do
-				if redis-cli -h 127.0.0.1 -p "${a#*:}" CLUSTER INFO | grep -q 'cluster_state:ok'; then break; fi
-				sleep 0.1
-			done
-		done
-		url=redis+cluster://$(
-			IFS=,
-			echo "${addrs[*]}"
-		)
-	fi
+	local kind=$1 n=$2 port
+	broker_start "$kind" "$tmp/$kind-$n" "$MASTERS"
+	url=$redis_url
 	node_pids=()
 	targets=()
 	for k in 1 2; do

@@ -16,10 +16,15 @@
 # Each run posts JOBS hooks as fast as possible (throughput), then RATE
 # hooks/s for DURATION (latency: hook → event on the wire at a subscriber).
 #
+# KINDS="one cluster" runs every repetition on one Redis and then on a
+# MASTERS-master Redis Cluster (no replicas; the queue spread over its
+# partitions, one slot each), interleaved; Redis CPU is summed over the
+# shards.
+#
 # Usage: scripts/bench-hooks.sh
 # Environment: REPEAT (3) JOBS (200000) BATCH (500) POSTERS (4) RATE (5000)
 #              DURATION (20s) LATENCY_BATCH (10) SUBSCRIBERS (100) LANES (2)
-#              PIN_REDIS (unset)
+#              PIN_REDIS (unset) KINDS (one) MASTERS (3)
 # Results: results/bench/hooks-<UTC time>/ (git-ignored): run-<n>.json and
 # .txt, redis INFO commandstats and cpu per run, redis-benchmark.txt,
 # summary.txt.
@@ -38,6 +43,8 @@ LATENCY_BATCH=${LATENCY_BATCH:-10}
 SUBSCRIBERS=${SUBSCRIBERS:-100}
 LANES=${LANES:-2}
 PIN_REDIS=${PIN_REDIS:-}
+KINDS=${KINDS:-one}
+MASTERS=${MASTERS:-3}
 
 for tool in redis-server redis-cli redis-benchmark jq; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
@@ -56,29 +63,9 @@ go build -o "$bin" ./cmd/darktime
 failures=0
 pids=()
 
-# free_port: a loopback TCP port below the ephemeral range that nothing
-# listens on.
-free_port() {
-	local port
-	for _ in $(seq 200); do
-		port=$((20000 + RANDOM % 12000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "$port"
-			return 0
-		fi
-	done
-	echo "bench-hooks: no free port" >&2
-	return 1
-}
-
-wait_port() { # port
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "bench-hooks: nothing listens on 127.0.0.1:$1" >&2
-	return 1
-}
+# shellcheck source=lib/redis.sh
+. "$repo/scripts/lib/redis.sh"
+PIN=$PIN_REDIS
 
 stop_all() {
 	local pid
@@ -88,24 +75,14 @@ stop_all() {
 }
 trap 'stop_all; rm -rf "$tmp"' EXIT
 
-# start_stack n: redis, the web tier and two workers; sets redis_pid,
-# redis_port, server_pid, target, worker_pids.
+# start_stack kind n: the broker, the web tier and two workers; sets
+# redis_pids, redis_ports, server_pid, target, worker_pids.
 start_stack() {
-	local n=$1 dir=$tmp/redis-$1
-	mkdir -p "$dir"
-	redis_port=$(free_port)
-	local pin=()
-	if [ -n "$PIN_REDIS" ]; then pin=(taskset -c "$PIN_REDIS"); fi
-	"${pin[@]}" redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
-		--dir "$dir" --daemonize no --protected-mode no --loglevel warning \
-		--logfile "$dir/redis.log" &
-	redis_pid=$!
-	pids+=("$redis_pid")
-	wait_port "$redis_port"
-	local url=redis://127.0.0.1:$redis_port/0
-	local port
+	local kind=$1 n=$2
+	broker_start "$kind" "$tmp/redis-$kind-$n" "$MASTERS"
+	local url=$redis_url port
 	port=$(free_port)
-	"$bin" server --listen "127.0.0.1:$port" --redis "$url" --workers 0 --log-level warn >"$out/server-$n.log" 2>&1 &
+	"$bin" server --listen "127.0.0.1:$port" --redis "$url" --workers 0 --log-level warn >"$out/server-$kind-$n.log" 2>&1 &
 	server_pid=$!
 	pids+=("$server_pid")
 	target=http://127.0.0.1:$port
@@ -113,7 +90,7 @@ start_stack() {
 	worker_pids=()
 	for w in 1 2; do
 		port=$(free_port)
-		"$bin" worker --redis "$url" --lanes "$LANES" --listen "127.0.0.1:$port" --log-level warn >"$out/worker$w-$n.log" 2>&1 &
+		"$bin" worker --redis "$url" --lanes "$LANES" --listen "127.0.0.1:$port" --log-level warn >"$out/worker$w-$kind-$n.log" 2>&1 &
 		worker_pids+=($!)
 		pids+=($!)
 		wait_port "$port"
@@ -127,60 +104,69 @@ median() {
 	sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 
-cpu() { # FILE PHASE NAME: µs per job
-	get "$1" ".$2.processes[]? | select(.name == \"$3\") | .cpu_us_per_job"
+cpu() { # FILE PHASE NAME: µs per job; NAME redis sums every redis* (the shards)
+	if [ "$3" = redis ]; then
+		jq -r "[.$2.processes[]? | select(.name | startswith(\"redis\")) | .cpu_us_per_job] | if length == 0 then \"-\" else add * 100 | round / 100 end" "$1"
+	else
+		get "$1" ".$2.processes[]? | select(.name == \"$3\") | .cpu_us_per_job"
+	fi
 }
 
-echo "bench-hooks: $JOBS jobs in batches of $BATCH, then $RATE jobs/s for $DURATION; $SUBSCRIBERS subscribers; 2 workers × $LANES lanes; results in $out"
+echo "bench-hooks: $JOBS jobs in batches of $BATCH, then $RATE jobs/s for $DURATION; $SUBSCRIBERS subscribers; 2 workers × $LANES lanes; brokers: $KINDS; results in $out"
 
 # The ceiling: plain pipelined commands on the same kind of Redis.
-start_stack 0
-redis-benchmark -h 127.0.0.1 -p "$redis_port" -q -n 200000 -P 16 -t set,lpush | tr '\r' '\n' | grep -v -e '^ *$' -e 'rps=' | tee "$out/redis-benchmark.txt"
+start_stack one 0
+redis-benchmark -h 127.0.0.1 -p "${redis_ports[0]}" -q -n 200000 -P 16 -t set,lpush | tr '\r' '\n' | grep -v -e '^ *$' -e 'rps=' | tee "$out/redis-benchmark.txt"
 stop_all
 
-files=()
+declare -A files
 for i in $(seq "$REPEAT"); do
-	json=$out/run-$i.json
-	start_stack "$i"
-	"$bin" bench hooks --target "$target" --subscribers "$SUBSCRIBERS" \
-		--jobs "$JOBS" --batch "$BATCH" --posters "$POSTERS" \
-		--rate "$RATE" --duration "$DURATION" --latency-batch "$LATENCY_BATCH" \
-		--pids "server=$server_pid,worker1=${worker_pids[0]},worker2=${worker_pids[1]},redis=$redis_pid" \
-		--json "$json" >"$out/run-$i.txt" 2>"$out/run-$i.log" || {
-		echo "bench-hooks: run $i failed; see $out/run-$i.log" >&2
-		tail -n 3 "$out/run-$i.log" >&2
-		failures=$((failures + 1))
-	}
-	redis-cli -p "$redis_port" INFO commandstats >"$out/redis-commandstats-$i.txt" 2>&1 || true
-	redis-cli -p "$redis_port" INFO cpu >"$out/redis-cpu-$i.txt" 2>&1 || true
-	stop_all
-	[ -s "$json" ] || continue
-	files+=("$json")
-	printf 'run %d: %6.0f jobs/s (accepted %6.0f/s)  lost %s  | at %s jobs/s: p50 %6.2f ms  p99 %7.2f ms  p99.9 %7.2f ms  lost %s  | µs/job server %s worker1 %s worker2 %s redis %s bench %s\n' \
-		"$i" "$(get "$json" .throughput.jobs_per_s)" "$(get "$json" .throughput.accepted_jobs_per_s)" \
-		"$(get "$json" .throughput.events_lost)" "$(get "$json" .latency.offered_jobs_per_s)" \
-		"$(get "$json" .latency.latency_p50_ms)" "$(get "$json" .latency.latency_p99_ms)" \
-		"$(get "$json" .latency.latency_p999_ms)" "$(get "$json" .latency.events_lost)" \
-		"$(cpu "$json" throughput server)" "$(cpu "$json" throughput worker1)" \
-		"$(cpu "$json" throughput worker2)" "$(cpu "$json" throughput redis)" \
-		"$(get "$json" .throughput.client.cpu_us_per_job)" | tee -a "$out/summary.txt"
+	for kind in $KINDS; do
+		json=$out/$kind-$i.json
+		start_stack "$kind" "$i"
+		procs="server=$server_pid,worker1=${worker_pids[0]},worker2=${worker_pids[1]}"
+		for r in "${!redis_pids[@]}"; do procs+=",redis$((r + 1))=${redis_pids[$r]}"; done
+		"$bin" bench hooks --target "$target" --subscribers "$SUBSCRIBERS" \
+			--jobs "$JOBS" --batch "$BATCH" --posters "$POSTERS" \
+			--rate "$RATE" --duration "$DURATION" --latency-batch "$LATENCY_BATCH" \
+			--pids "$procs" --json "$json" >"$out/$kind-$i.txt" 2>"$out/$kind-$i.log" || {
+			echo "bench-hooks: $kind run $i failed; see $out/$kind-$i.log" >&2
+			tail -n 3 "$out/$kind-$i.log" >&2
+			failures=$((failures + 1))
+		}
+		for r in "${!redis_ports[@]}"; do
+			redis-cli -p "${redis_ports[$r]}" INFO commandstats >"$out/redis$((r + 1))-commandstats-$kind-$i.txt" 2>&1 || true
+		done
+		stop_all
+		[ -s "$json" ] || continue
+		files[$kind]+=" $json"
+		printf '%-7s run %d: %6.0f jobs/s (accepted %6.0f/s)  lost %s  | at %s jobs/s: p50 %6.2f ms  p99 %7.2f ms  p99.9 %7.2f ms  lost %s  | µs/job server %s worker1 %s worker2 %s redis %s bench %s\n' \
+			"$kind" "$i" "$(get "$json" .throughput.jobs_per_s)" "$(get "$json" .throughput.accepted_jobs_per_s)" \
+			"$(get "$json" .throughput.events_lost)" "$(get "$json" .latency.offered_jobs_per_s)" \
+			"$(get "$json" .latency.latency_p50_ms)" "$(get "$json" .latency.latency_p99_ms)" \
+			"$(get "$json" .latency.latency_p999_ms)" "$(get "$json" .latency.events_lost)" \
+			"$(cpu "$json" throughput server)" "$(cpu "$json" throughput worker1)" \
+			"$(cpu "$json" throughput worker2)" "$(cpu "$json" throughput redis)" \
+			"$(get "$json" .throughput.client.cpu_us_per_job)" | tee -a "$out/summary.txt"
+	done
 done
 
-if [ "${#files[@]}" -gt 0 ]; then
-	med() { for f in "${files[@]}"; do get "$f" "$1"; done | grep -v '^-$' | median; }
-	medcpu() { for f in "${files[@]}"; do cpu "$f" "$1" "$2"; done | grep -v '^-$' | median; }
+for kind in $KINDS; do
+	[ -n "${files[$kind]:-}" ] || continue
+	med() { for f in ${files[$kind]}; do get "$f" "$1"; done | grep -v '^-$' | median; }
+	medcpu() { for f in ${files[$kind]}; do cpu "$f" "$1" "$2"; done | grep -v '^-$' | median; }
 	{
-		printf 'median of %d: throughput %s jobs/s (accepted %s/s); latency at %s jobs/s p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms\n' \
-			"${#files[@]}" "$(med .throughput.jobs_per_s)" "$(med .throughput.accepted_jobs_per_s)" \
+		printf '%s, median of %d: throughput %s jobs/s (accepted %s/s); latency at %s jobs/s p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms\n' \
+			"$kind" "$(wc -w <<<"${files[$kind]}")" "$(med .throughput.jobs_per_s)" "$(med .throughput.accepted_jobs_per_s)" \
 			"$(med .latency.offered_jobs_per_s)" "$(med .latency.latency_p50_ms)" \
 			"$(med .latency.latency_p99_ms)" "$(med .latency.latency_p999_ms)" "$(med .latency.latency_max_ms)"
 		for phase in throughput latency; do
-			printf '  µs CPU per job, %-10s server %s  worker1 %s  worker2 %s  redis %s  bench %s\n' "$phase:" \
+			printf '  µs CPU per job, %-10s server %s  worker1 %s  worker2 %s  redis (all shards) %s  bench %s\n' "$phase:" \
 				"$(medcpu "$phase" server)" "$(medcpu "$phase" worker1)" "$(medcpu "$phase" worker2)" \
 				"$(medcpu "$phase" redis)" "$(med ".$phase.client.cpu_us_per_job")"
 		done
 	} | tee -a "$out/summary.txt"
-fi
+done
 if [ "$failures" -gt 0 ]; then
 	echo "bench-hooks: $failures run(s) failed" >&2
 	exit 1

@@ -1,0 +1,78 @@
+# Shared by the benchmark scripts (source it): free ports, waiting for a
+# listener, private redis-servers and a Redis Cluster made of them. The
+# caller defines pids=() (every process started is appended, for its
+# stop_all) and may set PIN (a taskset cpu list) before starting Redis.
+
+# free_port: a loopback port in 20000..21999 that nothing listens on, and
+# whose cluster bus port (+10000) is free and below the ephemeral range too.
+free_port() {
+	local port
+	for _ in $(seq 200); do
+		port=$((20000 + RANDOM % 2000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
+			! (exec 3<>"/dev/tcp/127.0.0.1/$((port + 10000))") 2>/dev/null; then
+			echo "$port"
+			return 0
+		fi
+	done
+	echo "no free port" >&2
+	return 1
+}
+
+wait_port() { # port
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "nothing listens on 127.0.0.1:$1" >&2
+	return 1
+}
+
+# redis_start DIR PORT [cluster]: a redis-server without persistence;
+# appends its pid to pids and redis_pids.
+redis_start() {
+	mkdir -p "$1"
+	local extra=() pin=()
+	if [ "${3:-}" = cluster ]; then
+		extra=(--cluster-enabled yes --cluster-config-file "$1/nodes.conf" --cluster-node-timeout 2000)
+	fi
+	if [ -n "${PIN:-}" ]; then pin=(taskset -c "$PIN"); fi
+	"${pin[@]}" redis-server --bind 127.0.0.1 --port "$2" --save "" --appendonly no --dir "$1" \
+		--daemonize no --protected-mode no --loglevel warning --logfile "$1/redis.log" "${extra[@]}" &
+	pids+=($!)
+	redis_pids+=($!)
+	wait_port "$2"
+}
+
+# broker_start KIND DIR MASTERS: KIND one (a redis-server) or cluster
+# (MASTERS masters, no replicas, slots spread evenly by redis-cli); sets
+# redis_url, redis_ports and redis_pids.
+broker_start() {
+	local kind=$1 dir=$2 masters=$3 port addrs=()
+	redis_pids=()
+	redis_ports=()
+	if [ "$kind" = one ]; then
+		port=$(free_port)
+		redis_start "$dir" "$port"
+		redis_ports=("$port")
+		redis_url=redis://127.0.0.1:$port/0
+		return 0
+	fi
+	for m in $(seq "$masters"); do
+		port=$(free_port)
+		redis_start "$dir/$m" "$port" cluster
+		redis_ports+=("$port")
+		addrs+=("127.0.0.1:$port")
+	done
+	redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$dir/create.log" 2>&1
+	for port in "${redis_ports[@]}"; do
+		for _ in $(seq 100); do
+			if redis-cli -h 127.0.0.1 -p "$port" CLUSTER INFO | grep -q 'cluster_state:ok'; then break; fi
+			sleep 0.1
+		done
+	done
+	redis_url=redis+cluster://$(
+		IFS=,
+		echo "${addrs[*]}"
+	)
+}
