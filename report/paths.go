@@ -134,6 +134,10 @@ type Request struct {
 	JSON, JUnit, HTML string
 	// Text, when set, receives the terminal summary.
 	Text io.Writer
+	// Done, when set, is called with the report and its gates' results
+	// once every output is written, before the verdict (`darktime report
+	// --history` appends the run to its history); its error is Run's.
+	Done func(r *Report, gates []GateResult) error
 }
 
 // Run reads rq's inputs within fs's bounds, builds the report, evaluates
@@ -174,6 +178,11 @@ func (fs Files) Run(ctx context.Context, rq Request) error {
 			return err
 		}
 	}
+	if rq.Done != nil {
+		if err := rq.Done(r, results); err != nil {
+			return err
+		}
+	}
 	return Failures(results)
 }
 
@@ -194,13 +203,19 @@ func (fs Files) Compare(ctx context.Context, base, cand []string, opts CompareOp
 	if err != nil {
 		return err
 	}
-	if err := WriteFile(jsonOut, cmp.WriteJSON); err != nil {
+	return cmp.Write(jsonOut, w)
+}
+
+// Write writes the comparison as JSON to jsonOut (when set) and as text
+// to w, and returns its verdict (Err).
+func (c *Comparison) Write(jsonOut string, w io.Writer) error {
+	if err := WriteFile(jsonOut, c.WriteJSON); err != nil {
 		return err
 	}
-	if err := cmp.WriteText(w); err != nil {
+	if err := c.WriteText(w); err != nil {
 		return err
 	}
-	return cmp.Err()
+	return c.Err()
 }
 
 // Capacity reads the result files of one ramp run, plans with opts and

@@ -60,5 +60,17 @@ func runFile(ctx context.Context, file string, opts scenario.Options, cfg Config
 	if runErr == nil {
 		runErr = o.Err()
 	}
+	if err := afterRun(ctx, cfg, o); err != nil {
+		return errors.Join(runErr, err)
+	}
 	return runErr
+}
+
+// afterRun calls Config.AfterRun (darktime run --history) with what a run
+// produced, interrupted or not: an interrupted run is recorded as one.
+func afterRun(ctx context.Context, cfg Config, o *Outcome) error {
+	if cfg.AfterRun == nil {
+		return nil
+	}
+	return cfg.AfterRun(context.WithoutCancel(ctx), o)
 }

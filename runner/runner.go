@@ -47,6 +47,11 @@ type Config struct {
 	Out io.Writer
 	// Quiet drops the per-second progress lines.
 	Quiet bool
+	// AfterRun, when set, is called with each scenario file's outcome
+	// after its summary (RunFiles), also when a gate failed or the run was
+	// interrupted: darktime run --history appends each target's report to
+	// the history there. Its error is the file's.
+	AfterRun func(ctx context.Context, o *Outcome) error
 }
 
 // Runner runs one scenario.

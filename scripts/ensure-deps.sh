@@ -5,11 +5,14 @@
 #   redis-server                      tests start private instances on free ports
 #   nginx-light, libnginx-mod-nchan   the swarm is tested against a real nchan; start: nchan
 #   chromium                          report's HTML page is checked in headless Chromium
+#   postgresql                        the history's PostgreSQL store is tested against a private
+#                                     server (initdb + postgres on a free port, internal/pgtest)
 # The tests themselves install nothing: one whose tool is missing skips
-# (nginx, chromium) or fails (redis-server) and says to run make deps.
+# (nginx, chromium, postgresql) or fails (redis-server) and says to run make deps.
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+postgres_bin() { [ -n "${DARKTIME_POSTGRES_BIN:-}" ] && [ -x "$DARKTIME_POSTGRES_BIN/initdb" ] && return 0; ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
 nchan_module() { [ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || [ -e /usr/share/nginx/modules/ngx_nchan_module.so ]; }
 
 need=()
@@ -17,6 +20,7 @@ have redis-server || need+=(redis-server)
 have nginx || need+=(nginx-light)
 nchan_module || need+=(libnginx-mod-nchan)
 have chromium || have chromium-browser || need+=(chromium)
+postgres_bin || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
 fi
@@ -35,6 +39,8 @@ else
 fi
 new_nginx=no
 if ! have nginx; then new_nginx=yes; fi
+new_postgres=no
+if ! postgres_bin; then new_postgres=yes; fi
 
 echo "installing from Debian's packages: ${need[*]}" >&2
 "${sudo[@]}" apt-get update -qq
@@ -54,5 +60,15 @@ if [ "$new_nginx" = yes ]; then
 	if [ -s /run/nginx.pid ]; then
 		nginx=$(command -v nginx || echo /usr/sbin/nginx)
 		"${sudo[@]}" "$nginx" -s quit >/dev/null 2>&1 || true
+	fi
+fi
+# Debian's postgresql package creates a cluster and may start its service
+# on port 5432; the tests start private servers of their own. Stop it
+# through its init system, never by process name.
+if [ "$new_postgres" = yes ]; then
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+		"${sudo[@]}" systemctl disable --now postgresql >/dev/null 2>&1 || true
+	elif command -v service >/dev/null 2>&1; then
+		"${sudo[@]}" service postgresql stop >/dev/null 2>&1 || true
 	fi
 fi

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/darktime/darktime/report"
+	"github.com/darktime/darktime/report/history"
 )
 
 func init() { subcommands = append(subcommands, newReportCmd) }
@@ -18,6 +19,7 @@ func reportErr(err error) error { return usageIf(err, report.ErrInput) }
 type reportOptions struct {
 	rq                 report.Request
 	quiet, listMetrics bool
+	h                  historyFlags
 }
 
 func newReportCmd() *cobra.Command {
@@ -35,11 +37,15 @@ step: exit 0 when every gate passes, 1 when one fails (one line per failed
 gate on stderr), 2 for bad input (a corrupt file, mixed runs, an unknown
 metric or bad gate syntax). --metrics lists the metric names.
 
+--history DIR|postgres://... appends the run's headline metrics to a history
+(darktime report history finds where they shifted); --scenario names its
+series when the result is not a scenario run's.
+
 Output formats: report/REPORT.md.`,
 		Example: `  darktime report results/run.json
   darktime report results/run-*.json --stats-before before.json --stats-after after.json \
     --gate 'p99_delivery_ms < 50' --gate 'lost == 0' --junit gates.xml --html report.html`,
-		RunE: func(cmd *cobra.Command, args []string) error { return reportErr(o.run(cmd, args)) },
+		RunE: func(cmd *cobra.Command, args []string) error { return historyErr(o.run(cmd, args)) },
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&o.rq.Paths.StatsBefore, "stats-before", nil, "GET /stats of a server node before the run (repeatable: one per node)")
@@ -53,7 +59,8 @@ Output formats: report/REPORT.md.`,
 	f.StringVar(&o.rq.HTML, "html", "", "write the self-contained HTML page with charts here")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no terminal summary")
 	f.BoolVar(&o.listMetrics, "metrics", false, "list the metrics gates and comparisons can name, and exit")
-	cmd.AddCommand(newReportCompareCmd(), newReportCapacityCmd())
+	o.h.addAppend(f, true)
+	cmd.AddCommand(newReportCompareCmd(), newReportCapacityCmd(), newReportHistoryCmd())
 	return cmd
 }
 
@@ -67,6 +74,14 @@ func (o *reportOptions) run(cmd *cobra.Command, args []string) error {
 	o.rq.Paths.Results = args
 	if !o.quiet {
 		o.rq.Text = cmd.OutOrStdout()
+	}
+	st, err := o.h.open(cmd)
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		defer st.Close()
+		o.rq.Done = o.h.reportDone(cmd, st)
 	}
 	return reportFiles(cmd).Run(cmd.Context(), o.rq)
 }
@@ -94,6 +109,8 @@ func newReportCompareCmd() *cobra.Command {
 		base, cand, metrics []string
 		opts                report.CompareOptions
 		jsonOut             string
+		h                   historyFlags
+		historyRuns         int
 	)
 	cmd := &cobra.Command{
 		Use:   "compare BASE... -- CANDIDATE...",
@@ -104,10 +121,19 @@ the delta, and the threshold a change must pass to count: the larger of
 --noise-k × the noise (the larger of 1.4826 × MAD and half the range, over
 both sides) and --min-relative × the base
 median. Repeat runs (3 or more a side) for a real noise estimate. Exits 1
-when a metric got worse by more than its threshold.`,
+when a metric got worse by more than its threshold.
+
+With --history DIR|postgres://... the base is the last --history-runs runs
+of the candidates' series in that history (darktime report history): give
+only the candidates.`,
 		Example: `  darktime report compare base-1.json base-2.json base-3.json -- cand-1.json cand-2.json cand-3.json
-  darktime report compare --base base-1.json,base-2.json --candidate cand-1.json,cand-2.json`,
+  darktime report compare --base base-1.json,base-2.json --candidate cand-1.json,cand-2.json
+  darktime report compare --history results/history --scenario ci-smoke -- results/ci-smoke/swarm.json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Metrics = splitList(metrics)
+			if h.location != "" {
+				return historyCompare(cmd, &h, historyRuns, base, append(splitList(cand), args...), opts, jsonOut)
+			}
 			b, c := splitList(base), splitList(cand)
 			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
 				b, c = append(b, args[:dash]...), append(c, args[dash:]...)
@@ -117,7 +143,6 @@ when a metric got worse by more than its threshold.`,
 			if len(b) == 0 || len(c) == 0 {
 				return usagef("give base and candidate results: BASE... -- CANDIDATE..., or --base and --candidate")
 			}
-			opts.Metrics = splitList(metrics)
 			return reportErr(reportFiles(cmd).Compare(cmd.Context(), b, c, opts, jsonOut, cmd.OutOrStdout()))
 		},
 	}
@@ -128,7 +153,23 @@ when a metric got worse by more than its threshold.`,
 	f.Float64Var(&opts.NoiseK, "noise-k", report.DefaultNoiseK, "a change counts when it exceeds this many times the noise")
 	f.Float64Var(&opts.MinRelative, "min-relative", report.DefaultMinRelative, "changes below this share of the base median never count")
 	f.StringVar(&jsonOut, "json", "", "write the darktime.compare/v1 JSON here")
+	f.StringVar(&h.location, "history", "", "take the base from this history (a folder or a postgres:// URL): the last --history-runs runs of the series")
+	f.IntVar(&historyRuns, "history-runs", history.DefaultBaseRuns, "how many of the history's last runs make the base")
+	h.addSeries(f, "the series in the history (needed when it has several)", "the target label within the series")
 	return cmd
+}
+
+// historyCompare checks the command line of compare --history and runs it.
+func historyCompare(cmd *cobra.Command, h *historyFlags, runs int, base, cand []string, opts report.CompareOptions, jsonOut string) error {
+	switch {
+	case len(base) > 0:
+		return usagef("--history is the base: give no --base files")
+	case len(cand) == 0:
+		return usagef("give the candidate result files: compare --history DIR -- CANDIDATE...")
+	case runs < 1:
+		return usagef("--history-runs %d: at least 1", runs)
+	}
+	return historyErr(compareWithHistory(cmd, h, runs, cand, opts, jsonOut))
 }
 
 func newReportCapacityCmd() *cobra.Command {

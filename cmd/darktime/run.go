@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/darktime/darktime/report/history"
 	"github.com/darktime/darktime/runner"
 	"github.com/darktime/darktime/scenario"
 )
@@ -16,6 +17,7 @@ type runOptions struct {
 	check, skipBinaries, quiet bool
 	ov                         scenario.Overrides
 	logLevel                   string
+	h                          historyFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -39,6 +41,10 @@ The overrides run a library scenario in another setting; the result is
 checked like the file. make run is
 
   darktime run --embedded --shadow 10 --clients 1000 --time-scale 0.25 scenarios/steady-state.yaml
+
+--history DIR|postgres://... appends each target's headline metrics to a
+history (darktime report history finds where they shifted), also for a run
+whose gates failed or that was interrupted.
 
 Exit status: 0 when every gate passed; 1 when a gate failed, the run was
 interrupted (what it measured is written) or something it started failed;
@@ -64,6 +70,7 @@ interrupted (what it measured is written) or something it started failed;
 	f.StringVar(&o.ov.Dir, "out", "", "results folder (replaces outputs.dir)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress lines, and at most warnings logged (raises --log-level to warn)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error (lifecycle messages on stderr)")
+	o.h.addAppend(f, false)
 	return cmd
 }
 
@@ -96,7 +103,15 @@ func (o *runOptions) run(cmd *cobra.Command, files []string) error {
 		return err
 	}
 	cfg := runner.Config{Logger: log, Out: cmd.OutOrStdout(), Quiet: o.quiet, Env: childEnv()}
-	return usageIf(runner.RunFiles(cmd.Context(), files, opts, cfg, cmd.ErrOrStderr()), runner.ErrScenario)
+	st, err := o.h.open(cmd)
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		defer st.Close()
+		cfg.AfterRun = o.h.runDone(cmd, st)
+	}
+	return usageIf(runner.RunFiles(cmd.Context(), files, opts, cfg, cmd.ErrOrStderr()), runner.ErrScenario, history.ErrInput)
 }
 
 // childEnv is what this process passes on to the processes it starts: in
