@@ -15,7 +15,11 @@
 // On top of a Report sit CI gates (thresholds such as "p99_delivery_ms <
 // 50" or "phase.spike.p99_delivery_ms < 500" on a small vocabulary of
 // metrics, each defined once in MetricTable: name, unit, meaning, how it
-// is computed over the run and over a phase), Compare (per-metric deltas between repeated base and
+// is computed over the run, over a phase and over a window; windowed
+// gates, "p99_delivery_ms[10s] < 50", judge the worst window sliding
+// over the run's seconds, window.go; a Watch judges gates on a run's
+// seconds as they come, for abort_on_fail), a Markdown summary for CI
+// (WriteMarkdown), Compare (per-metric deltas between repeated base and
 // candidate runs, with a noise estimate) and Capacity (the knee of a ramp
 // run and how many nodes a peak needs).
 //

@@ -7,16 +7,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/darktime/darktime/swarm/resultfile"
 )
 
 // FuzzParseGate: any input parses to a gate whose expression parses back
-// to the same gate, or fails with ErrInput; never a panic.
+// to the same gate, or fails with ErrInput; never a panic. A windowed
+// gate's window is 1 s to MaxWindow, on a metric that takes one, with an
+// operator that names a worst window.
 func FuzzParseGate(f *testing.F) {
 	for _, s := range []string{"p99_delivery_ms < 50", "lost==0", "error_rate <= 1e-3", "deliveries_per_s >= 1000",
 		"x < 1", "lost = 0", "lost < NaN", "< 5", "lost != -0.5", "lost < 1e309", "lost<<1", "lost < 1 2",
-		"phase.spike.p99_delivery_ms < 500", "phase.warm-up.lost==0", "phase..lost < 1", "phase.a.b.c < 1"} {
+		"phase.spike.p99_delivery_ms < 500", "phase.warm-up.lost==0", "phase..lost < 1", "phase.a.b.c < 1",
+		"p99_delivery_ms[10s] < 50", "error_rate [ 1m30s ]<=0.01", "phase.steady.deliveries_per_s[5s] > 10", "lost[10s] == 0",
+		"p99_delivery_ms[500ms] < 1", "p99_delivery_ms[[1s]] < 1", "p99_delivery_ms[1s]] < 1", "p99_delivery_ms[-1s] < 1",
+		"p99_delivery_ms[9223372036s] < 1", "max_publish_ms[24h] >= 0", "p99_delivery_ms[10s] == 1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -30,6 +36,11 @@ func FuzzParseGate(f *testing.F) {
 		again, err := ParseGate(g.Expr)
 		if err != nil || again != g {
 			t.Fatalf("ParseGate(%q) = %+v; its Expr parses to %+v, %v", s, g, again, err)
+		}
+		if g.WindowSeconds != 0 {
+			if g.WindowSeconds < 1 || g.WindowSeconds > int(MaxWindow/time.Second) || windowable(g, s) != nil {
+				t.Fatalf("ParseGate(%q) = %+v: a window it should refuse", s, g)
+			}
 		}
 	})
 }

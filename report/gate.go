@@ -14,12 +14,17 @@ import (
 	"github.com/darktime/darktime/internal/yamlsafe"
 )
 
-// Gate is one threshold: Metric Op Threshold, e.g. "p99_delivery_ms < 50".
+// Gate is one threshold: Metric Op Threshold, e.g. "p99_delivery_ms < 50",
+// or Metric[Window] Op Threshold, "p99_delivery_ms[10s] < 50": the worst
+// window of that many seconds (window.go).
 type Gate struct {
 	Expr      string  `json:"expr"`
 	Metric    string  `json:"metric"`
 	Op        string  `json:"op"`
 	Threshold float64 `json:"threshold"`
+	// WindowSeconds, when set, makes the gate judge the worst window of
+	// that many seconds sliding over the run (or the phase) by 1 s.
+	WindowSeconds int `json:"window_seconds,omitempty"`
 }
 
 // GateResult is a gate evaluated on a report.
@@ -30,6 +35,14 @@ type GateResult struct {
 	// Default marks a gate of DefaultGates that the user's gates did not
 	// replace.
 	Default bool `json:"default,omitempty"`
+	// Window is the worst window of a windowed gate: the one whose value
+	// is Value.
+	Window *WindowResult `json:"worst_window,omitempty"`
+	// Note says why a gate failed without a value (a windowed gate none of
+	// whose windows had anything to measure).
+	Note string `json:"note,omitempty"`
+	// Aborted marks the abort_on_fail gate that stopped the run early.
+	Aborted bool `json:"aborted,omitempty"`
 }
 
 // DefaultGates hold on every report unless a gate of the user names the
@@ -80,15 +93,37 @@ func (g GateResult) String() string {
 	if g.Default {
 		def = " (default)"
 	}
-	return fmt.Sprintf("%s %s %s %s%s: measured %s", verdict, g.Metric, g.Op, formatNum(g.Threshold), def, formatNum(g.Value))
+	if g.Aborted {
+		def += " (aborted the run)"
+	}
+	if g.Note != "" {
+		return fmt.Sprintf("%s %s %s %s%s: %s", verdict, g.Subject(), g.Op, formatNum(g.Threshold), def, g.Note)
+	}
+	return fmt.Sprintf("%s %s %s %s%s: measured %s%s", verdict, g.Subject(), g.Op, formatNum(g.Threshold), def, formatNum(g.Value), g.Window.suffix())
+}
+
+// Subject is the gate's left-hand side: the metric and its window,
+// "p99_delivery_ms[10s]".
+func (g Gate) Subject() string {
+	if g.WindowSeconds == 0 {
+		return g.Metric
+	}
+	return g.Metric + "[" + formatWindow(g.WindowSeconds) + "]"
 }
 
 var ops = []string{"<=", ">=", "==", "!=", "<", ">"} // two-character operators first
 
-// ParseGate parses "METRIC OP NUMBER" where OP is one of < <= > >= == !=
-// and METRIC is a name of the vocabulary (Vocabulary) or a phase's metric,
+// ParseGate parses a gate (REPORT.md, "Gates"):
+//
+//	gate   = metric [ "[" window "]" ] op number
+//	op     = "<" | "<=" | ">" | ">=" | "==" | "!="
+//	window = whole seconds with a unit, 1s to 24h: "10s", "1m", "1m30s"
+//
+// METRIC is a name of the vocabulary (Vocabulary) or a phase's metric,
 // phase.NAME.METRIC (PhaseVocabulary); whether the run has a phase NAME
-// is Evaluate's question.
+// is Evaluate's question. A window takes the metrics of MetricTable with
+// an Over (latency percentiles, rates) and an op that names a worst
+// window (< <= > >=).
 func ParseGate(expr string) (Gate, error) {
 	s := strings.TrimSpace(expr)
 	i := strings.IndexAny(s, "<>=!")
@@ -96,6 +131,14 @@ func ParseGate(expr string) (Gate, error) {
 		return Gate{}, badInput("gate %q: want METRIC OP NUMBER, e.g. 'p99_delivery_ms < 50' (OP: < <= > >= == !=)", expr)
 	}
 	g := Gate{Expr: s, Metric: strings.TrimSpace(s[:i])}
+	window, hasWindow := "", false
+	if open := strings.IndexByte(g.Metric, '['); open >= 0 {
+		inner, ok := strings.CutSuffix(g.Metric[open+1:], "]")
+		if !ok || strings.ContainsAny(inner, "[]") {
+			return Gate{}, badInput("gate %q: a window is METRIC[DURATION] right before the operator, e.g. 'p99_delivery_ms[10s] < 50'", expr)
+		}
+		g.Metric, window, hasWindow = strings.TrimSpace(g.Metric[:open]), strings.TrimSpace(inner), true
+	}
 	rest := s[i:]
 	for _, op := range ops {
 		if strings.HasPrefix(rest, op) {
@@ -115,7 +158,16 @@ func ParseGate(expr string) (Gate, error) {
 	if g.Metric == "" {
 		return Gate{}, badInput("gate %q: no metric before %s", expr, g.Op)
 	}
-	if _, ok := LookupMetric(g.Metric); !ok {
+	if hasWindow {
+		secs, err := parseWindow(window)
+		if err != nil {
+			return Gate{}, badInput("gate %q: %v", expr, err)
+		}
+		g.WindowSeconds = secs
+		if err := windowable(g, expr); err != nil {
+			return Gate{}, err
+		}
+	} else if _, ok := LookupMetric(g.Metric); !ok {
 		return Gate{}, fmt.Errorf("gate %q: %w", expr, errUnknownMetric(g.Metric))
 	}
 	num := strings.TrimSpace(rest)
@@ -124,7 +176,7 @@ func ParseGate(expr string) (Gate, error) {
 		return Gate{}, badInput("gate %q: %q is not a finite decimal number", expr, num)
 	}
 	g.Threshold = v
-	g.Expr = g.Metric + " " + g.Op + " " + num
+	g.Expr = g.Subject() + " " + g.Op + " " + num
 	return g, nil
 }
 
@@ -196,14 +248,28 @@ func (r *Report) Evaluate(gates []Gate) ([]GateResult, error) {
 	var out []GateResult
 	all := withDefaults(gates)
 	for i, g := range all {
-		v, err := r.Value(g.Metric)
+		res, err := r.evaluate(g)
 		if err != nil {
 			return nil, fmt.Errorf("gate %q: %w", g.Expr, err)
 		}
-		out = append(out, GateResult{Gate: g, Value: v, Pass: compare(v, g.Op, g.Threshold), Default: i >= len(gates)})
+		res.Default = i >= len(gates)
+		res.Aborted = r.Aborted != nil && r.Aborted.Gate == g.Expr
+		out = append(out, res)
 	}
 	r.Gates = out
 	return out, nil
+}
+
+// evaluate is one gate's result.
+func (r *Report) evaluate(g Gate) (GateResult, error) {
+	if g.WindowSeconds > 0 {
+		return r.evaluateWindowed(g)
+	}
+	v, err := r.Value(g.Metric)
+	if err != nil {
+		return GateResult{}, err
+	}
+	return GateResult{Gate: g, Value: v, Pass: compare(v, g.Op, g.Threshold)}, nil
 }
 
 func compare(v float64, op string, t float64) bool {

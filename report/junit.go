@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 type junitSuites struct {
@@ -42,7 +43,8 @@ type junitFailure struct {
 
 // WriteJUnit writes the gates as JUnit XML: one testsuite for the run,
 // one testcase per gate (a failed gate is a <failure> naming the measured
-// value), then one per ledger (classname darktime.ledgers, failed when
+// value, and for a windowed gate its worst window; the gate that aborted
+// the run has type "abort"), then one per ledger (classname darktime.ledgers, failed when
 // something is unexplained, its causes in system-out). A scenario run's suite is
 // named after the scenario.
 func (r *Report) WriteJUnit(w io.Writer) error {
@@ -66,12 +68,29 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 			s.Props = append(s.Props, junitProp{"scenario_file", sc.File})
 		}
 	}
+	if r.Interrupted {
+		s.Props = append(s.Props, junitProp{"interrupted", "true"})
+	}
+	if a := r.Aborted; a != nil {
+		s.Props = append(s.Props, junitProp{"aborted_by", a.Gate}, junitProp{"aborted_at_offset_seconds", formatNum(a.OffsetSeconds)})
+	}
 	for _, g := range r.Gates {
 		c := junitCase{Name: g.Expr, Classname: "darktime.gates", Time: "0", SystemOut: g.String()}
 		if !g.Pass {
 			s.Failures++
-			c.Failure = &junitFailure{Message: g.String(), Type: "threshold",
-				Text: fmt.Sprintf("%s measured %s, threshold %s %s", g.Metric, formatNum(g.Value), g.Op, formatNum(g.Threshold))}
+			typ, text := "threshold", fmt.Sprintf("%s measured %s, threshold %s %s", g.Subject(), formatNum(g.Value), g.Op, formatNum(g.Threshold))
+			if g.Window != nil {
+				text += fmt.Sprintf("; worst window %s (%s to %s), %d s, of %d judged",
+					g.Window.Span(), g.Window.Start.Format(time.RFC3339), g.Window.End.Format(time.RFC3339), g.Window.Seconds, g.Window.Windows)
+			}
+			if g.Note != "" {
+				text = g.Subject() + ": " + g.Note
+			}
+			if g.Aborted && r.Aborted != nil {
+				typ = "abort"
+				text += "; it stopped the run early: " + r.Aborted.String()
+			}
+			c.Failure = &junitFailure{Message: g.String(), Type: typ, Text: text}
 		}
 		s.Cases = append(s.Cases, c)
 	}

@@ -44,12 +44,20 @@ type Metric struct {
 	// sums of their series entries and their merged delivery histogram, a
 	// PhaseReport — and makes it a per-phase metric, phase.NAME.METRIC.
 	// Nil when only the whole run has the metric (ledger verdicts, client
-	// lifecycle counts). Windowed thresholds (the worst N-second window,
-	// "p99_delivery_ms[10s] < 50") would evaluate Span over every window
-	// of the series: a window is a stretch of seconds like a phase, so
-	// they need no table of their own.
+	// lifecycle counts).
 	Span func(PhaseReport) float64
+	// Over computes the metric over one window of seconds (window.go) and
+	// lets a gate name it with a window, "p99_delivery_ms[10s] < 50": a
+	// latency from the window's merged histograms, a rate as the ratio of
+	// the window's sums. ok is false when the window has nothing to
+	// measure (no latency recorded, no operation). Nil for the totals of
+	// the run (lost, expected, unexplained, ...), which a window does not
+	// make sense of.
+	Over func(*windowStats) (v float64, ok bool)
 }
+
+// Windowed reports whether a gate can name the metric with a window.
+func (m Metric) Windowed() bool { return m.Over != nil }
 
 // PerPhase reports whether a gate can name the metric for one phase of a
 // scenario, phase.NAME.METRIC.
@@ -154,6 +162,12 @@ var MetricTable = func() []Metric {
 			if h == resultfile.HistDelivery {
 				m.Span = p.span
 			}
+			if secondHists[h] {
+				m.Over = func(w *windowStats) (float64, bool) {
+					l, ok := w.latency(h)
+					return p.pick(l), ok
+				}
+			}
 			t = append(t, m)
 		}
 	}
@@ -164,7 +178,8 @@ var MetricTable = func() []Metric {
 			Span: func(p PhaseReport) float64 { return float64(p.Deliveries) }},
 		Metric{Name: "deliveries_per_s", Unit: UnitPerS, Help: "deliveries per second, mean over the seconds that had any", Better: 1,
 			Run:  always(func(in *runInputs) float64 { return round3(ratio(in.res.Events.Events, in.busy)) }),
-			Span: func(p PhaseReport) float64 { return p.DeliveriesPerS }},
+			Span: func(p PhaseReport) float64 { return p.DeliveriesPerS },
+			Over: func(w *windowStats) (float64, bool) { return round3(ratio(w.deliveries, w.busy)), w.busy > 0 }},
 		Metric{Name: "peak_deliveries_per_s", Unit: UnitPerS, Help: "deliveries in the busiest second", Better: 1,
 			Run: count(func(in *runInputs) int64 { return in.peakDeliv })},
 		Metric{Name: "publishes", Unit: UnitCount, Help: "publishes attempted",
@@ -176,14 +191,22 @@ var MetricTable = func() []Metric {
 		Metric{Name: "publishes_failed", Unit: UnitCount, Help: "publishes that failed (a phase's metric)", Better: -1,
 			Span: func(p PhaseReport) float64 { return float64(p.PublishesFailed) }},
 		Metric{Name: "publish_error_rate", Unit: UnitRatio, Help: "publish_errors / publishes", Better: -1,
-			Run: always(func(in *runInputs) float64 { return ratio(in.res.Publish.Failed, in.res.Publish.Attempted) })},
+			Run: always(func(in *runInputs) float64 { return ratio(in.res.Publish.Failed, in.res.Publish.Attempted) }),
+			Over: func(w *windowStats) (float64, bool) {
+				n := w.publishesOK + w.publishesFailed
+				return ratio(w.publishesFailed, n), n > 0
+			}},
 		Metric{Name: "errors", Unit: UnitCount, Help: "client errors of every kind (connect, stream, drops)", Better: -1,
 			Run:  count(func(in *runInputs) int64 { return in.errs }),
 			Span: func(p PhaseReport) float64 { return float64(p.Errors) }},
 		Metric{Name: "error_rate", Unit: UnitRatio, Help: "(publish_errors + errors) / (publishes + connects + errors)", Better: -1,
 			Run: always(func(in *runInputs) float64 {
 				return ratio(in.res.Publish.Failed+in.errs, in.res.Publish.Attempted+in.res.Clients.Connects+in.errs)
-			})},
+			}),
+			Over: func(w *windowStats) (float64, bool) {
+				n := w.publishesOK + w.publishesFailed + w.connects + w.errors
+				return ratio(w.publishesFailed+w.errors, n), n > 0
+			}},
 		Metric{Name: "expected", Unit: UnitCount, Help: "deliveries owed (swarm ledger credits)",
 			Run: count(func(in *runInputs) int64 { return in.totals.Credit })},
 		Metric{Name: "lost", Unit: UnitCount, Help: "owed deliveries never received (in a phase: by second of intended send time)", Better: -1,

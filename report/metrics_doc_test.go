@@ -168,3 +168,34 @@ func TestExpandBraces(t *testing.T) {
 		t.Errorf("expandBraces = %v, want %v", got, want)
 	}
 }
+
+// TestWindowedMetricsDocumented: REPORT.md's "Windowed gates" lists
+// exactly the metrics that take a window.
+func TestWindowedMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("REPORT.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Windowed gates")
+	if !ok {
+		t.Fatal(`REPORT.md has no "## Windowed gates" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	_, list, _ := strings.Cut(section, "**Metrics that take a window**")
+	list, _, _ = strings.Cut(list, "The others")
+	documented := map[string]bool{}
+	for _, m := range backticked.FindAllStringSubmatch(list, -1) {
+		for _, n := range expandBraces(m[1]) {
+			documented[n] = true
+		}
+	}
+	for _, m := range MetricTable {
+		if m.Windowed() != documented[m.Name] {
+			t.Errorf("%s: takes a window %v, documented as taking one %v", m.Name, m.Windowed(), documented[m.Name])
+		}
+		delete(documented, m.Name)
+	}
+	for n := range documented {
+		t.Errorf("REPORT.md says %s takes a window: no such metric", n)
+	}
+}

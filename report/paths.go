@@ -121,6 +121,30 @@ func WriteFile(path string, write func(io.Writer) error) error {
 	return f.Close()
 }
 
+// AppendFile appends one output to the file at path (created when
+// missing), as $GITHUB_STEP_SUMMARY wants; an empty path writes nothing.
+// A section starts on a line of its own.
+func AppendFile(path string, write func(io.Writer) error) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		if _, err := io.WriteString(f, "\n"); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // Request is one `darktime report`: the files to read, the gates (as
 // expressions and from a gate file), the files to write and where the
 // terminal summary goes.
@@ -132,6 +156,11 @@ type Request struct {
 	GatesFile string
 	// JSON, JUnit and HTML are the outputs to write ("" writes none).
 	JSON, JUnit, HTML string
+	// Markdown, when set, is where the Markdown summary goes
+	// (WriteMarkdown); AppendMarkdown are files it is appended to
+	// ($GITHUB_STEP_SUMMARY).
+	Markdown       string
+	AppendMarkdown []string
 	// Text, when set, receives the terminal summary.
 	Text io.Writer
 	// Done, when set, is called with the report and its gates' results
@@ -170,6 +199,15 @@ func (fs Files) Run(ctx context.Context, rq Request) error {
 		write func(io.Writer) error
 	}{{rq.JSON, r.WriteJSON}, {rq.JUnit, r.WriteJUnit}, {rq.HTML, r.WriteHTML}} {
 		if err := WriteFile(out.path, out.write); err != nil {
+			return err
+		}
+	}
+	md := func(w io.Writer) error { return r.WriteMarkdown(w, MarkdownOptions{HTML: rq.HTML}) }
+	if err := WriteFile(rq.Markdown, md); err != nil {
+		return err
+	}
+	for _, path := range rq.AppendMarkdown {
+		if err := AppendFile(path, md); err != nil {
 			return err
 		}
 	}

@@ -53,6 +53,13 @@ type Report struct {
 	Scenario *Scenario `json:"scenario,omitempty"`
 	// Phases has what each phase of the scenario measured, in its order.
 	Phases []PhaseReport `json:"phases,omitempty"`
+	// Aborted is set when an abort_on_fail threshold stopped the run
+	// early (darktime run; SetAborted).
+	Aborted *Abort `json:"aborted,omitempty"`
+
+	// perSec is the merged result's seconds, for windowed gates; nil in a
+	// report read back from JSON.
+	perSec *perSecond
 }
 
 // Latency is one histogram's summary in milliseconds.
@@ -158,6 +165,7 @@ func Build(in Inputs) (*Report, error) {
 			return nil, err
 		}
 	}
+	r.perSec = newPerSecond(res.Series)
 	if r.Series, err = series(res, phases); err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ type sec struct {
 // secondsRun makes part index of count of a run whose second i (from t0)
 // is secs[i]: part p gets the deliveries k with k%count == p, part 0 the
 // counters.
-func secondsRun(t *testing.T, secs []sec, index, count int) *resultfile.Result {
+func secondsRun(t testing.TB, secs []sec, index, count int) *resultfile.Result {
 	t.Helper()
 	total := newHist()
 	l := ledger.New(time.Second)

@@ -29,6 +29,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Interrupted {
 		b.WriteString(", INTERRUPTED")
 	}
+	if r.Aborted != nil {
+		fmt.Fprintf(&b, "\nABORTED early (abort_on_fail): %s", r.Aborted)
+	}
 	b.WriteString("\n\nlatency (ms)\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tcount\tp50\tp90\tp99\tp99.9\tp99.99\tmax\tmean\t")

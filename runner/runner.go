@@ -52,6 +52,9 @@ type Config struct {
 	// interrupted: darktime run --history appends each target's report to
 	// the history there. Its error is the file's.
 	AfterRun func(ctx context.Context, o *Outcome) error
+	// Markdown, when set, receives the Markdown summary of each run
+	// (RunFiles; Outcome.WriteMarkdown).
+	Markdown io.Writer
 }
 
 // Runner runs one scenario.
@@ -90,8 +93,10 @@ type Outcome struct {
 	Dir        string
 	Targets    []*TargetOutcome
 	Comparison *report.Comparison
-	// Interrupted is set when a run stopped before its end.
-	Interrupted bool
+	// Interrupted is set when a run stopped before its end; Aborted when
+	// an abort_on_fail threshold stopped it (the targets after it were not
+	// run).
+	Interrupted, Aborted bool
 }
 
 // TargetOutcome is one target's run.
@@ -102,14 +107,26 @@ type TargetOutcome struct {
 	Gates  []report.GateResult
 	Files  []string // the outputs written
 	Notes  []string
+	// Verdict, when set, overrides the report's in the summaries: the
+	// run could not judge the target, UNREACHABLE or INTERRUPTED.
+	Verdict string
 }
 
-// Err is nil when every gate of every target passed.
+// Verdicts of a target whose run did not go to its end.
+const (
+	VerdictUnreachable = "UNREACHABLE"
+	VerdictInterrupted = report.VerdictInterrupted
+)
+
+// Err is nil when every gate of every target passed (and no
+// abort_on_fail threshold stopped the run).
 func (o *Outcome) Err() error {
 	var errs []error
 	for _, t := range o.Targets {
 		if err := report.Failures(t.Gates); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", t.Label, err))
+		} else if t.Report != nil && t.Report.Aborted != nil {
+			errs = append(errs, fmt.Errorf("%s: %w: %s", t.Label, errAborted, t.Report.Aborted))
 		}
 	}
 	return errors.Join(errs...)
@@ -157,6 +174,10 @@ func (r *Runner) Run(ctx context.Context) (*Outcome, error) {
 			runErr = err
 			break
 		}
+		if to != nil && to.Report != nil && to.Report.Aborted != nil {
+			out.Aborted = true
+			break
+		}
 	}
 	if len(out.Targets) == 2 && out.Targets[0].Report != nil && out.Targets[1].Report != nil {
 		cmp, err := report.Compare([]*report.Report{out.Targets[0].Report}, []*report.Report{out.Targets[1].Report}, report.CompareOptions{})
@@ -179,7 +200,7 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 	c := &cluster{r: r, t: t, dir: dir, http: &http.Client{Timeout: 5 * time.Second}}
 	fmt.Fprintf(r.out, "darktime run %s: target %s (%s)\n", s.Name, t.Label, targetLine(t))
 	if err := c.start(ctx); err != nil {
-		return nil, fmt.Errorf("start %s: %w", t.Label, err)
+		return nil, unreachableError{fmt.Errorf("start %s: %w", t.Label, err)}
 	}
 	stopped := false
 	defer func() {
@@ -198,6 +219,13 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 	}
 	runCtx, cancel := context.WithTimeout(ctx, s.Limits.MaxDuration.D())
 	defer cancel()
+	runCtx, stop := context.WithCancelCause(runCtx)
+	defer stop(nil)
+	watch, err := r.newAbortWatch(stop)
+	if err != nil {
+		return nil, err
+	}
+	watch.hook(&cfg)
 	sched := &scheduler{r: r, c: c, log: faults, ctx: runCtx}
 	cr, err := r.newCanary(ctx, c, dir)
 	if err != nil {
@@ -206,6 +234,7 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 	cfg.OnPublish = func(start time.Time) {
 		sched.begin(start)
 		cr.begin(runCtx)
+		watch.begin(start)
 	}
 	fmt.Fprintf(r.out, "  %d clients over %d channels at %v/s, %d phase(s) over %v, %d fault(s); about %v (limit %v)\n",
 		s.Clients.Count, s.Clients.Channels, s.Clients.Ramp, len(s.Phases), s.RunLength(), len(s.Faults), s.Planned(), s.Limits.MaxDuration)
@@ -220,6 +249,7 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 	cr.stop()
 	defer cr.record(to) // after the report's gates: the rollout's outcome is one
 	interrupted := err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+	unreachable := err != nil && errors.Is(err, ErrUnreachable)
 	if err != nil && !interrupted && res == nil {
 		return nil, fmt.Errorf("swarm: %w", err)
 	}
@@ -290,7 +320,9 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 		return to, fmt.Errorf("report: %w", err)
 	}
 	to.Report = rep
-	gates, err := report.ParseGates(s.Thresholds)
+	abort := watch.aborted()
+	rep.SetAborted(abort)
+	gates, err := report.ParseGates(s.Gates())
 	if err != nil {
 		return to, err
 	}
@@ -316,7 +348,12 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 		to.Notes = append(to.Notes, fmt.Sprintf("a ramp: plan capacity from it with darktime report capacity %s --nodes %d --slo-p99-ms 50 --users 200000 --rate 20",
 			filepath.Join(dir, "swarm.json"), nodes))
 	}
-	if interrupted {
+	if unreachable {
+		to.Verdict = VerdictUnreachable
+		return to, unreachableError{fmt.Errorf("%w; what it measured is in %s", err, dir)}
+	}
+	if interrupted && (abort == nil || ctx.Err() != nil) {
+		to.Verdict = VerdictInterrupted
 		why := "stopped by a signal"
 		if ctx.Err() == nil {
 			why = "it passed limits.max_duration (" + s.Limits.MaxDuration.String() + ")"

@@ -34,6 +34,12 @@ func (o *Outcome) WriteSummary(w io.Writer) error {
 		if len(t.Gates) > 0 {
 			verdict := "PASS"
 			switch {
+			case t.Verdict == VerdictUnreachable:
+				verdict = "UNREACHABLE (the target could not be reached: see the notes)"
+			case t.Verdict == VerdictInterrupted:
+				verdict = "INTERRUPTED (the gates saw part of the run)"
+			case t.Report != nil && t.Report.Aborted != nil:
+				verdict = "ABORTED (abort_on_fail: " + t.Report.Aborted.String() + "), FAIL"
 			case failed > 0:
 				verdict = "FAIL"
 			case t.Report != nil && t.Report.Interrupted:
@@ -76,4 +82,41 @@ func (o *Outcome) Failed() []report.GateResult {
 		}
 	}
 	return out
+}
+
+// WriteMarkdown writes each target's Markdown summary (report.WriteMarkdown:
+// verdict, gates, ledgers, latency, where the HTML report is), with the
+// run's notes, for --summary-md and $GITHUB_STEP_SUMMARY.
+func (o *Outcome) WriteMarkdown(w io.Writer) error {
+	for i, t := range o.Targets {
+		if i > 0 {
+			if _, err := io.WriteString(w, "\n"); err != nil {
+				return err
+			}
+		}
+		if t.Report == nil {
+			if _, err := fmt.Fprintf(w, "## darktime run: %s: no report\n\n%s\n", t.Label, strings.Join(t.Notes, "\n\n")); err != nil {
+				return err
+			}
+			continue
+		}
+		html := ""
+		for _, f := range t.Files {
+			if filepath.Ext(f) == ".html" {
+				html = f
+			}
+		}
+		if err := t.Report.WriteMarkdown(w, report.MarkdownOptions{HTML: html, Notes: t.Notes, Verdict: t.Verdict}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteMarkdownError is the Markdown summary of a scenario file that gave
+// no report: it did not load, or its target could not be reached.
+func WriteMarkdownError(w io.Writer, file, verdict string, err error) error {
+	fence := "```"
+	_, werr := fmt.Fprintf(w, "## darktime run %s: %s\n\n%s\n%s\n%s\n", file, verdict, fence, strings.ReplaceAll(err.Error(), fence, "` ` `"), fence)
+	return werr
 }

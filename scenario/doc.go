@@ -12,8 +12,10 @@
 // saying what to do. Parse returns every problem it finds, not the first.
 //
 // Thresholds use the gate syntax and metric vocabulary of package report
-// ("p99_delivery_ms < 50", "lost == 0"), so a scenario that checks is a
-// scenario whose gates the report can evaluate. The swarm's defaults,
+// ("p99_delivery_ms < 50", "lost == 0", "p99_delivery_ms[10s] < 50"), so
+// a scenario that checks is a scenario whose gates the report can
+// evaluate; one with abort_on_fail must be a gate report.Watch can judge
+// while the run goes (threshold.go). The swarm's defaults,
 // bounds and parsers come from swarm/params, so checking a scenario links
 // neither the swarm nor the server engine.
 package scenario

@@ -22,7 +22,9 @@ type Overrides struct {
 	// Clients replaces clients.count when positive.
 	Clients int
 	// TimeScale, when positive, multiplies the phases' durations, the
-	// faults' times and limits.max_duration (0.25: a quarter of the run).
+	// faults' times, the thresholds' delays and limits.max_duration (0.25:
+	// a quarter of the run). Windows of gates keep their length: they are
+	// the gate's definition.
 	TimeScale float64
 	// Dir replaces outputs.dir.
 	Dir string
@@ -82,6 +84,9 @@ func (o Overrides) apply(s *Scenario) []string {
 		for i := range s.Faults {
 			scale(&s.Faults[i].At)
 			scale(&s.Faults[i].For)
+		}
+		for i := range s.Thresholds {
+			scale(&s.Thresholds[i].Delay) // from the first publish, like a fault's time
 		}
 		// The ramp, settle and drain do not scale: keep their time.
 		before := s.Limits.MaxDuration

@@ -254,6 +254,16 @@ func (d *doc) check(node ast.Node, t reflect.Type, path string) {
 		d.errs = append(d.errs, at(node, path, "has no value: want %s", describe(t)))
 		return
 	}
+	if t == thresholdType {
+		switch node.(type) {
+		case *ast.StringNode, *ast.LiteralNode:
+			return // the gate; validate parses it
+		case ast.MapNode: // {gate, abort_on_fail, delay}: checked as the struct
+		default:
+			d.errs = append(d.errs, at(node, path, "want a gate like \"p99_delivery_ms < 50\", or a mapping of %s, got %s", strings.Join(keysOf(t), ", "), kindOf(node)))
+			return
+		}
+	}
 	if t == durationType {
 		s, ok := node.(*ast.StringNode)
 		if !ok {
@@ -356,6 +366,9 @@ func truncate(s string) string {
 }
 
 func describe(t reflect.Type) string {
+	if t == thresholdType {
+		return `a gate like "p99_delivery_ms < 50", or a mapping of gate, abort_on_fail, delay`
+	}
 	if t == durationType {
 		return "a duration like 30s"
 	}

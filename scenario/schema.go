@@ -31,10 +31,12 @@ type Scenario struct {
 	Phases     []Phase    `yaml:"phases"`
 	Shadow     *Shadow    `yaml:"shadow,omitempty"`
 	Faults     []Fault    `yaml:"faults,omitempty"`
-	// Thresholds are report gates, "METRIC OP NUMBER".
-	Thresholds []string `yaml:"thresholds,omitempty"`
-	Outputs    Outputs  `yaml:"outputs"`
-	Limits     Limits   `yaml:"limits"`
+	// Thresholds are report gates, "METRIC OP NUMBER" or
+	// "METRIC[WINDOW] OP NUMBER", each written as the gate or as a
+	// mapping with abort_on_fail (threshold.go).
+	Thresholds []Threshold `yaml:"thresholds,omitempty"`
+	Outputs    Outputs     `yaml:"outputs"`
+	Limits     Limits      `yaml:"limits"`
 }
 
 // Brokers of an embedded target.

@@ -543,13 +543,17 @@ func (v *validator) faults(run time.Duration) {
 }
 
 func (v *validator) thresholds() {
-	for i, expr := range v.s.Thresholds {
-		path := fmt.Sprintf("thresholds[%d]", i)
+	for i, th := range v.s.Thresholds {
+		path, expr := v.thresholdPath(i), th.Gate
+		if !v.thresholdForm(i) {
+			continue
+		}
 		g, err := report.ParseGate(expr)
 		if err != nil {
 			v.errorf(path, "%s", strings.TrimPrefix(unwrapAll(err), report.ErrInput.Error()+": "))
 			continue
 		}
+		v.abortOnFail(i, g)
 		if phase, _, ok := report.PhaseMetric(g.Metric); ok {
 			found := false
 			var names []string

@@ -127,6 +127,11 @@ type Config struct {
 	// Progress, when set, receives one status line per second.
 	Logger   *slog.Logger `json:"-"`
 	Progress io.Writer    `json:"-"`
+	// OnSecond, when set, is told of each second of the series as the
+	// ticker closes it (the same Second the result will carry; its maps
+	// are not changed afterwards), from the ticking goroutine: a caller
+	// can judge the run as it goes (darktime run's abort_on_fail).
+	OnSecond func(Second) `json:"-"`
 
 	// Token, when set, mints a JWT per client at every connect for the
 	// {token} placeholder of the subscribe URL and headers (token.go).

@@ -43,6 +43,7 @@ type publishLog struct {
 	refs     []eventRef
 	requests int64 // requests built
 	eventsOK int64 // events of the requests answered 2xx
+	notSent  int64 // failed requests that never reached the target
 }
 
 // eventRef is one event of a request: its channel and seq.
@@ -457,6 +458,9 @@ func (r *run) publishResult(res *vegeta.Result) {
 		}
 	} else {
 		pl.info.Failed++
+		if state == pubNotSent {
+			pl.notSent++
+		}
 		if batched {
 			pl.info.EventsFailed += int64(len(refs))
 		}

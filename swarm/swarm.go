@@ -23,6 +23,11 @@ import (
 // errStopped ends a connect that raced with the end of the run.
 var errStopped = errors.New("swarm stopping")
 
+// ErrUnreachable is returned (wrapped), with the result, when the target
+// could not be reached: no client could subscribe, or no publish got a
+// connection. What was measured is in the result all the same.
+var ErrUnreachable = errors.New("target unreachable")
+
 // session is one client session's claim on a channel: every event with
 // first <= seq < end that was published successfully is owed to it.
 type session struct {
@@ -306,7 +311,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	close(tickStop)
 	<-tickDone
 	r.finish(res, began)
+	if runErr == nil {
+		runErr = r.publishUnreachable()
+	}
 	return res, runErr
+}
+
+// publishUnreachable is ErrUnreachable when publishes failed and none
+// of them got a connection to the target.
+func (r *run) publishUnreachable() error {
+	pl := r.pubs
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.info.OK > 0 || pl.info.Failed == 0 || pl.notSent < pl.info.Failed {
+		return nil
+	}
+	return fmt.Errorf("%w: none of the %d publishes answered got a connection to %s", ErrUnreachable, pl.info.Failed, strings.Join(r.cfg.Targets, ", "))
 }
 
 // phases runs the run's phases and returns the partial result.
@@ -353,7 +373,7 @@ func (r *run) phases(ctx context.Context, began time.Time, rssBefore int64) (*Re
 			sample = s
 		}
 		r.mu.Unlock()
-		return res, fmt.Errorf("no client could subscribe to %s: %s", cfg.Target, sample)
+		return res, fmt.Errorf("%w: no client could subscribe to %s: %s", ErrUnreachable, cfg.Target, sample)
 	}
 
 	// Phase 2: settle, then the idle memory per connection.
@@ -479,6 +499,9 @@ func (r *run) tick(now, began time.Time, p99 *float64) {
 	r.mu.Unlock()
 	if r.cfg.Progress != nil {
 		progressLine(r.cfg.Progress, now.Sub(began), sec, *p99, errs)
+	}
+	if r.cfg.OnSecond != nil {
+		r.cfg.OnSecond(sec)
 	}
 }
 

@@ -25,7 +25,8 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 // exitError is an error with its own exit code (darktime canary: 1
-// rolled back, 3 the proxy unreachable or interrupted).
+// rolled back, 3 the proxy unreachable or interrupted; darktime run: 3
+// the target unreachable or the run interrupted).
 type exitError struct {
 	code int
 	err  error
@@ -108,13 +109,21 @@ func main() {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "darktime:", err)
+	os.Exit(exitStatus(err))
+}
+
+// exitStatus is the status a command's error exits with: 2 for bad input
+// (usageError), an exitError's own code, else 1.
+func exitStatus(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) {
-		os.Exit(2)
-	}
 	var ee exitError
-	if errors.As(err, &ee) {
-		os.Exit(ee.code)
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		return 2
+	case errors.As(err, &ee):
+		return ee.code
 	}
-	os.Exit(1)
+	return 1
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -35,7 +36,14 @@ throughput and every +1/-1 ledger with where and how it does not balance.
 Gates ('p99_delivery_ms < 50', repeatable, or a YAML/JSON file) make it a CI
 step: exit 0 when every gate passes, 1 when one fails (one line per failed
 gate on stderr), 2 for bad input (a corrupt file, mixed runs, an unknown
-metric or bad gate syntax). --metrics lists the metric names.
+metric or bad gate syntax); 3 is not used (darktime run's "unreachable or
+interrupted": a report judges the file it is given). --metrics lists the
+metric names. A window judges the worst stretch of that many seconds:
+'p99_delivery_ms[10s] < 50', 'error_rate[5s] < 0.01' (REPORT.md, "Gates").
+
+--summary-md FILE writes a Markdown summary (verdict, gates, ledgers,
+latency, the HTML report's path); when GITHUB_STEP_SUMMARY is set it is
+appended there too.
 
 --history DIR|postgres://... appends the run's headline metrics to a history
 (darktime report history finds where they shifted); --scenario names its
@@ -52,11 +60,12 @@ Output formats: report/REPORT.md.`,
 	f.StringArrayVar(&o.rq.Paths.StatsAfter, "stats-after", nil, "GET /stats of a server node after the run drained (repeatable: one per node)")
 	f.StringArrayVar(&o.rq.Paths.Shadow, "shadow", nil, "shadow proxy ledger file (repeatable)")
 	f.BoolVar(&o.rq.Paths.MergeShadow, "merge-shadow", false, "the --shadow files are instances of one proxy fleet: report their exact sum as one ledger")
-	f.StringArrayVar(&o.rq.Gates, "gate", nil, "threshold 'METRIC OP NUMBER', OP one of < <= > >= == != (repeatable)")
+	f.StringArrayVar(&o.rq.Gates, "gate", nil, "threshold 'METRIC OP NUMBER' or 'METRIC[WINDOW] OP NUMBER', OP one of < <= > >= == != (repeatable)")
 	f.StringVar(&o.rq.GatesFile, "gates", "", "YAML or JSON file with gates: a list of expressions, or {gates: [...]}")
 	f.StringVar(&o.rq.JSON, "json", "", "write the darktime.report/v1 JSON here")
 	f.StringVar(&o.rq.JUnit, "junit", "", "write the gates as JUnit XML here")
 	f.StringVar(&o.rq.HTML, "html", "", "write the self-contained HTML page with charts here")
+	f.StringVar(&o.rq.Markdown, "summary-md", "", "write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no terminal summary")
 	f.BoolVar(&o.listMetrics, "metrics", false, "list the metrics gates and comparisons can name, and exit")
 	o.h.addAppend(f, true)
@@ -72,6 +81,9 @@ func (o *reportOptions) run(cmd *cobra.Command, args []string) error {
 		return usagef("give at least one swarm result file")
 	}
 	o.rq.Paths.Results = args
+	if step := os.Getenv("GITHUB_STEP_SUMMARY"); step != "" {
+		o.rq.AppendMarkdown = []string{step}
+	}
 	if !o.quiet {
 		o.rq.Text = cmd.OutOrStdout()
 	}

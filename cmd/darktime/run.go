@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/darktime/darktime/report"
 	"github.com/darktime/darktime/report/history"
 	"github.com/darktime/darktime/runner"
 	"github.com/darktime/darktime/scenario"
@@ -18,14 +24,11 @@ type runOptions struct {
 	ov                         scenario.Overrides
 	logLevel                   string
 	h                          historyFlags
+	summaryMD                  string
 }
 
-func newRunCmd() *cobra.Command {
-	var o runOptions
-	cmd := &cobra.Command{
-		Use:   "run [--check] FILE...",
-		Short: "Run a scenario (scenarios/NAME.yaml) from nothing to a verdict; --check only validates it",
-		Long: `Run a scenario: start what its target needs (a private redis-server, the
+// runLong is the help of darktime run.
+const runLong = `Run a scenario: start what its target needs (a private redis-server, the
 reference server's nodes, nginx + nchan, the shadow proxy and its candidate),
 drive the swarm of EventSource clients and publishers through the phases,
 inject the faults on time, snapshot the servers' /stats before and after, and
@@ -46,9 +49,27 @@ checked like the file. make run is
 history (darktime report history finds where they shifted), also for a run
 whose gates failed or that was interrupted.
 
-Exit status: 0 when every gate passed; 1 when a gate failed, the run was
-interrupted (what it measured is written) or something it started failed;
-2 when a file does not check (FILE:LINE:COLUMN: PATH: what is wrong and what to do).`,
+--summary-md FILE writes a Markdown summary (verdict, gates with their measured
+values and worst windows, ledgers, latency, the HTML report's path); when
+GITHUB_STEP_SUMMARY is set it is appended there too.
+
+Exit status:
+  0  every gate passed
+  1  a gate failed (an abort_on_fail threshold that stopped the run early
+     included), or the run failed otherwise (an output could not be written)
+  2  bad input: a file does not check (FILE:LINE:COLUMN: PATH: what is wrong
+     and what to do), or a flag
+  3  the target could not be reached (what it needs did not start, no client
+     could subscribe, no publish got a connection) or the run was interrupted
+     (SIGINT, SIGTERM, limits.max_duration); what it measured is written
+With several files the highest of 3, 2, 1 wins.`
+
+func newRunCmd() *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run [--check] FILE...",
+		Short: "Run a scenario (scenarios/NAME.yaml) from nothing to a verdict; --check only validates it",
+		Long:  runLong,
 		Example: `  darktime run --check scenarios/*.yaml
   darktime run scenarios/ci-smoke.yaml
   darktime run --embedded --shadow 10 scenarios/steady-state.yaml`,
@@ -71,6 +92,7 @@ interrupted (what it measured is written) or something it started failed;
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress lines, and at most warnings logged (raises --log-level to warn)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error (lifecycle messages on stderr)")
 	o.h.addAppend(f, false)
+	f.StringVar(&o.summaryMD, "summary-md", "", "write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set)")
 	return cmd
 }
 
@@ -89,7 +111,13 @@ func (o *runOptions) run(cmd *cobra.Command, files []string) error {
 		}
 	}
 	opts := scenario.Options{SkipBinaries: o.skipBinaries, Overrides: o.ov, AllowSpecialFiles: allowSpecial && o.check, CheckCanary: checkCanaryPlan}
-	if err := scenario.CheckFiles(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), files, opts); err != nil {
+	md := newSummaryMD(o.summaryMD)
+	var problems bytes.Buffer // what CheckFiles says, for the summary
+	if err := scenario.CheckFiles(cmd.Context(), cmd.OutOrStdout(), io.MultiWriter(cmd.ErrOrStderr(), &problems), files, opts); err != nil {
+		if md != nil && !o.check {
+			_ = runner.WriteMarkdownError(md, strings.Join(files, " "), "BAD INPUT", fmt.Errorf("%s%w", problems.String(), err))
+			_ = md.flush()
+		}
 		return usageError{err}
 	}
 	if o.check {
@@ -111,7 +139,51 @@ func (o *runOptions) run(cmd *cobra.Command, files []string) error {
 		defer st.Close()
 		cfg.AfterRun = o.h.runDone(cmd, st)
 	}
-	return usageIf(runner.RunFiles(cmd.Context(), files, opts, cfg, cmd.ErrOrStderr()), runner.ErrScenario, history.ErrInput)
+	if md != nil {
+		cfg.Markdown = md
+	}
+	err = runner.RunFiles(cmd.Context(), files, opts, cfg, cmd.ErrOrStderr())
+	if werr := md.flush(); werr != nil && err == nil {
+		err = fmt.Errorf("--summary-md: %w", werr)
+	}
+	return runExit(cmd, err)
+}
+
+// runExit maps a run's error to its exit status (the command's help): 3
+// the target unreachable or the run interrupted, 2 a file that does not
+// load, 1 a failed gate or another failure.
+func runExit(cmd *cobra.Command, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, runner.ErrInterrupted), errors.Is(err, runner.ErrUnreachable), cmd.Context().Err() != nil:
+		return exitError{3, err}
+	}
+	return usageIf(err, runner.ErrScenario, history.ErrInput)
+}
+
+// summaryMD collects the Markdown summary of a run and writes it to the
+// --summary-md file and $GITHUB_STEP_SUMMARY (appended) at the end.
+type summaryMD struct {
+	bytes.Buffer
+	file, step string
+}
+
+// newSummaryMD is nil when the summary goes nowhere.
+func newSummaryMD(file string) *summaryMD {
+	step := os.Getenv("GITHUB_STEP_SUMMARY")
+	if file == "" && step == "" {
+		return nil
+	}
+	return &summaryMD{file: file, step: step}
+}
+
+func (m *summaryMD) flush() error {
+	if m == nil {
+		return nil
+	}
+	write := func(w io.Writer) error { _, err := w.Write(m.Bytes()); return err }
+	return errors.Join(report.WriteFile(m.file, write), report.AppendFile(m.step, write))
 }
 
 // childEnv is what this process passes on to the processes it starts: in

@@ -25,14 +25,10 @@ func inProcess(t *testing.T, args ...string) (int, string) {
 	root.SetErr(&out)
 	root.SetArgs(args)
 	err := root.Execute()
-	var ue usageError
-	switch {
-	case err == nil:
+	if err == nil {
 		return 0, out.String()
-	case errors.As(err, &ue):
-		return 2, out.String() + err.Error()
 	}
-	return 1, out.String() + err.Error()
+	return exitStatus(err), out.String() + err.Error()
 }
 
 // runCmd runs `darktime run --skip-binary-check ARGS...`.
@@ -187,7 +183,7 @@ func TestRunShadowFaults(t *testing.T) {
 }
 
 // TestRunInterrupted stops a run with SIGINT: it still writes what it
-// measured, marked interrupted, and exits 1.
+// measured, marked interrupted, and exits 3.
 func TestRunInterrupted(t *testing.T) {
 	tstest.Long(t, "a whole darktime run of several seconds")
 	dir := t.TempDir()
@@ -217,8 +213,8 @@ func TestRunInterrupted(t *testing.T) {
 	_ = cmd.Process.Signal(os.Interrupt)
 	err = cmd.Wait()
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Fatalf("exit %v, want 1:\n%s", err, out.String())
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Fatalf("exit %v, want 3:\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "interrupted") {
 		t.Errorf("output does not say it was interrupted:\n%s", out.String())
