@@ -56,7 +56,7 @@ func TestHTMLRendersInChromium(t *testing.T) {
 		phaseRows, faultRows int
 	}{
 		{name: "plain", r: faultyReport(t)},
-		{name: "scenario", r: sc, phases: "3", faults: "3", phaseRows: len(sc.Phases), faultRows: len(sc.Scenario.Faults)},
+		{name: "scenario", r: sc, phases: "3", faults: "5", phaseRows: len(sc.Phases), faultRows: len(sc.Scenario.Faults)},
 	}
 	dir := t.TempDir()
 	for i, p := range pages {

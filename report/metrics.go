@@ -11,10 +11,11 @@ import (
 
 // Units of the metrics.
 const (
-	UnitMs    = "ms"    // milliseconds, from the HdrHistograms (µs, 3 significant figures)
-	UnitCount = "count" // events, publishes, connections, ledgers, ...
-	UnitPerS  = "1/s"   // per second
-	UnitRatio = "ratio" // a share, 0 to 1
+	UnitMs      = "ms"    // milliseconds, from the HdrHistograms (µs, 3 significant figures)
+	UnitCount   = "count" // events, publishes, connections, ledgers, ...
+	UnitPerS    = "1/s"   // per second
+	UnitRatio   = "ratio" // a share, 0 to 1
+	UnitSeconds = "s"     // seconds, to the millisecond
 )
 
 // Metric is one metric of the report, defined once: its name, unit and
@@ -32,8 +33,9 @@ type Metric struct {
 	// higher is better, 0 neither (Compare reports it without judging).
 	Better int
 	// Needs names the input the metric comes from when it is not the swarm
-	// result: "stats" (--stats-before/--stats-after), "shadow", or
-	// "scenario" for a phase's metric (phase.NAME.METRIC).
+	// result: "stats" (--stats-before/--stats-after), "shadow", "faults"
+	// (a scenario run's watched faults), or "scenario" for a phase's
+	// metric (phase.NAME.METRIC).
 	Needs string
 
 	// Run computes the metric over the whole run; ok is false when the
@@ -266,6 +268,17 @@ var MetricTable = func() []Metric {
 			Run: fromLedgers(shadow, unexplained)},
 		Metric{Name: "announced_lost", Unit: UnitCount, Help: "lost deliveries the target announced with darktime.missed", Better: -1,
 			Run: count(func(in *runInputs) int64 { return in.res.Attribution.Lost["announced"] })},
+		Metric{Name: "unannounced_lost", Unit: UnitCount, Help: "lost deliveries the target did not announce with darktime.missed (lost - announced_lost), whatever explains them", Better: -1,
+			Run: count(func(in *runInputs) int64 { return in.totals.Lost - in.res.Attribution.Lost["announced"] })},
+		Metric{Name: "recovery_s", Unit: UnitSeconds, Help: "the longest recovery of a fault the runner watches (kill_redis_master, kill_redis_link), s; one that did not recover counts the time it was watched", Better: -1, Needs: "faults",
+			Run: faultRecovery(func(r Recovery, v float64) float64 { return max(v, r.After.Seconds()) })},
+		Metric{Name: "faults_unrecovered", Unit: UnitCount, Help: "faults the runner watched that did not recover before the run ended", Better: -1, Needs: "faults",
+			Run: faultRecovery(func(r Recovery, v float64) float64 {
+				if !r.Done {
+					return v + 1
+				}
+				return v
+			})},
 		Metric{Name: "unreadable", Unit: UnitCount, Help: "events the swarm received but could not read: malformed, other_type, foreign (default gate: == 0)", Better: -1,
 			Run: count(func(in *runInputs) int64 { return sum(unreadableKinds(in.res.Events)) })},
 		Metric{Name: "discarded_at_cut", Unit: UnitCount, Help: "events read after the swarm's own storm cuts and not used (the streams resumed before them)",
@@ -449,6 +462,8 @@ func (r *Report) Value(name string) (float64, error) {
 			return 0, badInput("metric %s needs the server's /stats before and after the run (--stats-before, --stats-after)", name)
 		case "shadow":
 			return 0, badInput("metric %s needs a shadow ledger with a candidate target (--shadow)", name)
+		case "faults":
+			return 0, badInput("metric %s needs a scenario run with a fault whose recovery the runner watches (kill_redis_master, kill_redis_link)", name)
 		}
 		return 0, badInput("metric %s is not in this result (no %s latency recorded?)", name, name)
 	}
@@ -491,4 +506,22 @@ func metrics(r *Report, res *resultfile.Result) map[string]float64 {
 		}
 	}
 	return m
+}
+
+// faultRecovery folds f over the recoveries of the scenario's faults;
+// ok is false when no fault was watched.
+func faultRecovery(f func(r Recovery, v float64) float64) func(*runInputs) (float64, bool) {
+	return func(in *runInputs) (float64, bool) {
+		if in.r.Scenario == nil {
+			return 0, false
+		}
+		var v float64
+		watched := false
+		for _, fl := range in.r.Scenario.Faults {
+			if fl.Recovery != nil {
+				v, watched = f(*fl.Recovery, v), true
+			}
+		}
+		return round3(v), watched
+	}
 }

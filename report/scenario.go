@@ -60,7 +60,8 @@ func (p *Phase) UnmarshalJSON(data []byte) error {
 
 // Fault is one fault the runner injected.
 type Fault struct {
-	// Kind is kill_node, pause_node, restart_redis, slow_consumers or storm.
+	// Kind is kill_node, pause_node, restart_redis, kill_redis_master,
+	// kill_redis_link, slow_consumers or storm.
 	Kind string
 	// Detail says what was done: "node 1", "200 clients, 500ms per read".
 	Detail string
@@ -69,19 +70,43 @@ type Fault struct {
 	Offset time.Duration
 	// Error says why the runner could not inject it, when it could not.
 	Error string
+	// Recovery is how long the target took to be whole again, for the
+	// faults whose end the runner watches (kill_redis_master,
+	// kill_redis_link); nil for the others.
+	Recovery *Recovery
+}
+
+// Recovery is the time from a fault until the target was whole again:
+// for kill_redis_master, the cluster serving every slot from a live
+// master and every node answering /healthz 200 with no link to the dead
+// one; for kill_redis_link, the node having noticed (its broker_errors
+// up) and answering /healthz 200 with every link up. Done is false when
+// that did not happen while the runner watched (until the end of the
+// run): After is then how long it watched.
+type Recovery struct {
+	After time.Duration
+	Done  bool
 }
 
 type faultJSON struct {
-	Kind          string    `json:"kind"`
-	Detail        string    `json:"detail"`
-	At            time.Time `json:"at"`
-	OffsetSeconds float64   `json:"offset_seconds"`
-	Error         string    `json:"error,omitempty"`
+	Kind            string    `json:"kind"`
+	Detail          string    `json:"detail"`
+	At              time.Time `json:"at"`
+	OffsetSeconds   float64   `json:"offset_seconds"`
+	Error           string    `json:"error,omitempty"`
+	RecoverySeconds *float64  `json:"recovery_seconds,omitempty"`
+	Recovered       *bool     `json:"recovered,omitempty"`
 }
 
-// MarshalJSON writes the offset in seconds ("offset_seconds").
+// MarshalJSON writes the offset and the recovery in seconds
+// ("offset_seconds", "recovery_seconds" with "recovered").
 func (f Fault) MarshalJSON() ([]byte, error) {
-	return json.Marshal(faultJSON{f.Kind, f.Detail, f.At, round3(f.Offset.Seconds()), f.Error})
+	j := faultJSON{Kind: f.Kind, Detail: f.Detail, At: f.At, OffsetSeconds: round3(f.Offset.Seconds()), Error: f.Error}
+	if r := f.Recovery; r != nil {
+		after, done := round3(r.After.Seconds()), r.Done
+		j.RecoverySeconds, j.Recovered = &after, &done
+	}
+	return json.Marshal(j)
 }
 
 // UnmarshalJSON reads what MarshalJSON wrote.
@@ -91,6 +116,9 @@ func (f *Fault) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	*f = Fault{Kind: j.Kind, Detail: j.Detail, At: j.At, Offset: seconds(j.OffsetSeconds), Error: j.Error}
+	if j.RecoverySeconds != nil {
+		f.Recovery = &Recovery{After: seconds(*j.RecoverySeconds), Done: j.Recovered != nil && *j.Recovered}
+	}
 	return nil
 }
 
@@ -285,6 +313,10 @@ func echoScenario(sc *Scenario) *Scenario {
 	out.Faults = make([]Fault, len(sc.Faults))
 	for i, f := range sc.Faults {
 		f.At = f.At.UTC()
+		if f.Recovery != nil {
+			r := *f.Recovery
+			f.Recovery = &r
+		}
 		out.Faults[i] = f
 	}
 	if len(out.Phases) == 0 {

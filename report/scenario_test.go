@@ -205,6 +205,10 @@ func scenarioReport(t *testing.T) *Report {
 				{Kind: "kill_node", Detail: "node 1 (primary-1) killed with SIGKILL", At: at(3.2), Offset: 3200 * time.Millisecond},
 				{Kind: "slow_consumers", Detail: "5 clients wait 80ms before each read", At: at(4), Offset: 4 * time.Second},
 				{Kind: "restart_redis", At: at(4.6), Offset: 4600 * time.Millisecond, Error: "redis-server: signal: killed"},
+				{Kind: "kill_redis_master", Detail: "master 127.0.0.1:7001 of shard 0 killed with SIGKILL", At: at(4.8), Offset: 4800 * time.Millisecond,
+					Recovery: &Recovery{After: 2310 * time.Millisecond, Done: true}},
+				{Kind: "kill_redis_link", Detail: "node 0's 3 pub/sub connections closed", At: at(4.9), Offset: 4900 * time.Millisecond,
+					Recovery: &Recovery{After: 1500 * time.Millisecond}},
 			},
 		},
 	})
@@ -249,6 +253,10 @@ func TestScenarioGoldenOutputs(t *testing.T) {
 		if !want[p.Name](p) {
 			t.Errorf("phase %+v", p)
 		}
+	}
+	// The longest recovery, and the fault watched in vain.
+	if m := r.Metrics; m["recovery_s"] != 2.31 || m["faults_unrecovered"] != 1 {
+		t.Errorf("recovery_s %v, faults_unrecovered %v: want 2.31 and 1", m["recovery_s"], m["faults_unrecovered"])
 	}
 	var verdicts []bool
 	for _, g := range r.Gates {

@@ -199,6 +199,13 @@ func (r *Report) writeFaultsText(b *strings.Builder) {
 		if f.Error != "" {
 			detail = strings.TrimSpace(detail + " (NOT INJECTED: " + f.Error + ")")
 		}
+		switch r := f.Recovery; {
+		case r == nil:
+		case r.Done:
+			detail += "; recovered after " + secs(r.After)
+		default:
+			detail += "; NOT RECOVERED (watched " + secs(r.After) + ")"
+		}
 		fmt.Fprintf(tw, "  +%s\t%s\t%s\n", secs(f.Offset), f.Kind, detail)
 	}
 	tw.Flush()

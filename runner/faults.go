@@ -12,14 +12,17 @@ import (
 )
 
 // scheduler injects the faults the runner carries out itself (kill,
-// pause, Redis restart) at their offsets from the first publish; storms
-// and slow consumers are the swarm's own (swarm.Config.Storms and
-// Slowdowns).
+// pause, Redis restart, a killed Redis master or pub/sub link) at their
+// offsets from the first publish; storms and slow consumers are the
+// swarm's own (swarm.Config.Storms and Slowdowns).
 type scheduler struct {
 	r   *Runner
 	c   *cluster
 	log *faultLog
 	ctx context.Context
+	// channel names the swarm's channel i (kill_redis_master aims at the
+	// hottest one's shard).
+	channel func(i int) string
 
 	mu     sync.Mutex
 	start  time.Time
@@ -105,6 +108,10 @@ func (s *scheduler) inject(f scenario.Fault) {
 		began := time.Now()
 		err = s.c.restartRedis(context.Background())
 		rec.Detail = fmt.Sprintf("Redis stopped (SIGTERM) and started again: down %.2fs", time.Since(began).Seconds())
+	case f.KillRedisMaster:
+		err = s.killRedisMaster(f, &rec)
+	case f.KillRedisLink != nil:
+		err = s.killRedisLink(*f.KillRedisLink, &rec)
 	}
 	if err != nil {
 		rec.Error = err.Error()

@@ -35,6 +35,7 @@ type cluster struct {
 	mu sync.Mutex // guards killed
 
 	redis    *proc
+	rc       *redisCluster // broker: redis-cluster
 	redisURL string
 	nodes    []*proc
 	nodeURLs []string
@@ -65,13 +66,17 @@ func (c *cluster) start(ctx context.Context) (err error) {
 	t := c.t
 	switch {
 	case t.Embedded():
-		if t.Broker == scenario.BrokerRedis {
-			if err := c.startRedis(ctx); err != nil {
-				return err
-			}
+		switch t.Broker {
+		case scenario.BrokerRedis:
+			err = c.startRedis(ctx)
+		case scenario.BrokerRedisCluster:
+			err = c.startRedisCluster(ctx)
+		}
+		if err != nil {
+			return err
 		}
 		for i := range t.Nodes {
-			p, url, err := c.startNode(ctx, fmt.Sprintf("%s-%d", t.Label, i), c.redisURL, t.Workers, t.Auth)
+			p, url, err := c.startNode(ctx, c.nodeName(i), c.redisURL, t.Workers, t.Auth)
 			if err != nil {
 				return err
 			}
@@ -125,6 +130,9 @@ func (c *cluster) stop() {
 	if c.redis != nil {
 		_ = c.redis.stop(syscall.SIGTERM, 10*time.Second)
 	}
+	if c.rc != nil {
+		c.rc.stop()
+	}
 }
 
 func (c *cluster) startRedis(ctx context.Context) error {
@@ -167,7 +175,7 @@ func (c *cluster) restartRedis(ctx context.Context) error {
 	if err := c.redis.stop(syscall.SIGTERM, 10*time.Second); err != nil {
 		return err
 	}
-	addr := strings.TrimSuffix(strings.TrimPrefix(c.redisURL, "redis://"), "/0")
+	addr := c.redisAddr()
 	var err error
 	for range 50 { // the old socket may linger a moment
 		if err = c.redis.start(); err == nil {
@@ -181,7 +189,13 @@ func (c *cluster) restartRedis(ctx context.Context) error {
 	return c.redis.waitReady(ctx, readyTimeout, redisPing(addr))
 }
 
-// startNode starts one reference server node.
+// redisAddr is the address of the one Redis of broker: redis.
+func (c *cluster) redisAddr() string {
+	return strings.TrimSuffix(strings.TrimPrefix(c.redisURL, "redis://"), "/0")
+}
+
+// startNode starts one reference server node; its Redis connections are
+// named after it (clientName).
 func (c *cluster) startNode(ctx context.Context, name, redisURL string, workers int, authFile string) (*proc, string, error) {
 	port, err := freePort()
 	if err != nil {
@@ -190,7 +204,7 @@ func (c *cluster) startNode(ctx context.Context, name, redisURL string, workers 
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"server", "--listen", addr, "--node-id", name, "--log-level", "warn"}
 	if redisURL != "" {
-		args = append(args, "--redis", redisURL)
+		args = append(args, "--redis", withClientName(redisURL, clientName(name)))
 		if workers > 0 {
 			args = append(args, "--workers", strconv.Itoa(workers))
 		}

@@ -226,7 +226,8 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 		return nil, err
 	}
 	watch.hook(&cfg)
-	sched := &scheduler{r: r, c: c, log: faults, ctx: runCtx}
+	prefix := cfg.ChannelPrefix
+	sched := &scheduler{r: r, c: c, log: faults, ctx: runCtx, channel: func(i int) string { return swarm.ChannelName(prefix, i) }}
 	cr, err := r.newCanary(ctx, c, dir)
 	if err != nil {
 		return nil, err
@@ -448,6 +449,8 @@ func (l *faultLog) list() []report.Fault {
 
 func targetLine(t scenario.Target) string {
 	switch {
+	case t.Embedded() && t.Broker == scenario.BrokerRedisCluster:
+		return fmt.Sprintf("%d embedded node(s), redis-cluster broker (%d shards, %d replica(s) each)", t.Nodes, t.Redis.Shards, t.Redis.ReplicasPerShard())
 	case t.Embedded():
 		return fmt.Sprintf("%d embedded node(s), %s broker", t.Nodes, t.Broker)
 	case t.Start != "":

@@ -89,6 +89,7 @@ func (r *Runner) swarmConfig(t scenario.Target, targets []string, shadowed bool)
 		cfg.Progress = r.out
 	}
 	cfg.RunID = r.s.Name + "-" + t.Label + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	cfg.ChannelPrefix = swarm.NewChannelPrefix() // the faults need the channels' names
 	return cfg, nil
 }
 

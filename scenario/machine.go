@@ -148,9 +148,11 @@ func (v *validator) machine() {
 			} else if nchanconf.Module() == "" {
 				v.errorf(t.path+".start", "start: nchan needs the nchan module (%s): %s", nchanconf.Modules[0], nchanconf.InstallHint)
 			}
-		case t.t.Embedded() && t.t.Broker == BrokerRedis:
+		case t.t.StartsRedis():
 			if _, err := look("redis-server"); err != nil {
-				v.errorf(t.path+".broker", "broker: redis needs redis-server, which is not on PATH: apt-get install -y redis-server (or make deps)")
+				v.errorf(t.path+".broker", "broker: %s needs redis-server, which is not on PATH: apt-get install -y redis-server (or make deps)", t.t.Broker)
+			} else if _, err := look("redis-cli"); err != nil && t.t.Broker == BrokerRedisCluster {
+				v.errorf(t.path+".broker", "broker: redis-cluster needs redis-cli (it creates the cluster), which is not on PATH: apt-get install -y redis-server (or make deps)")
 			}
 		}
 	}
@@ -189,6 +191,9 @@ func (s *Scenario) Summary() string {
 	switch {
 	case t.Embedded():
 		target = fmt.Sprintf("%d %s node(s)", t.Nodes, t.Broker)
+		if t.Broker == BrokerRedisCluster && t.Redis != nil {
+			target += fmt.Sprintf(" (%d shards, %d replica(s) each)", t.Redis.Shards, t.Redis.ReplicasPerShard())
+		}
 	case t.Start != "":
 		target = "nchan (started)"
 	default:

@@ -127,8 +127,19 @@ func TestMissingBinaries(t *testing.T) {
 			t.Errorf("%s without the binaries: %v, want a message with %q", c.file, err, c.want)
 		}
 	}
+	// A Redis Cluster is created with redis-cli.
 	opts := testOpts
-	opts.SkipBinaries, opts.LookPath = false, notFound
+	opts.SkipBinaries = false
+	opts.LookPath = func(file string) (string, error) {
+		if file == "redis-cli" {
+			return "", errors.New("not found")
+		}
+		return "/usr/bin/" + file, nil
+	}
+	if _, err := LoadFile("../scenarios/cluster-failover.yaml", opts); err == nil || !strings.Contains(err.Error(), "needs redis-cli") {
+		t.Errorf("cluster-failover without redis-cli: %v", err)
+	}
+	opts.LookPath = notFound
 	if _, err := LoadFile("../scenarios/slow-consumers.yaml", opts); err != nil {
 		t.Errorf("a memory-broker scenario needs no binary: %v", err)
 	}
@@ -262,5 +273,29 @@ func TestCheckCanary(t *testing.T) {
 	}
 	if got != filepath.Join("..", "scenarios", "plans", "canary-rollout.yaml") {
 		t.Errorf("plan path %q", got)
+	}
+}
+
+// TestClusterDefaults: broker: redis-cluster fills in its layout, and
+// HotChannelAt names the phase's hot channel.
+func TestClusterDefaults(t *testing.T) {
+	t.Parallel()
+	s, err := LoadFile("testdata/redis-cluster.yaml", testOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Target.Redis
+	if r == nil || r.Shards != 3 || r.ReplicasPerShard() != 1 || r.NodeTimeout.D() != 2*time.Second || r.Persistence != "none" {
+		t.Errorf("redis %+v: want 3 shards, 1 replica each, node_timeout 2s, no persistence", r)
+	}
+	if k := s.Faults[2].Kind(); k != "kill_redis_link" {
+		t.Errorf("kind %q", k)
+	}
+	hot := 4
+	s.Phases = []Phase{{Name: "a", Duration: Duration(time.Second)}, {Name: "b", Duration: Duration(time.Second), HotChannel: &hot}}
+	for at, want := range map[time.Duration]int{0: 0, 1500 * time.Millisecond: 4, 3 * time.Second: 0} {
+		if got := s.HotChannelAt(at); got != want {
+			t.Errorf("HotChannelAt(%v) = %d, want %d", at, got, want)
+		}
 	}
 }

@@ -39,10 +39,13 @@ type Scenario struct {
 	Limits     Limits      `yaml:"limits"`
 }
 
-// Brokers of an embedded target.
+// Brokers of an embedded target: the in-process broker, one private
+// redis-server, or a private Redis Cluster (redis.shards masters with
+// redis.replicas replicas each) the runner starts.
 const (
-	BrokerMemory = "memory"
-	BrokerRedis  = "redis"
+	BrokerMemory       = "memory"
+	BrokerRedis        = "redis"
+	BrokerRedisCluster = "redis-cluster"
 )
 
 // Profiles of a target.
@@ -88,9 +91,33 @@ type Target struct {
 // Embedded reports whether darktime starts the target's servers itself.
 func (t Target) Embedded() bool { return t.URL == "" && len(t.URLs) == 0 && t.Start == "" }
 
-// Redis configures the Redis server an embedded target starts.
+// StartsRedis reports whether the runner starts a Redis for the target:
+// one server (broker: redis) or a cluster (broker: redis-cluster).
+func (t Target) StartsRedis() bool {
+	return t.Embedded() && (t.Broker == BrokerRedis || t.Broker == BrokerRedisCluster)
+}
+
+// Redis configures the Redis an embedded target starts: one server, or
+// with broker: redis-cluster a cluster of them.
 type Redis struct {
-	Persistence string `yaml:"persistence,omitempty"` // none | aof
+	Persistence string `yaml:"persistence,omitempty"` // none | aof (on every node of a cluster)
+	// Cluster only. Shards is how many masters share the 16384 slots
+	// (default 3, a Redis Cluster's least), Replicas how many replicas
+	// each master has (default 1; 0 leaves a killed master's slots
+	// unserved), NodeTimeout the cluster-node-timeout: how long a master
+	// may be unreachable before a replica takes over (default 2s; Redis's
+	// own default, 15s, would make every failover a long outage).
+	Shards      int      `yaml:"shards,omitempty"`
+	Replicas    *int     `yaml:"replicas,omitempty"`
+	NodeTimeout Duration `yaml:"node_timeout,omitempty"`
+}
+
+// ReplicasPerShard is Replicas, 0 when unset.
+func (r *Redis) ReplicasPerShard() int {
+	if r == nil || r.Replicas == nil {
+		return 0
+	}
+	return *r.Replicas
 }
 
 // Clients is the swarm of EventSource clients.
@@ -174,11 +201,21 @@ const (
 // Fault happens At an offset from the start of the first phase and is
 // exactly one action.
 type Fault struct {
-	At            Duration       `yaml:"at"`
-	KillNode      *int           `yaml:"kill_node,omitempty"`
-	PauseNode     *int           `yaml:"pause_node,omitempty"`
-	For           Duration       `yaml:"for,omitempty"`
-	RestartRedis  bool           `yaml:"restart_redis,omitempty"`
+	At           Duration `yaml:"at"`
+	KillNode     *int     `yaml:"kill_node,omitempty"`
+	PauseNode    *int     `yaml:"pause_node,omitempty"`
+	For          Duration `yaml:"for,omitempty"`
+	RestartRedis bool     `yaml:"restart_redis,omitempty"`
+	// KillRedisMaster SIGKILLs a master of the Redis Cluster: the one
+	// serving shard Shard's slots (shards are numbered by their lowest
+	// slot, from 0) or, without Shard, the one serving the hottest
+	// channel (the phase's hot_channel, else channel 0).
+	KillRedisMaster bool `yaml:"kill_redis_master,omitempty"`
+	Shard           *int `yaml:"shard,omitempty"`
+	// KillRedisLink closes that node's pub/sub connections on the Redis
+	// side (CLIENT KILL), and no other of its connections: publishing
+	// goes on (centrifugo #1189).
+	KillRedisLink *int           `yaml:"kill_redis_link,omitempty"`
 	SlowConsumers *SlowConsumers `yaml:"slow_consumers,omitempty"`
 	Storm         bool           `yaml:"storm,omitempty"`
 }
@@ -202,6 +239,8 @@ func (f Fault) kinds() []string {
 	add(f.KillNode != nil, "kill_node")
 	add(f.PauseNode != nil, "pause_node")
 	add(f.RestartRedis, "restart_redis")
+	add(f.KillRedisMaster, "kill_redis_master")
+	add(f.KillRedisLink != nil, "kill_redis_link")
 	add(f.SlowConsumers != nil, "slow_consumers")
 	add(f.Storm, "storm")
 	return k

@@ -31,6 +31,16 @@ const (
 	MaxPublishes = 50_000_000
 )
 
+// Bounds of a Redis Cluster (each node is a redis-server process on this
+// machine).
+const (
+	MaxShards   = 16
+	MaxReplicas = 4
+	// MinNodeTimeout is the shortest cluster-node-timeout: below it a busy
+	// machine's masters are taken for dead.
+	MinNodeTimeout = 500 * time.Millisecond
+)
+
 // The swarm's fixed parts of a run around the phases.
 const (
 	settle = params.DefaultSettle
@@ -169,9 +179,9 @@ func (v *validator) target(path string, t *Target, label string) {
 	switch t.Broker {
 	case "":
 		t.Broker = BrokerMemory
-	case BrokerMemory, BrokerRedis:
+	case BrokerMemory, BrokerRedis, BrokerRedisCluster:
 	default:
-		v.errorf(p("broker"), "%q: want memory or redis", t.Broker)
+		v.errorf(p("broker"), "%q: want memory, redis or redis-cluster", t.Broker)
 	}
 	if v.has(p("nodes")) && (t.Nodes < 1 || t.Nodes > MaxNodes) {
 		v.errorf(p("nodes"), "%d: want 1 to %d nodes", t.Nodes, MaxNodes)
@@ -180,27 +190,66 @@ func (v *validator) target(path string, t *Target, label string) {
 		t.Nodes = 1
 	}
 	if t.Nodes > 1 && t.Broker == BrokerMemory {
-		v.errorf(p("nodes"), "%d nodes share events only through Redis: set broker: redis", t.Nodes)
+		v.errorf(p("nodes"), "%d nodes share events only through Redis: set broker: redis (or redis-cluster)", t.Nodes)
 	}
 	if t.Workers < 0 || t.Workers > MaxWorkers {
 		v.errorf(p("workers"), "%d: want 0 to %d hook workers", t.Workers, MaxWorkers)
 	}
-	if t.Workers > 0 && t.Broker != BrokerRedis {
+	switch {
+	case t.Workers > 0 && t.Broker == BrokerRedisCluster:
+		v.errorf(p("workers"), "hook workers on a Redis Cluster are not in scenarios yet (the job queue is not partitioned over the shards): set broker: redis")
+	case t.Workers > 0 && t.Broker != BrokerRedis:
 		v.errorf(p("workers"), "hook workers read the Redis job queue: set broker: redis")
 	}
-	if t.Redis != nil {
-		if t.Broker != BrokerRedis {
-			v.errorf(p("redis"), "only with broker: redis")
+	v.redis(path, t)
+}
+
+// redis checks target.redis and fills in its defaults.
+func (v *validator) redis(path string, t *Target) {
+	p := func(k string) string { return path + ".redis." + k }
+	cluster := t.Broker == BrokerRedisCluster
+	if t.Redis == nil {
+		if !t.StartsRedis() {
+			return
 		}
-		switch t.Redis.Persistence {
-		case "":
-			t.Redis.Persistence = "none"
-		case "none", "aof":
-		default:
-			v.errorf(p("redis.persistence"), "%q: want none or aof", t.Redis.Persistence)
+		t.Redis = &Redis{}
+	} else if !t.StartsRedis() {
+		v.errorf(path+".redis", "only with broker: redis or redis-cluster")
+	}
+	r := t.Redis
+	switch r.Persistence {
+	case "":
+		r.Persistence = "none"
+	case "none", "aof":
+	default:
+		v.errorf(p("persistence"), "%q: want none or aof", r.Persistence)
+	}
+	for _, k := range []string{"shards", "replicas", "node_timeout"} {
+		if v.has(p(k)) && !cluster {
+			v.errorf(p(k), "only with broker: redis-cluster (a Redis Cluster's layout)")
 		}
-	} else if t.Broker == BrokerRedis {
-		t.Redis = &Redis{Persistence: "none"}
+	}
+	if !cluster {
+		r.Shards, r.Replicas, r.NodeTimeout = 0, nil, 0
+		return
+	}
+	if v.has(p("shards")) && (r.Shards < 3 || r.Shards > MaxShards) {
+		v.errorf(p("shards"), "%d: want 3 to %d masters (a Redis Cluster has at least 3)", r.Shards, MaxShards)
+	}
+	if r.Shards == 0 {
+		r.Shards = 3
+	}
+	if r.Replicas == nil {
+		one := 1
+		r.Replicas = &one
+	} else if n := *r.Replicas; n < 0 || n > MaxReplicas {
+		v.errorf(p("replicas"), "%d: want 0 to %d replicas per master", n, MaxReplicas)
+	}
+	if v.has(p("node_timeout")) && r.NodeTimeout.D() < MinNodeTimeout {
+		v.errorf(p("node_timeout"), "%v: want at least %v (shorter, a busy machine's masters are taken for dead)", r.NodeTimeout, MinNodeTimeout)
+	}
+	if r.NodeTimeout == 0 {
+		r.NodeTimeout = Duration(2 * time.Second)
 	}
 }
 
@@ -412,6 +461,23 @@ func (s *Scenario) PhaseRate(i int) float64 {
 	return s.Publishers.Rate
 }
 
+// HotChannelAt is the hottest channel at offset at from the start of the
+// first phase: the hot_channel of the phase under way then, else channel
+// 0 (the hottest under zipf; under uniform every channel is as hot).
+func (s *Scenario) HotChannelAt(at time.Duration) int {
+	var end time.Duration
+	for _, ph := range s.Phases {
+		end += ph.Duration.D()
+		if at < end {
+			if ph.HotChannel != nil {
+				return *ph.HotChannel
+			}
+			return 0
+		}
+	}
+	return 0
+}
+
 // RunLength is the sum of the phases.
 func (s *Scenario) RunLength() time.Duration {
 	var d time.Duration
@@ -468,6 +534,7 @@ func (v *validator) faults(run time.Duration) {
 	s := v.s
 	t := s.Target
 	killed := map[int]bool{}
+	masterKills := map[int]int{} // by shard; -1: the hottest channel's
 	for i, f := range s.Faults {
 		p := func(k string) string { return fmt.Sprintf("faults[%d].%s", i, k) }
 		me := fmt.Sprintf("faults[%d]", i)
@@ -481,7 +548,7 @@ func (v *validator) faults(run time.Duration) {
 		kinds := f.kinds()
 		switch len(kinds) {
 		case 0:
-			v.errorf(me, "no action: want one of kill_node, pause_node, restart_redis, slow_consumers, storm")
+			v.errorf(me, "no action: want one of kill_node, pause_node, restart_redis, kill_redis_master, kill_redis_link, slow_consumers, storm")
 			continue
 		case 1:
 		default:
@@ -496,6 +563,12 @@ func (v *validator) faults(run time.Duration) {
 		}
 		if v.has(p("storm")) && !f.Storm {
 			v.errorf(p("storm"), "write storm: true, or leave the fault out")
+		}
+		if v.has(p("kill_redis_master")) && !f.KillRedisMaster {
+			v.errorf(p("kill_redis_master"), "write kill_redis_master: true, or leave the fault out")
+		}
+		if v.has(p("shard")) && !f.KillRedisMaster {
+			v.errorf(p("shard"), "only with kill_redis_master")
 		}
 		node := func(key string, n int) bool {
 			if !t.Embedded() {
@@ -526,8 +599,19 @@ func (v *validator) faults(run time.Duration) {
 				}
 			}
 		case f.RestartRedis:
-			if !t.Embedded() || t.Broker != BrokerRedis {
+			switch {
+			case t.Embedded() && t.Broker == BrokerRedisCluster:
+				v.errorf(p("restart_redis"), "restarts the one Redis of broker: redis; on a Redis Cluster kill a master instead (kill_redis_master: true)")
+			case !t.Embedded() || t.Broker != BrokerRedis:
 				v.errorf(p("restart_redis"), "needs a Redis broker darktime starts: set target.broker: redis")
+			}
+		case f.KillRedisMaster:
+			v.killMaster(i, f, masterKills)
+		case f.KillRedisLink != nil:
+			if !t.StartsRedis() {
+				v.errorf(p("kill_redis_link"), "needs a Redis darktime starts: set target.broker: redis or redis-cluster")
+			} else {
+				node("kill_redis_link", *f.KillRedisLink)
 			}
 		case f.SlowConsumers != nil:
 			sc := f.SlowConsumers
@@ -539,6 +623,32 @@ func (v *validator) faults(run time.Duration) {
 				v.errorf(q("read_delay"), "must be positive, got %v", sc.ReadDelay)
 			}
 		}
+	}
+}
+
+// killMaster checks fault i, a kill_redis_master: a cluster darktime
+// starts, an existing shard, and a replica left to take over each time.
+func (v *validator) killMaster(i int, f Fault, kills map[int]int) {
+	p := func(k string) string { return fmt.Sprintf("faults[%d].%s", i, k) }
+	t := v.s.Target
+	if !t.Embedded() || t.Broker != BrokerRedisCluster {
+		v.errorf(p("kill_redis_master"), "needs a Redis Cluster darktime starts: set target.broker: redis-cluster")
+		return
+	}
+	shard, which := -1, "the hottest channel's shard"
+	if f.Shard != nil {
+		shard, which = *f.Shard, fmt.Sprintf("shard %d", *f.Shard)
+		if n := t.Redis.Shards; shard < 0 || shard >= n {
+			v.errorf(p("shard"), "shard %d does not exist: the cluster has %d shards, numbered 0 to %d by their lowest slot (target.redis.shards)", shard, n, n-1)
+			return
+		}
+	}
+	kills[shard]++
+	switch replicas := t.Redis.ReplicasPerShard(); {
+	case replicas == 0:
+		v.errorf(p("kill_redis_master"), "no replica can take over: set target.redis.replicas: 1 or more")
+	case kills[shard] > replicas:
+		v.errorf(p("kill_redis_master"), "kills the master of %s %d times, but it has %d replica(s) to take over: its slots would be left unserved (set target.redis.replicas: %d)", which, kills[shard], replicas, kills[shard])
 	}
 }
 
@@ -571,6 +681,14 @@ func (v *validator) thresholds() {
 		case "shadow":
 			if v.s.Shadow == nil || v.s.Shadow.Mode != ModeMirror {
 				v.errorf(path, "%s comes from the shadow proxy's ledger: it needs shadow: with mode: mirror", g.Metric)
+			}
+		case "faults":
+			watched := false
+			for _, f := range v.s.Faults {
+				watched = watched || f.KillRedisMaster || f.KillRedisLink != nil
+			}
+			if !watched {
+				v.errorf(path, "%s is the recovery of the faults the runner watches: the scenario has no kill_redis_master or kill_redis_link", g.Metric)
 			}
 		case "stats":
 			for _, t := range v.targets() {

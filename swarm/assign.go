@@ -5,6 +5,15 @@ import (
 	"math/rand/v2"
 )
 
+// ChannelName is the name of channel i (from 0) of a run whose
+// Config.ChannelPrefix is prefix.
+func ChannelName(prefix string, i int) string { return fmt.Sprintf("%s_%d", prefix, i) }
+
+// NewChannelPrefix is a random channel prefix, the default of
+// Config.ChannelPrefix: a caller that must know the channels' names (the
+// runner aims faults at the hottest channel's Redis shard) sets it first.
+func NewChannelPrefix() string { return "swarm" + randomHex(4) }
+
 // assignment is the channels of this part and its clients.
 type assignment struct {
 	names   []string // every channel of the run, by global index
@@ -21,7 +30,7 @@ type assignment struct {
 func assign(cfg Config) assignment {
 	a := assignment{names: make([]string, cfg.Channels)}
 	for i := range a.names {
-		a.names[i] = fmt.Sprintf("%s_%d", cfg.ChannelPrefix, i)
+		a.names[i] = ChannelName(cfg.ChannelPrefix, i)
 	}
 	part := cfg.Part
 	for c := part.Index; c < cfg.Channels; c += part.Count {

@@ -323,7 +323,7 @@ func (c Config) withDefaults() Config {
 		c.RunID = randomHex(8)
 	}
 	if c.ChannelPrefix == "" {
-		c.ChannelPrefix = "swarm" + randomHex(4)
+		c.ChannelPrefix = NewChannelPrefix()
 	}
 	if c.Seed == 0 {
 		var b [8]byte

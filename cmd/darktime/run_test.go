@@ -72,7 +72,8 @@ func readReport(t *testing.T, path string) *report.Report {
 }
 
 // TestRunNodeFailure runs a fault scenario end to end in child processes:
-// three Redis-backed nodes, slow consumers, one node killed with SIGKILL,
+// three Redis-backed nodes, slow consumers, node 0's pub/sub connection
+// closed on the Redis side (kill_redis_link), one node killed with SIGKILL,
 // Redis restarted and a reconnect storm; every client resumes on a node
 // left with nothing lost, and the swarm's ledger reconciles.
 func TestRunNodeFailure(t *testing.T) {
@@ -104,13 +105,18 @@ func TestRunNodeFailure(t *testing.T) {
 	if m["deliveries"] == 0 || m["expected"]+extra != m["deliveries"] {
 		t.Errorf("deliveries %v, expected %v + %v extra explained by unanswered publishes: want equal and positive", m["deliveries"], m["expected"], extra)
 	}
-	if r.Scenario == nil || len(r.Scenario.Faults) != 4 {
+	if r.Scenario == nil || len(r.Scenario.Faults) != 5 {
 		t.Fatalf("faults in the report: %+v", r.Scenario)
 	}
-	for i, kind := range []string{"slow_consumers", "kill_node", "restart_redis", "storm"} {
+	for i, kind := range []string{"slow_consumers", "kill_redis_link", "kill_node", "restart_redis", "storm"} {
 		if f := r.Scenario.Faults[i]; f.Kind != kind || f.Error != "" {
 			t.Errorf("fault %d: %+v, want %s injected", i, f, kind)
 		}
+	}
+	// On one Redis too: node 0 counted the closed connection and was
+	// healthy again, subscribed anew.
+	if f := r.Scenario.Faults[1]; f.Recovery == nil || !f.Recovery.Done || !strings.Contains(f.Detail, "broker_errors +") {
+		t.Errorf("kill_redis_link: %+v (recovery %+v), want it recovered, with node 0's broker_errors", f, f.Recovery)
 	}
 	if len(r.Phases) != 2 || r.Phases[1].Name != "steady" {
 		t.Errorf("phases in the report: %+v", r.Phases)
@@ -269,5 +275,56 @@ func TestRunCanary(t *testing.T) {
 	}
 	if code != 0 || doc.Outcome != "rolled_back" || !strings.Contains(doc.Reason, "delay") {
 		t.Fatalf("exit %d, canary %s: %s\n%s", code, doc.Outcome, doc.Reason, out)
+	}
+}
+
+// TestRunClusterFailover runs scenarios/cluster-failover.yaml shortened
+// (testdata/cluster-failover-small.yaml) against a private Redis Cluster
+// of 3 masters and 3 replicas under two nodes: a master is killed, its
+// replica takes over; node 1's pub/sub connections are closed on the
+// Redis side. The ledgers balance with nothing lost unannounced, both
+// faults are recorded with their recovery, and node 1 says it lost its
+// links and made them again.
+func TestRunClusterFailover(t *testing.T) {
+	tstest.Long(t, "a whole darktime run over a Redis Cluster with a failover")
+	requireRedis(t)
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		t.Skip("redis-cli not found (it comes with redis-server): a Redis Cluster needs it to be created")
+	}
+	dir := t.TempDir()
+	code, out := darktime(t, t.Context(), "run", "--quiet", "--out", dir, "testdata/cluster-failover-small.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, out)
+	}
+	r := readReport(t, filepath.Join(dir, "report.json"))
+	m := r.Metrics
+	if m["unexplained"] != 0 || m["unannounced_lost"] != 0 || m["duplicated"] != 0 || m["unbalanced_ledgers"] != 0 || m["deliveries"] == 0 {
+		t.Errorf("unexplained %v, unannounced_lost %v, duplicated %v, unbalanced ledgers %v, deliveries %v", m["unexplained"], m["unannounced_lost"], m["duplicated"], m["unbalanced_ledgers"], m["deliveries"])
+	}
+	for _, l := range r.Ledgers {
+		if !l.Balanced && l.Source != "publish" {
+			t.Errorf("ledger %s: %+v", l.Name, l)
+		}
+	}
+	if r.Scenario == nil || len(r.Scenario.Faults) != 2 {
+		t.Fatalf("faults in the report: %+v", r.Scenario)
+	}
+	for i, want := range []struct{ kind, detail string }{
+		{"kill_redis_master", "took over"},
+		// Node 1's own account: each link made again after the kill,
+		// saying why the one before went down.
+		{"kill_redis_link", "(the one before: "},
+	} {
+		f := r.Scenario.Faults[i]
+		if f.Kind != want.kind || f.Error != "" || f.Recovery == nil || !f.Recovery.Done || !strings.Contains(f.Detail, want.detail) {
+			t.Errorf("fault %d: %+v (recovery %+v), want %s injected and recovered, its detail saying %q", i, f, f.Recovery, want.kind, want.detail)
+		}
+		t.Logf("%s at +%v, recovered after %v: %s", f.Kind, f.Offset, f.Recovery.After, f.Detail)
+	}
+	if f := r.Scenario.Faults[0]; !strings.Contains(f.Detail, "node 0: /healthz not 200") || !strings.Contains(f.Detail, "node 1: /healthz not 200") {
+		t.Errorf("kill_redis_master: both nodes should have answered 503 while the shard had no live link: %s", f.Detail)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "redis-cluster.json")); err != nil {
+		t.Errorf("the cluster's layout was not recorded: %v", err)
 	}
 }

@@ -1,9 +1,12 @@
 // Package redisproc is what darktime means by a private Redis: the
 // redis-server binary (or the hint that installs it), the command line of
 // a loopback-only, non-saving server on a port of its own, and the check
-// that it answers. `darktime run` (runner) and the tests (redistest) start
-// their servers through it, each managing the process its own way — the
-// runner with its logs and a graceful SIGTERM, the tests with t.Cleanup.
+// that it answers; and a Redis Cluster of such servers (cluster.go):
+// redis-cli's cluster create, who serves which slot, whether a failover
+// is over, a client's pub/sub connections closed. `darktime run` (runner)
+// and the tests (redistest) start their servers through it, each managing
+// the processes its own way — the runner with its logs and a graceful
+// SIGTERM, the tests with t.Cleanup.
 package redisproc
 
 import (

@@ -2,10 +2,7 @@ package redistest
 
 import (
 	"context"
-	"fmt"
 	"net"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/darktime/darktime/internal/hashslot"
+	"github.com/darktime/darktime/internal/redisproc"
 )
 
 // Cluster is a running private Redis Cluster: masters with their replicas,
@@ -23,7 +21,8 @@ type Cluster struct {
 	// redis+cluster://host:port,host:port,… (every node).
 	URL string
 
-	t testing.TB
+	t      testing.TB
+	killed []string // addresses of the nodes Kill stopped
 }
 
 // ClusterOptions tune StartCluster.
@@ -36,9 +35,10 @@ type ClusterOptions struct {
 }
 
 // StartCluster launches masters+masters*replicas nodes (redisproc's command
-// line with cluster-enabled), joins them with `redis-cli --cluster create
-// --cluster-replicas replicas`, and waits until every node reports
-// cluster_state:ok and every replica is in sync. Cleanup stops them all.
+// line with cluster-enabled), joins them with redisproc.CreateCluster
+// (`redis-cli --cluster create --cluster-replicas replicas`), which waits
+// until every node reports cluster_state:ok and every replica is in sync.
+// Cleanup stops them all.
 func StartCluster(t testing.TB, masters, replicas int, opts ...ClusterOptions) *Cluster {
 	t.Helper()
 	var o ClusterOptions
@@ -48,25 +48,19 @@ func StartCluster(t testing.TB, masters, replicas int, opts ...ClusterOptions) *
 	if o.NodeTimeout <= 0 {
 		o.NodeTimeout = time.Second
 	}
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatalf("redis-cli is not on PATH (it comes with redis-server): %v", err)
+	if _, err := redisproc.CLI(); err != nil {
+		t.Fatalf("%v", err)
 	}
 	c := &Cluster{t: t}
-	addrs := make([]string, 0, masters*(1+replicas))
 	for range masters * (1 + replicas) {
-		s := Start(t, Options{AppendOnly: o.AppendOnly, cluster: true, nodeTimeout: o.NodeTimeout})
-		c.Nodes = append(c.Nodes, s)
-		addrs = append(addrs, s.Addr)
+		c.Nodes = append(c.Nodes, Start(t, Options{AppendOnly: o.AppendOnly, cluster: true, nodeTimeout: o.NodeTimeout}))
 	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
-	out, err := exec.Command(cli, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := redisproc.CreateCluster(ctx, c.Addrs(), replicas); err != nil {
+		t.Fatalf("redistest: %v", err)
 	}
-	c.URL = "redis+cluster://" + strings.Join(addrs, ",")
-	c.WaitHealthy()
+	c.URL = "redis+cluster://" + strings.Join(c.Addrs(), ",")
 	return c
 }
 
@@ -75,6 +69,17 @@ func (c *Cluster) Addrs() []string {
 	addrs := make([]string, len(c.Nodes))
 	for i, s := range c.Nodes {
 		addrs[i] = s.Addr
+	}
+	return addrs
+}
+
+// running lists the addresses of the nodes not stopped.
+func (c *Cluster) running() []string {
+	var addrs []string
+	for _, s := range c.Nodes {
+		if s.cmd != nil {
+			addrs = append(addrs, s.Addr)
+		}
 	}
 	return addrs
 }
@@ -108,35 +113,13 @@ func (c *Cluster) MasterOf(key string) *Server {
 	return nil
 }
 
-// slotOwner asks the running nodes (CLUSTER SHARDS) which master serves
-// slot; nil when none that runs does.
+// slotOwner is the running master that serves slot; nil when none does.
 func (c *Cluster) slotOwner(slot int) *Server {
-	for _, s := range c.Nodes {
-		if s.cmd == nil {
-			continue
-		}
-		rc := redis.NewClient(&redis.Options{Addr: s.Addr})
-		shards, err := rc.ClusterShards(context.Background()).Result()
-		_ = rc.Close()
-		if err != nil {
-			continue
-		}
-		for _, sh := range shards {
-			for _, r := range sh.Slots {
-				if int(r.Start) > slot || slot > int(r.End) {
-					continue
-				}
-				for _, n := range sh.Nodes {
-					if n.Role == "master" {
-						if m := c.Node(net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))); m != nil {
-							return m
-						}
-					}
-				}
-			}
-		}
+	addr, err := redisproc.MasterOf(context.Background(), c.running(), slot)
+	if err != nil {
+		return nil
 	}
-	return nil
+	return c.Node(addr)
 }
 
 // Slot is the cluster hash slot of key (hash tags honoured).
@@ -144,59 +127,24 @@ func Slot(key string) int { return hashslot.Of(key) }
 
 // WaitHealthy waits until every running node says cluster_state:ok, agrees
 // on who serves all 16384 slots, and every replica's link to its master is
-// up (a failover needs it). It fails the test after 30 seconds.
+// up (a failover needs it); killed masters (Kill) must no longer serve
+// slots in any running node's view: their replicas have taken over. It
+// fails the test after 30 seconds.
 func (c *Cluster) WaitHealthy() {
 	c.t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	var why string
-	for time.Now().Before(deadline) {
-		why = c.unhealthy(ctx)
-		if why == "" {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := redisproc.WaitHealthy(ctx, c.running(), c.killed...); err != nil {
+		c.t.Fatalf("redistest: %v", err)
 	}
-	c.t.Fatalf("redistest: cluster not healthy after 30s: %s", why)
-}
-
-func (c *Cluster) unhealthy(ctx context.Context) string {
-	for _, s := range c.Nodes {
-		if s.cmd == nil {
-			continue
-		}
-		rc := redis.NewClient(&redis.Options{Addr: s.Addr})
-		info, err := rc.ClusterInfo(ctx).Result()
-		repl, err2 := rc.Info(ctx, "replication").Result()
-		_ = rc.Close()
-		switch {
-		case err != nil || err2 != nil:
-			return fmt.Sprintf("%s: %v %v", s.Addr, err, err2)
-		case !strings.Contains(info, "cluster_state:ok"), !strings.Contains(info, "cluster_slots_ok:16384"):
-			return s.Addr + ": " + strings.ReplaceAll(info, "\r\n", " ")
-		case strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up"):
-			return s.Addr + ": replica link down"
-		}
-	}
-	return ""
 }
 
 // Kill stops a node as a crash would (SIGKILL). It stays in the cluster's
-// view as failed; a killed master's replica is promoted after NodeTimeout.
-func (c *Cluster) Kill(s *Server) { s.Stop() }
-
-// busPortFree reports whether a cluster node on port can have its bus
-// (port+10000).
-func busPortFree(port int) bool {
-	if port+10000 > 65535 {
-		return false
-	}
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+10000)))
-	if err != nil {
-		return false
-	}
-	_ = l.Close()
-	return true
+// view as failed; a killed master's replica is promoted after NodeTimeout
+// (WaitHealthy waits for that).
+func (c *Cluster) Kill(s *Server) {
+	s.Stop()
+	c.killed = append(c.killed, s.Addr)
 }
 
 // MoveSlot migrates one slot, keys and all, from the node serving it to
@@ -259,16 +207,8 @@ func (c *Cluster) MoveSlot(slot int, to *Server) {
 // Masters returns the running masters.
 func (c *Cluster) Masters() []*Server {
 	var out []*Server
-	for _, s := range c.Nodes {
-		if s.cmd == nil {
-			continue
-		}
-		rc := redis.NewClient(&redis.Options{Addr: s.Addr})
-		role, err := rc.Do(context.Background(), "ROLE").Slice()
-		_ = rc.Close()
-		if err == nil && len(role) > 0 && role[0] == "master" {
-			out = append(out, s)
-		}
+	for _, a := range redisproc.Masters(context.Background(), c.running()) {
+		out = append(out, c.Node(a))
 	}
 	return out
 }

@@ -73,9 +73,9 @@ func Start(t testing.TB, opts ...Options) *Server {
 		Cluster: o.cluster, NodeTimeout: o.nodeTimeout}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		s.port = tstest.FreePort(t)
-		if o.cluster && !busPortFree(s.port) {
-			lastErr = fmt.Errorf("cluster bus port %d is taken", s.port+10000)
+		if !o.cluster {
+			s.port = tstest.FreePort(t)
+		} else if s.port, lastErr = redisproc.ClusterPort(); lastErr != nil {
 			continue
 		}
 		if lastErr = s.launch(bin); lastErr == nil {

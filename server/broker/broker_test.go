@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/darktime/darktime/internal/eventid"
+	"github.com/darktime/darktime/internal/hashslot"
 	"github.com/darktime/darktime/internal/redistest"
 	"github.com/darktime/darktime/internal/tstest"
 )
@@ -606,5 +607,23 @@ func TestRedisSurvivesRestart(t *testing.T) {
 			t.Fatalf("batch publish after restart: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestChannelSlot: a channel's history and pub/sub channel hash to the
+// slot ChannelSlot names, with the default prefix and another.
+func TestChannelSlot(t *testing.T) {
+	t.Parallel()
+	for _, prefix := range []string{"", "other:"} {
+		r := &Redis{cfg: RedisConfig{Prefix: prefix}}
+		if prefix == "" {
+			r.cfg.Prefix = DefaultPrefix
+		}
+		for _, ch := range []string{"c", "swarm1a2b_0", "news:eu"} {
+			got := ChannelSlot(prefix, ch)
+			if h, p := hashslot.Of(r.historyKey(ch)), hashslot.Of(r.pubsubChannel(ch)); got != h || got != p {
+				t.Errorf("ChannelSlot(%q, %q) = %d; history key's slot %d, pub/sub channel's %d", prefix, ch, got, h, p)
+			}
+		}
 	}
 }

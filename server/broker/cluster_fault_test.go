@@ -347,3 +347,40 @@ func TestClusterReshard(t *testing.T) {
 	}
 	t.Logf("publishes: %d answered, %d failed; catch-ups %+v", okN.Load(), failN.Load(), node.catchUps.snapshot())
 }
+
+// TestClusterHealthyAfterFailover kills a master: the node is unhealthy
+// while the master's channels have no live link, and healthy again once
+// its replica serves them — the dead master's link is not held against
+// the node for ever.
+func TestClusterHealthyAfterFailover(t *testing.T) {
+	tstest.Long(t, "starts a Redis Cluster and waits for a failover")
+	ctx := context.Background()
+	c := redistest.StartCluster(t, 3, 1)
+	prefix := fmt.Sprintf("heal%d:", time.Now().UnixNano())
+	b, err := NewRedis(RedisConfig{Config: Config{Handler: func(Delivery) {}}, URL: c.URL, Prefix: prefix,
+		ProbeInterval: 100 * time.Millisecond, ProbeTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	for i := range 12 {
+		if err := b.Subscribe(ctx, fmt.Sprintf("ch%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tstest.WaitFor(t, 10*time.Second, "a healthy node with 3 links", func() bool {
+		h := b.Health()
+		return h.OK && len(h.Links) == 3
+	})
+	victim := c.MasterOf(prefix + "{ch0}:h")
+	c.Kill(victim)
+	tstest.WaitFor(t, 5*time.Second, "the node unhealthy", func() bool { return !b.Health().OK })
+	t.Logf("unhealthy: %v", b.Health().Reasons)
+	c.WaitHealthy()
+	tstest.WaitFor(t, 10*time.Second, "the node healthy after the failover", func() bool { return b.Health().OK })
+	for _, l := range b.Health().Links {
+		if l.Addr == victim.Addr {
+			t.Errorf("the killed master's link is still listed: %+v", l)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/darktime/darktime/internal/eventid"
+	"github.com/darktime/darktime/internal/hashslot"
 	"github.com/darktime/darktime/internal/redisurl"
 )
 
@@ -282,8 +283,19 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 
 func redactURL(raw string) string { return redisurl.Redact(raw) }
 
-func (r *Redis) historyKey(channel string) string {
-	return r.cfg.Prefix + "{" + channel + "}:h"
+func (r *Redis) historyKey(channel string) string { return historyKey(r.cfg.Prefix, channel) }
+
+func historyKey(prefix, channel string) string { return prefix + "{" + channel + "}:h" }
+
+// ChannelSlot is the Redis Cluster hash slot that holds channel's events
+// under prefix ("" for DefaultPrefix): its history and its pub/sub
+// channel both hash on {channel}, so the one shard serving that slot
+// carries the channel (what the runner's kill_redis_master aims at).
+func ChannelSlot(prefix, channel string) int {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return hashslot.Of(historyKey(prefix, channel))
 }
 
 func (r *Redis) pubsubChannel(channel string) string {

@@ -34,6 +34,9 @@ type clusterLinks struct {
 	mu    sync.Mutex
 	links map[string]*shardLink // by master address
 	of    map[string]*shardLink // pub/sub channel name -> its link
+	// rehoming counts the rehomes under way; when the last ends, the
+	// dead links are forgotten (pruneDead).
+	rehoming int
 
 	// handlerMu serializes the Handler across links, so that calls for one
 	// channel never overlap while it moves from one link to another.
@@ -156,6 +159,11 @@ func (r *Redis) subscribeOn(ctx context.Context, name string) error {
 		}
 	}
 	r.dropWaiter(name, confirmed)
+	r.cluster.mu.Lock()
+	if r.cluster.of[name] == l {
+		delete(r.cluster.of, name) // not on l: its rehome retries
+	}
+	r.cluster.mu.Unlock()
 	return err
 }
 
@@ -226,7 +234,7 @@ func (r *Redis) receiveLink(ctx context.Context, l *shardLink) {
 					r.cluster.wg.Add(1)
 					go func() {
 						defer r.cluster.wg.Done()
-						r.rehome(ctx, []string{m.Channel}, time.Now())
+						r.rehomeAndPrune(ctx, []string{m.Channel}, time.Now())
 					}()
 				}
 			}
@@ -280,7 +288,32 @@ func (r *Redis) linkLost(ctx context.Context, l *shardLink, err error) {
 	cl.mu.Unlock()
 	_ = l.ps.Close()
 	cl.cc.ReloadState(ctx)
+	r.rehomeAndPrune(ctx, names, lostAt)
+}
+
+// rehomeAndPrune is rehome, counted in clusterLinks.rehoming: once no
+// rehome is under way, every dead link is forgotten. A dead link holds no
+// channel (linkLost took them off it), and while a rehome retries its
+// address stays listed down, so Health says the node cannot deliver; but
+// once every channel is on a live link, the link to a master that died
+// and was replaced by its replica (another address) would otherwise be
+// listed down for ever, and the node unhealthy with it.
+func (r *Redis) rehomeAndPrune(ctx context.Context, names []string, lostAt time.Time) {
+	cl := r.cluster
+	cl.mu.Lock()
+	cl.rehoming++
+	cl.mu.Unlock()
 	r.rehome(ctx, names, lostAt)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.rehoming--; cl.rehoming > 0 {
+		return
+	}
+	for addr, l := range cl.links {
+		if l.dead {
+			delete(cl.links, addr)
+		}
+	}
 }
 
 // rehome subscribes channels again wherever their slots live now, retrying

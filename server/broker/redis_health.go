@@ -318,13 +318,25 @@ func (r *Redis) Health() Health {
 			h.Reasons = append(h.Reasons, l.Addr+": "+l.Reason)
 		}
 	}
-	if r.cluster != nil && len(h.Links) == 0 {
+	if r.cluster != nil {
 		r.subsMu.Lock()
-		n := len(r.subs)
+		n, moving := len(r.subs), 0
+		for _, s := range r.subs {
+			if s.rehoming {
+				moving++
+			}
+		}
 		r.subsMu.Unlock()
-		if n > 0 {
+		switch {
+		case len(h.Links) == 0 && n > 0:
 			h.OK = false
 			h.Reasons = append(h.Reasons, "no pub/sub link while channels are subscribed")
+		case moving > 0:
+			// Their link was lost: until they are subscribed again on a
+			// live link (a new one may look up while it still dials a
+			// dead master) and caught up, they are not delivered.
+			h.OK = false
+			h.Reasons = append(h.Reasons, fmt.Sprintf("%d channel(s) being subscribed again after a lost pub/sub link", moving))
 		}
 	}
 	sort.Strings(h.Reasons)
