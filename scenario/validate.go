@@ -195,11 +195,8 @@ func (v *validator) target(path string, t *Target, label string) {
 	if t.Workers < 0 || t.Workers > MaxWorkers {
 		v.errorf(p("workers"), "%d: want 0 to %d hook workers", t.Workers, MaxWorkers)
 	}
-	switch {
-	case t.Workers > 0 && t.Broker == BrokerRedisCluster:
-		v.errorf(p("workers"), "hook workers on a Redis Cluster are not in scenarios yet (the job queue is not partitioned over the shards): set broker: redis")
-	case t.Workers > 0 && t.Broker != BrokerRedis:
-		v.errorf(p("workers"), "hook workers read the Redis job queue: set broker: redis")
+	if t.Workers > 0 && t.Broker != BrokerRedis && t.Broker != BrokerRedisCluster {
+		v.errorf(p("workers"), "hook workers read the Redis job queue: set broker: redis (or redis-cluster)")
 	}
 	v.redis(path, t)
 }
@@ -379,8 +376,8 @@ func (v *validator) publishers() {
 	case EndpointHooks:
 		for _, t := range v.targets() {
 			switch {
-			case t.t.Embedded() && (t.t.Broker != BrokerRedis || t.t.Workers < 1):
-				v.errorf("publishers.endpoint", "hooks go through the Redis job queue: %s needs broker: redis and workers: 1 or more", t.path)
+			case t.t.Embedded() && (t.t.Broker != BrokerRedis && t.t.Broker != BrokerRedisCluster || t.t.Workers < 1):
+				v.errorf("publishers.endpoint", "hooks go through the Redis job queue: %s needs broker: redis (or redis-cluster) and workers: 1 or more", t.path)
 			case !t.t.Embedded() && t.t.Profile != ProfileDarktimeHooks:
 				v.errorf("publishers.endpoint", "hooks need a darktime server with hooks: set %s.profile: darktime-hooks", t.path)
 			}

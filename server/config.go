@@ -25,6 +25,7 @@ func (c Config) Validate() error {
 		{int64(c.MaxChannels), "MaxChannels", "--max-channels"},
 		{c.MaxHookBytes, "MaxHookBytes", "--max-hook-body"},
 		{c.QueueMaxLen, "QueueMaxLen", "--queue-max-len"},
+		{int64(c.QueuePartitions), "QueuePartitions", "--queue-partitions"},
 		{int64(c.QueueMaxAttempts), "QueueMaxAttempts", "--max-attempts"},
 		{int64(c.Workers), "Workers", "--workers"},
 	}

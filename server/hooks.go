@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/darktime/darktime/internal/eventid"
 	"github.com/darktime/darktime/server/pipeline"
 	"github.com/darktime/darktime/server/queue"
 	"github.com/darktime/darktime/server/worker"
@@ -34,7 +33,10 @@ type hookItemError struct {
 
 // handleHooks serves POST /hooks: one hook object, or a batch
 // ({"hooks":[...]} or a JSON array). A hook is answered 202 only once it
-// is durably in the queue; a batch is enqueued whole or not at all.
+// is durably in the queue. A batch whose hooks fall in one partition of
+// the queue is enqueued whole or not at all; one over several partitions
+// (of a queue on a Redis Cluster) is enqueued partition by partition, and
+// when some fail the answer is 207 with a status per hook.
 func (s *Server) handleHooks(w http.ResponseWriter, r *http.Request) {
 	s.cors(w, r)
 	if !s.authorizePublish(w, r) {
@@ -62,6 +64,7 @@ func (s *Server) handleHooks(w http.ResponseWriter, r *http.Request) {
 	}
 	batch := isHookBatch(body)
 	var payloads [][]byte
+	var routes []string // each hook's object, so its jobs keep to one partition
 	if batch {
 		items, err := pipeline.ParseHookBatch(body)
 		if err != nil {
@@ -79,6 +82,7 @@ func (s *Server) handleHooks(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			payloads = append(payloads, it.Raw)
+			routes = append(routes, routeOf(it.Hook))
 		}
 		if len(bad) > 0 {
 			s.hooks.rejected.Add(uint64(len(items)))
@@ -99,15 +103,21 @@ func (s *Server) handleHooks(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		payloads = [][]byte{body}
+		routes = []string{routeOf(hook)}
 	}
 	jobs := make([]queue.KeyedJob, len(payloads))
 	for i, p := range payloads {
-		jobs[i] = queue.KeyedJob{Payload: p, Key: key}
+		jobs[i] = queue.KeyedJob{Payload: p, Key: key, Partition: routes[i]}
 		if batch {
 			jobs[i].Key = itemKey(key, i)
 		}
 	}
 	ids, fresh, err := s.queue.EnqueueKeyed(r.Context(), jobs, 0)
+	var partial *queue.PartialError
+	if errors.As(err, &partial) {
+		s.answerPartialHooks(w, key, partial, fresh)
+		return
+	}
 	if err != nil {
 		s.hooks.unavailable.Add(uint64(len(payloads)))
 		s.log.Warn("enqueue hooks", "err", err, "hooks", len(payloads))
@@ -128,6 +138,51 @@ func (s *Server) handleHooks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"job_id": ids[0], "idempotency_key": key})
+}
+
+// routeOf is a hook's routing key in the queue: its object.
+func routeOf(h pipeline.Hook) string { return h.Model + ":" + h.ID }
+
+// HookResult is one hook of a 207 answer to a batch that the queue took in
+// part (a batch over several partitions of a queue on a Redis Cluster, some
+// of whose shards failed).
+type HookResult struct {
+	Index int    `json:"index"`
+	JobID string `json:"job_id,omitempty"`
+	// Status is 202 for an enqueued hook (now or by an earlier try with the
+	// same key), 503 for one not enqueued (retry it), 504 for one whose
+	// outcome is unknown (retry it with the same key: it is enqueued once).
+	Status int    `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// answerPartialHooks answers 207 with one HookResult per hook. Retrying
+// the whole batch with the same Idempotency-Key enqueues only the hooks
+// not answered 202.
+func (s *Server) answerPartialHooks(w http.ResponseWriter, key string, partial *queue.PartialError, fresh int) {
+	s.hooks.accepted.Add(uint64(fresh))
+	results := make([]HookResult, len(partial.Errs))
+	failed := 0
+	for i, e := range partial.Errs {
+		results[i] = HookResult{Index: i, Status: http.StatusAccepted, JobID: partial.IDs[i]}
+		if e == nil {
+			continue
+		}
+		failed++
+		results[i].JobID = ""
+		switch {
+		case errors.Is(e, queue.ErrFull):
+			results[i].Status, results[i].Error = http.StatusServiceUnavailable, "not enqueued, the job queue's partition is full; retry later: "+e.Error()
+		case errors.Is(e, queue.ErrOutcomeUnknown) || !errors.Is(e, queue.ErrUnavailable):
+			s.hooks.unknown.Add(1)
+			results[i].Status, results[i].Error = http.StatusGatewayTimeout, "outcome unknown, it may be enqueued; retry with the same Idempotency-Key: "+e.Error()
+		default:
+			results[i].Status, results[i].Error = http.StatusServiceUnavailable, "not enqueued; retry (with the same Idempotency-Key, to be safe): "+e.Error()
+		}
+	}
+	s.hooks.unavailable.Add(uint64(failed))
+	s.log.Warn("hooks enqueued in part", "err", partial, "hooks", len(partial.Errs), "failed", failed)
+	writeJSON(w, http.StatusMultiStatus, map[string]any{"hooks": results, "idempotency_key": key})
 }
 
 // isHookBatch tells a batch ({"hooks":[...]} or a JSON array) from one
@@ -174,6 +229,9 @@ type QueueStats struct {
 	// in_flight: 0 when every job is accounted for.
 	Imbalance int64         `json:"imbalance"`
 	Workers   *worker.Stats `json:"workers,omitempty"`
+	// Partitions has each partition's stats, by index, when the queue has
+	// more than one (their sum is the top level).
+	Partitions []queue.Stats `json:"partitions,omitempty"`
 }
 
 func (s *Server) handleQueueStats(w http.ResponseWriter, r *http.Request) {
@@ -181,12 +239,19 @@ func (s *Server) handleQueueStats(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusServiceUnavailable, "no job queue: start the server with --redis URL")
 		return
 	}
-	st, err := s.queue.Stats(r.Context())
+	parts, err := s.queue.PartitionStats(r.Context())
 	if err != nil {
 		s.fail(w, http.StatusServiceUnavailable, "queue stats: "+err.Error())
 		return
 	}
+	var st queue.Stats
+	for _, p := range parts {
+		st = st.Add(p)
+	}
 	out := QueueStats{Stats: st, Imbalance: st.Imbalance()}
+	if len(parts) > 1 {
+		out.Partitions = parts
+	}
 	if s.workers != nil {
 		ws := s.workers.Stats()
 		out.Workers = &ws
@@ -262,8 +327,8 @@ func (s *Server) handleReplay(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, id := range req.IDs {
-		if !isStreamID(id) {
-			s.fail(w, http.StatusBadRequest, fmt.Sprintf("dead letter id %q is not a stream id (<ms>-<seq>, as GET /queue/dead lists them)", truncate(id)))
+		if err := s.queue.CheckID(id); err != nil {
+			s.fail(w, http.StatusBadRequest, fmt.Sprintf("dead letter id %q is not one of this queue's (<ms>-<seq>, or <partition>/<ms>-<seq> with several partitions, as GET /queue/dead lists them): %v", truncate(id), err))
 			return
 		}
 	}
@@ -283,10 +348,4 @@ func (s *Server) handleReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"replayed": n, "not_found": len(req.IDs) - min(n, len(req.IDs))})
-}
-
-// isStreamID checks <ms>-<seq> (or <ms>), the form of a Redis stream id.
-func isStreamID(id string) bool {
-	_, err := eventid.Parse(id)
-	return err == nil
 }

@@ -18,5 +18,11 @@ func TestMain(m *testing.M) {
 		// net/http keeps idle client connections of the tests' default client.
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		// After a failed dial go-redis redials a node in the background
+		// every second until it answers or its pool is closed, and looks
+		// at the pool only between sleeps: a master killed for good (a
+		// failover test) leaves one such goroutine per pool for up to a
+		// second after the client's Close.
+		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"),
 	)
 }

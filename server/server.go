@@ -64,8 +64,13 @@ type Config struct {
 	// RedisURL. QueueName names it (default "darktime:jobs"); QueueMaxLen
 	// bounds it (0: unbounded; full answers 503); QueueVisibility and
 	// QueueMaxAttempts are the redelivery timeout (30s) and the deliveries
-	// before a job is dead-lettered (5).
+	// before a job is dead-lettered (5). QueuePartitions spreads the queue
+	// over partition streams (default 1 on one Redis, 16 on a Redis
+	// Cluster; see queue.Config.Partitions): every server and worker of one
+	// queue must use the same count. A batch of hooks over several
+	// partitions is enqueued per partition (207 when some fail).
 	QueueName        string
+	QueuePartitions  int
 	QueueMaxLen      int64
 	QueueVisibility  time.Duration
 	QueueMaxAttempts int
@@ -414,7 +419,7 @@ func (s *Server) startQueue() error {
 	}
 	s.queueClient = qc
 	s.queue, err = queue.New(queue.Config{
-		Client: s.queueClient, Name: s.cfg.QueueName, MaxLen: s.cfg.QueueMaxLen,
+		Client: s.queueClient, Name: s.cfg.QueueName, Partitions: s.cfg.QueuePartitions, MaxLen: s.cfg.QueueMaxLen,
 		VisibilityTimeout: s.cfg.QueueVisibility, MaxAttempts: s.cfg.QueueMaxAttempts, Logger: s.log,
 	})
 	if err != nil {

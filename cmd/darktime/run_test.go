@@ -328,3 +328,29 @@ func TestRunClusterFailover(t *testing.T) {
 		t.Errorf("the cluster's layout was not recorded: %v", err)
 	}
 }
+
+// Hooks through a Redis Cluster: the queue's partitions spread over the
+// masters, each node's workers claim from all of them, and every hook
+// answered 202 is delivered once.
+func TestRunClusterHooks(t *testing.T) {
+	tstest.Long(t, "a whole darktime run of model hooks over a Redis Cluster")
+	requireRedis(t)
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		t.Skip("redis-cli not found (it comes with redis-server): a Redis Cluster needs it to be created")
+	}
+	dir := t.TempDir()
+	code, out := darktime(t, t.Context(), "run", "--quiet", "--out", dir, "testdata/cluster-hooks-small.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, out)
+	}
+	r := readReport(t, filepath.Join(dir, "report.json"))
+	m := r.Metrics
+	if m["deliveries"] == 0 || m["lost"] != 0 || m["unexplained"] != 0 || m["duplicated"] != 0 || m["unbalanced_ledgers"] != 0 {
+		t.Errorf("deliveries %v, lost %v, unexplained %v, duplicated %v, unbalanced ledgers %v", m["deliveries"], m["lost"], m["unexplained"], m["duplicated"], m["unbalanced_ledgers"])
+	}
+	for _, l := range r.Ledgers {
+		if !l.Balanced {
+			t.Errorf("ledger %s: %+v", l.Name, l)
+		}
+	}
+}

@@ -44,6 +44,7 @@ counters at --listen (/stats, /metrics).`,
 	f.StringVar(&pc.Prefix, "redis-prefix", broker.DefaultPrefix, "prefix of the broker's Redis keys (as the servers use)")
 	f.BoolVar(&pc.Sharded, "redis-sharded", false, "publish with SPUBLISH (as the servers subscribe)")
 	f.StringVar(&pc.Queue.Name, "queue", queue.DefaultName, "job queue name")
+	f.IntVar(&pc.Queue.Partitions, "queue-partitions", 0, "partition streams of the job queue (0: 1 on one Redis, 16 on a cluster); as the servers use it")
 	f.StringVar(&pipelinesFile, "pipelines", "", "pipeline config YAML (default: the built-in post and thread models)")
 	f.IntVar(&pc.Lanes, "lanes", worker.DefaultLanes, "processing goroutines; jobs of one object stay on one lane, in order")
 	f.IntVar(&pc.Batch, "batch", worker.DefaultBatch, "jobs per claim")

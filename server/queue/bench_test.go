@@ -3,10 +3,13 @@ package queue
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/darktime/darktime/internal/redistest"
 )
@@ -22,6 +25,44 @@ func newBenchQueue(b *testing.B) *Queue {
 		b.Fatal(err)
 	}
 	return q
+}
+
+// benchLayouts runs bench on one Redis with one partition and with 16,
+// and on a 3-master Redis Cluster with 16 (the cluster's default) and 1,
+// each run on a queue of its own.
+func benchLayouts(b *testing.B, bench func(*testing.B, *Queue)) {
+	srv := redistest.Start(b)
+	var cluster *redistest.Cluster
+	if !testing.Short() {
+		cluster = redistest.StartCluster(b, 3, 0)
+	}
+	runs := 0
+	for _, l := range []struct {
+		name       string
+		cluster    bool
+		partitions int
+	}{
+		{"redis/1", false, 1},
+		{"redis/16", false, 16},
+		{"cluster/1", true, 1},
+		{"cluster/16", true, 16},
+	} {
+		b.Run(l.name, func(b *testing.B) {
+			var client redis.UniversalClient = srv.Client()
+			if l.cluster {
+				if cluster == nil {
+					b.Skip("-short: no Redis Cluster")
+				}
+				client = cluster.Client()
+			}
+			runs++
+			q, err := New(Config{Client: client, Name: fmt.Sprintf("bench%d", runs), Partitions: l.partitions})
+			if err != nil {
+				b.Fatal(err)
+			}
+			bench(b, q)
+		})
+	}
 }
 
 func fill(b *testing.B, q *Queue, n, batch int) {
@@ -50,8 +91,9 @@ func BenchmarkEnqueueBatch(b *testing.B) {
 // BenchmarkClaimAck: one op is one job claimed and acked; two workers
 // drain a pre-filled queue, claiming 256 at a time and acking each batch
 // in one round trip.
-func BenchmarkClaimAck(b *testing.B) {
-	q := newBenchQueue(b)
+func BenchmarkClaimAck(b *testing.B) { benchLayouts(b, benchClaimAck) }
+
+func benchClaimAck(b *testing.B, q *Queue) {
 	fill(b, q, b.N, 1000)
 	var acked atomic.Int64
 	b.ReportAllocs()
@@ -86,8 +128,9 @@ func BenchmarkClaimAck(b *testing.B) {
 
 // BenchmarkEndToEnd: one producer enqueueing batches of 100 while two
 // workers claim and ack, as in the reference server.
-func BenchmarkEndToEnd(b *testing.B) {
-	q := newBenchQueue(b)
+func BenchmarkEndToEnd(b *testing.B) { benchLayouts(b, benchEndToEnd) }
+
+func benchEndToEnd(b *testing.B, q *Queue) {
 	var acked atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()

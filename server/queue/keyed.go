@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -23,6 +24,49 @@ type KeyedJob struct {
 	// Key makes the enqueue idempotent: a job whose key was enqueued
 	// within the window is not added again; its first id is returned.
 	Key string
+	// Partition is the job's routing key: jobs with the same one land in
+	// the same partition, in the order they were enqueued (the hooks of
+	// one object: model and id). Empty routes by Key. The key's record
+	// lives in the job's partition, so a retry must route the same way.
+	Partition string
+}
+
+// PartialError is EnqueueKeyed's error when the jobs spanned partitions
+// and some partitions took their part and others did not (each part is
+// atomic). IDs has the id of every job in a partition that succeeded (its
+// first id, for a repeated key), "" for the others; Errs[i] is nil for a
+// job in a partition that succeeded, else that partition's error (wrapping
+// ErrFull, ErrUnavailable, or ErrOutcomeUnknown as a whole batch's error
+// would). errors.Is sees through it to those errors. A retry of the whole
+// batch with the same keys adds only what is missing.
+type PartialError struct {
+	IDs  []string
+	Errs []error
+}
+
+func (e *PartialError) Error() string {
+	failed := 0
+	var first error
+	for _, err := range e.Errs {
+		if err != nil {
+			failed++
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return fmt.Sprintf("queue: %d of %d jobs not enqueued: %v", failed, len(e.Errs), first)
+}
+
+// Unwrap returns the distinct errors of the failed partitions.
+func (e *PartialError) Unwrap() []error {
+	var out []error
+	for _, err := range e.Errs {
+		if err != nil && !slices.Contains(out, err) {
+			out = append(out, err)
+		}
+	}
+	return out
 }
 
 // DefaultKeyWindow is how long EnqueueKeyed remembers a key by default.
@@ -54,12 +98,19 @@ ids[#ids + 1] = tostring(fresh)
 return ids
 `)
 
-// EnqueueKeyed adds jobs idempotently, in one round trip and one atomic
-// step: every job whose key is new is added, or, with ErrFull, none. It
-// returns every job's id (for a repeated key, the id it was first enqueued
-// with) and how many were added. window is how long a key is remembered
-// (DefaultKeyWindow when 0). An error wrapping ErrOutcomeUnknown means the
-// jobs may have been added: retry with the same keys.
+// EnqueueKeyed adds jobs idempotently: every job whose key is new is
+// added, or, with ErrFull, none. It returns every job's id (for a repeated
+// key, the id it was first enqueued with) and how many were added. window
+// is how long a key is remembered (DefaultKeyWindow when 0). An error
+// wrapping ErrOutcomeUnknown means the jobs may have been added: retry
+// with the same keys.
+//
+// Jobs of one partition (see KeyedJob.Partition) are one round trip and
+// one atomic step; a batch over several partitions is one script per
+// partition, all in one pipeline. When some partitions fail and others
+// not, the error is a *PartialError saying job by job; when all fail, it is
+// the error a single partition would return (outcome unknown if any
+// partition's outcome is).
 func (q *Queue) EnqueueKeyed(ctx context.Context, jobs []KeyedJob, window time.Duration) ([]string, int, error) {
 	if q.closed.Load() {
 		return nil, 0, ErrClosed
@@ -70,51 +121,105 @@ func (q *Queue) EnqueueKeyed(ctx context.Context, jobs []KeyedJob, window time.D
 	if window <= 0 {
 		window = DefaultKeyWindow
 	}
-	keys := make([]string, 0, len(jobs)+2)
-	keys = append(keys, q.keys.Stream, q.keys.Stats)
-	args := make([]any, 0, len(jobs)+2)
-	args = append(args, q.maxLen, strconv.FormatInt(window.Milliseconds(), 10))
-	for _, j := range jobs {
+	ttl := strconv.FormatInt(window.Milliseconds(), 10)
+	type group struct {
+		call
+		idx []int // indexes in jobs
+	}
+	var groups []*group
+	byPart := map[int]*group{}
+	for i, j := range jobs {
 		if j.Key == "" {
 			return nil, 0, errors.New("queue: EnqueueKeyed needs a key for every job (Enqueue takes jobs without)")
 		}
-		keys = append(keys, q.keyOf(j.Key))
-		args = append(args, j.Payload)
+		route := j.Partition
+		if route == "" {
+			route = j.Key
+		}
+		pi := partitionOf(route, len(q.parts))
+		g := byPart[pi]
+		if g == nil {
+			p := q.parts[pi]
+			g = &group{call: call{p: p, keys: []string{p.keys.Stream, p.keys.Stats}, args: []any{q.maxLen, ttl}}}
+			byPart[pi] = g
+			groups = append(groups, g)
+		}
+		g.idx = append(g.idx, i)
+		g.keys = append(g.keys, g.p.keyOf(j.Key))
+		g.args = append(g.args, j.Payload)
 	}
-	res, err := enqueueKeyedScript.Run(ctx, q.client, keys, args...).StringSlice()
-	if errors.Is(err, redis.Nil) {
-		q.metrics.rejected.Add(float64(len(jobs)))
-		return nil, 0, fmt.Errorf("%w: %d jobs refused", ErrFull, len(jobs))
+	calls := make([]*call, len(groups))
+	for i, g := range groups {
+		calls[i] = &g.call
 	}
-	if err != nil {
-		return nil, 0, q.outcomeErr("enqueue", err)
+	q.evalAll(ctx, enqueueKeyedScript, calls)
+	ids := make([]string, len(jobs))
+	errs := make([]error, len(jobs))
+	fresh, failed := 0, 0
+	var firstErr, unknown error
+	for _, g := range groups {
+		n, err := q.enqueued(g.p, g.cmd, len(g.idx))
+		if err != nil {
+			for _, i := range g.idx {
+				errs[i] = err
+			}
+			failed += len(g.idx)
+			if firstErr == nil {
+				firstErr = err
+			}
+			if unknown == nil && errors.Is(err, ErrOutcomeUnknown) {
+				unknown = err
+			}
+			continue
+		}
+		fresh += n
+		res, _ := g.cmd.StringSlice()
+		for k, i := range g.idx {
+			ids[i] = g.p.prefix + res[k]
+		}
 	}
-	if len(res) != len(jobs)+1 {
-		return nil, 0, fmt.Errorf("queue: enqueue script returned %d values for %d jobs: %w", len(res), len(jobs), ErrOutcomeUnknown)
+	switch {
+	case failed == 0:
+		return ids, fresh, nil
+	case failed == len(jobs):
+		if unknown != nil {
+			return nil, 0, unknown
+		}
+		return nil, 0, firstErr
 	}
-	fresh, _ := strconv.Atoi(res[len(jobs)])
-	q.metrics.enqueued.Add(float64(fresh))
-	return res[:len(jobs)], fresh, nil
+	return ids, fresh, &PartialError{IDs: ids, Errs: errs}
 }
 
-// keyOf is the Redis key remembering an idempotency key (the queue's hash
-// tag, so every key of a script is in one cluster slot).
-func (q *Queue) keyOf(key string) string {
-	return q.keys.Stream[:len(q.keys.Stream)-len(":stream")] + ":k:" + key
+// enqueued checks one partition's enqueue script answer and counts it.
+func (q *Queue) enqueued(p *partition, cmd *redis.Cmd, jobs int) (int, error) {
+	res, err := cmd.StringSlice()
+	if errors.Is(err, redis.Nil) {
+		q.metrics.rejected.Add(float64(jobs))
+		return 0, fmt.Errorf("%w: %d jobs refused by %s", ErrFull, jobs, p.keys.Stream)
+	}
+	if err != nil {
+		return 0, q.outcomeErr(p, "enqueue", err)
+	}
+	if len(res) != jobs+1 {
+		return 0, fmt.Errorf("queue: enqueue script returned %d values for %d jobs: %w", len(res), jobs, ErrOutcomeUnknown)
+	}
+	fresh, _ := strconv.Atoi(res[jobs])
+	q.metrics.enqueued.Add(float64(fresh))
+	return fresh, nil
 }
 
 // outcomeErr classifies a failed command that changes state: refused or
 // never sent (ErrUnavailable alone: nothing happened) against sent and not
 // answered (also ErrOutcomeUnknown). When in doubt it says unknown.
-func (q *Queue) outcomeErr(op string, err error) error {
+func (q *Queue) outcomeErr(p *partition, op string, err error) error {
 	var opErr *net.OpError
 	var redisErr redis.Error
 	switch {
 	case errors.As(err, &redisErr),
 		errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrClosed),
 		errors.As(err, &opErr) && opErr.Op == "dial":
-		return q.redisErr(op, err)
+		return q.redisErr(p, op, err)
 	}
-	q.metrics.redisErrors.Inc()
-	return fmt.Errorf("queue: %s on %s: %w: %w: %w", op, q.keys.Stream, ErrOutcomeUnknown, ErrUnavailable, err)
+	q.failed()
+	return fmt.Errorf("queue: %s on %s: %w: %w: %w", op, p.keys.Stream, ErrOutcomeUnknown, ErrUnavailable, err)
 }

@@ -71,3 +71,33 @@ func hasLabel(m *dto.Metric, name, value string) bool {
 	}
 	return false
 }
+
+// TestCollectorPartitioned: the gauges of a partitioned queue are the sums
+// over its partitions.
+func TestCollectorPartitioned(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewPedanticRegistry()
+	q, _ := newTestQueue(t, Config{Name: "parts", Partitions: 4, Registerer: reg})
+	if _, fresh, err := q.EnqueueKeyed(testCtx(t), objectJobs(20, 0), 0); err != nil || fresh != 20 {
+		t.Fatalf("%d %v", fresh, err)
+	}
+	jobs := mustClaim(t, q, "w", 5)
+	if len(jobs) != 5 {
+		t.Fatalf("claimed %d", len(jobs))
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			got[f.GetName()] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	for name, v := range map[string]float64{"darktime_queue_depth": 15, "darktime_queue_in_flight": 5, "darktime_queue_enqueued_total": 20, "darktime_queue_stats_up": 1} {
+		if got[name] != v {
+			t.Errorf("%s = %v, want %v", name, got[name], v)
+		}
+	}
+}

@@ -34,12 +34,26 @@ var (
 // Config configures a Queue. The zero value, plus Client, is a usable queue.
 type Config struct {
 	// Client is the Redis connection (required). A *redis.Client,
-	// *redis.ClusterClient or *redis.Ring shard all work: every key of the
-	// queue shares one hash tag.
+	// *redis.ClusterClient or *redis.Ring shard all work: every key of a
+	// partition shares one hash tag.
 	Client redis.UniversalClient
-	// Name prefixes the keys; default "darktime:jobs". It becomes the hash
-	// tag {Name} unless it already contains a '{'.
+	// Name prefixes the keys; default "darktime:jobs". With one partition
+	// it becomes the hash tag {Name} unless it already contains a '{';
+	// with several, each partition has a tag of its own and Name may not
+	// contain braces.
 	Name string
+	// Partitions spreads the queue over that many partition streams, each
+	// on a hash slot of its own, so on a Redis Cluster the queue spreads
+	// over the shards; a job's routing key picks its partition (see
+	// KeyedJob.Partition). Default 1 on one Redis (the single-partition
+	// layout of earlier versions, keys unchanged) and
+	// DefaultClusterPartitions on a *redis.ClusterClient; at most
+	// MaxPartitions. Every process of one queue must use the same count:
+	// New records it in Redis and refuses another with
+	// ErrPartitionMismatch. On a cluster an idle Claim holds one
+	// connection per partition (see Claim), out of go-redis's pool of each
+	// master.
+	Partitions int
 	// Group is the consumer group; default "workers".
 	Group string
 	// VisibilityTimeout is how long a claimed job may go without Ack or
@@ -50,7 +64,9 @@ type Config struct {
 	// dead-lettered; default 5.
 	MaxAttempts int
 	// MaxLen bounds the jobs held (unclaimed + in flight); Enqueue returns
-	// ErrFull beyond it. 0 means unbounded.
+	// ErrFull beyond it. 0 means unbounded. With several partitions each
+	// partition holds at most MaxLen/Partitions (rounded up): a partition
+	// with a hot object fills, and refuses, before the others.
 	MaxLen int64
 	// Logger receives warnings about dead-lettered jobs and a recreated
 	// consumer group; default discards.
@@ -59,7 +75,7 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Keys names the Redis keys of a queue.
+// Keys names the Redis keys of one partition of a queue.
 type Keys struct {
 	Stream string // the jobs, with the consumer group
 	Dead   string // dead letters
@@ -68,8 +84,11 @@ type Keys struct {
 
 // Job is one delivery of a job to a consumer.
 type Job struct {
-	ID         string    // stream entry id; changes when Fail re-adds the job
-	OriginalID string    // id the job was first enqueued with
+	// ID names this delivery's stream entry; it changes when Fail re-adds
+	// the job. With several partitions it is prefixed with the
+	// partition's index ("3/1733000000000-0"); pass it to Ack and Fail.
+	ID         string
+	OriginalID string    // id the job was first enqueued with (prefixed as ID is)
 	Payload    []byte    //
 	Attempts   int       // 1 on the first delivery, MaxAttempts on the last
 	EnqueuedAt time.Time // first Enqueue, kept across retries and replays
@@ -78,21 +97,34 @@ type Job struct {
 	consumer string
 }
 
-// Queue is a reliable job queue on Redis Streams. It is safe for concurrent
-// use; it starts no goroutines.
+// Queue is a reliable job queue on Redis Streams, in one or more
+// partitions. It is safe for concurrent use. Its only goroutines are the
+// blocking reads an idle Claim of a partitioned queue on a Redis Cluster
+// leaves running; Close waits for them.
 type Queue struct {
 	client      redis.UniversalClient
-	keys        Keys
+	name        string
+	meta        string // key recording the partition count
+	parts       []*partition
 	group       string
 	visibility  time.Duration
 	maxAttempts int
-	maxLen      int64
+	maxLen      int64 // per partition
 	log         *slog.Logger
 	metrics     *metrics
 	closed      atomic.Bool
+	byStream    map[string]*partition
+	// reclaimEvery is how often a sweep reclaims in each partition (of
+	// several): a reclaim finds only jobs claimed a visibility timeout ago,
+	// and running one per partition on every Claim would double its
+	// commands.
+	reclaimEvery time.Duration
+	next         atomic.Uint64 // rotates Claim's first partition and EnqueueBatch's partition
+	warned       atomic.Int64  // unix ms of the last warning about partitions failing a Claim
 
-	mu     sync.Mutex
-	cursor string // XAUTOCLAIM resumes here, so a long PEL is scanned round-robin
+	mu    sync.Mutex
+	idles map[string]*idle // per consumer: what its idle Claims left running
+	wg    sync.WaitGroup   // those blocking reads
 }
 
 // Defaults of Config, used by its zero value and by the flags of the
@@ -103,8 +135,9 @@ const (
 	DefaultMaxAttempts       = 5
 )
 
-// New checks cfg, fills in defaults and creates the consumer group (and the
-// stream) if they do not exist.
+// New checks cfg, fills in defaults, checks (or records) the partition
+// count in Redis, and creates the consumer groups (and the streams) if
+// they do not exist.
 func New(cfg Config) (*Queue, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("queue: Config.Client is required")
@@ -127,32 +160,58 @@ func New(cfg Config) (*Queue, error) {
 	if cfg.MaxLen < 0 {
 		return nil, fmt.Errorf("queue: MaxLen %d is negative; use 0 for unbounded", cfg.MaxLen)
 	}
+	if cfg.Partitions == 0 {
+		cfg.Partitions = 1
+		if _, ok := cfg.Client.(*redis.ClusterClient); ok {
+			cfg.Partitions = DefaultClusterPartitions
+		}
+	}
+	if cfg.Partitions < 0 || cfg.Partitions > MaxPartitions {
+		return nil, fmt.Errorf("queue: Partitions %d: want 1 to %d (0: the default)", cfg.Partitions, MaxPartitions)
+	}
+	if cfg.Partitions > 1 && strings.ContainsAny(cfg.Name, "{}") {
+		return nil, fmt.Errorf("queue: Name %q has a hash tag, but a queue of %d partitions gives each partition a tag of its own: drop the braces", cfg.Name, cfg.Partitions)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	tag := cfg.Name
-	if !strings.Contains(tag, "{") {
-		tag = "{" + tag + "}"
-	}
 	q := &Queue{
-		client: cfg.Client,
-		keys: Keys{
-			Stream: tag + ":stream",
-			Dead:   tag + ":dead",
-			Stats:  tag + ":stats",
-		},
+		client:      cfg.Client,
+		name:        cfg.Name,
+		meta:        legacyTag(cfg.Name) + ":meta",
 		group:       cfg.Group,
 		visibility:  cfg.VisibilityTimeout,
 		maxAttempts: cfg.MaxAttempts,
-		maxLen:      cfg.MaxLen,
+		maxLen:      (cfg.MaxLen + int64(cfg.Partitions) - 1) / int64(cfg.Partitions),
 		log:         cfg.Logger.With("queue", cfg.Name),
-		cursor:      "0-0",
+		idles:       map[string]*idle{},
 	}
+	if cfg.Partitions == 1 {
+		q.parts = []*partition{newPartition(0, legacyTag(cfg.Name), "")}
+	} else {
+		for i := range cfg.Partitions {
+			tag, err := partitionTag(cfg.Name, i, cfg.Partitions)
+			if err != nil {
+				return nil, err
+			}
+			q.parts = append(q.parts, newPartition(i, tag, strconv.Itoa(i)+"/"))
+		}
+	}
+	q.byStream = map[string]*partition{}
+	for _, p := range q.parts {
+		q.byStream[p.keys.Stream] = p
+	}
+	q.reclaimEvery = min(max(cfg.VisibilityTimeout/10, 10*time.Millisecond), time.Second)
 	q.metrics = newMetrics(q, cfg.Name)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := q.createGroup(ctx); err != nil {
+	if err := q.checkPartitions(ctx); err != nil {
 		return nil, err
+	}
+	for _, p := range q.parts {
+		if err := q.createGroup(ctx, p); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(q.Collector()); err != nil {
@@ -162,29 +221,73 @@ func New(cfg Config) (*Queue, error) {
 	return q, nil
 }
 
-// Keys returns the Redis keys the queue uses.
-func (q *Queue) Keys() Keys { return q.keys }
-
-// Close makes every later call return ErrClosed. It does not close the
-// Redis client, which the caller owns. It is safe to call more than once.
-func (q *Queue) Close() error {
-	q.closed.Store(true)
-	return nil
-}
-
-func (q *Queue) createGroup(ctx context.Context) error {
-	// "0", not "$": jobs enqueued before the group existed (after a Redis
-	// restart without persistence, say) are still delivered.
-	err := q.client.XGroupCreateMkStream(ctx, q.keys.Stream, q.group, "0").Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return q.redisErr("create consumer group", err)
+// checkPartitions records the partition count in the meta key, or checks
+// it against the one recorded.
+func (q *Queue) checkPartitions(ctx context.Context) error {
+	legacy := legacyTag(q.name)
+	n, err := metaScript.Run(ctx, q.client, []string{q.meta, legacy + ":stream", legacy + ":dead"}, len(q.parts)).Int()
+	switch {
+	case err != nil:
+		q.failed()
+		return fmt.Errorf("queue: read the partition count from %s: %w: %w", q.meta, ErrUnavailable, err)
+	case n == -1:
+		return fmt.Errorf("%w: %s still holds jobs or dead letters of the single-partition layout; drain it with workers started with --queue-partitions 1 before using %d partitions", ErrPartitionMismatch, legacy+":stream", len(q.parts))
+	case n != len(q.parts):
+		return fmt.Errorf("%w: queue %s has %d partitions (recorded in %s) and this process asks for %d: give every server and worker the same --queue-partitions (to change the count, drain the queue and DEL %s)",
+			ErrPartitionMismatch, q.name, n, q.meta, len(q.parts), q.meta)
 	}
 	return nil
 }
 
-func (q *Queue) redisErr(op string, err error) error {
+// VisibilityTimeout is how long a claimed job may go without Ack or Fail
+// before it may be reclaimed (Config.VisibilityTimeout).
+func (q *Queue) VisibilityTimeout() time.Duration { return q.visibility }
+
+// Keys returns the Redis keys of each partition, by index.
+func (q *Queue) Keys() []Keys {
+	out := make([]Keys, len(q.parts))
+	for i, p := range q.parts {
+		out[i] = p.keys
+	}
+	return out
+}
+
+// Close makes every later call return ErrClosed and waits for the
+// blocking reads of idle Claims (each ends within the block it was given,
+// plus the client's read timeout). It does not close the Redis client,
+// which the caller owns. It is safe to call more than once.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	q.closed.Store(true)
+	q.mu.Unlock()
+	q.wg.Wait()
+	return nil
+}
+
+func (q *Queue) createGroup(ctx context.Context, p *partition) error {
+	// "0", not "$": jobs enqueued before the group existed (after a Redis
+	// restart without persistence, say) are still delivered.
+	err := q.client.XGroupCreateMkStream(ctx, p.keys.Stream, q.group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return q.redisErr(p, "create consumer group", err)
+	}
+	return nil
+}
+
+func (q *Queue) redisErr(p *partition, op string, err error) error {
+	q.failed()
+	return fmt.Errorf("queue: %s on %s: %w: %w", op, p.keys.Stream, ErrUnavailable, err)
+}
+
+// failed counts a failed Redis operation and, on a cluster, has go-redis
+// learn the topology again (it does on MOVED, not when a master stops
+// answering: its replica may have taken over). go-redis coalesces the
+// reloads.
+func (q *Queue) failed() {
 	q.metrics.redisErrors.Inc()
-	return fmt.Errorf("queue: %s on %s: %w: %w", op, q.keys.Stream, ErrUnavailable, err)
+	if cc, ok := q.client.(*redis.ClusterClient); ok {
+		cc.ReloadState(context.Background())
+	}
 }
 
 func isNoGroup(err error) bool {
@@ -201,9 +304,10 @@ func (q *Queue) Enqueue(ctx context.Context, payload []byte) (string, error) {
 }
 
 // EnqueueBatch adds jobs in one round trip and one atomic step: either all
-// are added (ids in order) or, with ErrFull, none. An error wrapping
-// ErrOutcomeUnknown means they may have been added; EnqueueKeyed makes
-// the retry safe.
+// are added (ids in order) or, with ErrFull, none. The whole batch goes to
+// one partition, taken in turn (jobs without a routing key have no order
+// to keep across calls). An error wrapping ErrOutcomeUnknown means they may
+// have been added; EnqueueKeyed makes the retry safe.
 func (q *Queue) EnqueueBatch(ctx context.Context, payloads [][]byte) ([]string, error) {
 	if q.closed.Load() {
 		return nil, ErrClosed
@@ -211,186 +315,33 @@ func (q *Queue) EnqueueBatch(ctx context.Context, payloads [][]byte) ([]string, 
 	if len(payloads) == 0 {
 		return nil, nil
 	}
+	p := q.parts[q.next.Add(1)%uint64(len(q.parts))]
 	args := make([]any, 0, len(payloads)+1)
 	args = append(args, q.maxLen)
-	for _, p := range payloads {
-		args = append(args, p)
+	for _, pl := range payloads {
+		args = append(args, pl)
 	}
-	res, err := enqueueScript.Run(ctx, q.client, []string{q.keys.Stream, q.keys.Stats}, args...).StringSlice()
+	res, err := enqueueScript.Run(ctx, q.client, []string{p.keys.Stream, p.keys.Stats}, args...).StringSlice()
 	if errors.Is(err, redis.Nil) {
 		q.metrics.rejected.Add(float64(len(payloads)))
-		return nil, fmt.Errorf("%w: %d jobs refused", ErrFull, len(payloads))
+		return nil, fmt.Errorf("%w: %d jobs refused by %s", ErrFull, len(payloads), p.keys.Stream)
 	}
 	if err != nil {
-		return nil, q.outcomeErr("enqueue", err)
+		return nil, q.outcomeErr(p, "enqueue", err)
 	}
 	q.metrics.enqueued.Add(float64(len(res)))
+	for i := range res {
+		res[i] = p.prefix + res[i]
+	}
 	return res, nil
 }
 
-// Claim returns up to max jobs for consumer, which must be unique per
-// worker. Jobs whose visibility timeout passed come first (redelivered with
-// Attempts+1; past MaxAttempts they are dead-lettered instead); then new
-// jobs, waiting up to block for some to arrive when there is nothing at all
-// (block <= 0 does not wait). A nil slice with a nil error means no work.
-//
-// go-redis does not interrupt a blocked read when ctx is cancelled, so keep
-// block short (a second or two) in worker loops that must stop promptly.
-func (q *Queue) Claim(ctx context.Context, consumer string, max int, block time.Duration) ([]Job, error) {
-	if q.closed.Load() {
-		return nil, ErrClosed
-	}
-	if consumer == "" {
-		return nil, errors.New("queue: Claim needs a consumer name unique to the worker")
-	}
-	if max <= 0 {
-		max = 1
-	}
-	jobs, err := q.reclaim(ctx, consumer, max)
-	if isNoGroup(err) {
-		if err = q.recreateGroup(ctx); err == nil {
-			jobs, err = q.reclaim(ctx, consumer, max)
-		}
-	}
-	if err != nil {
-		return nil, q.redisErr("reclaim", err)
-	}
-	if len(jobs) == max {
-		return jobs, nil
-	}
-	if len(jobs) > 0 || block <= 0 {
-		block = -1 // no BLOCK argument: return what is there now
-	}
-	fresh, err := q.readNew(ctx, consumer, max-len(jobs), block)
-	if isNoGroup(err) {
-		if err = q.recreateGroup(ctx); err == nil {
-			fresh, err = q.readNew(ctx, consumer, max-len(jobs), block)
-		}
-	}
-	if err != nil {
-		if len(jobs) > 0 {
-			// The reclaimed jobs are ours now; hand them out rather than
-			// leave them to time out again.
-			return jobs, nil
-		}
-		return nil, q.redisErr("claim", err)
-	}
-	return append(jobs, fresh...), nil
-}
-
-func (q *Queue) recreateGroup(ctx context.Context) error {
-	q.log.Warn("consumer group is missing (Redis restarted without persistence, or the key was deleted); recreating it",
-		"stream", q.keys.Stream, "group", q.group)
-	return q.createGroup(ctx)
-}
-
-func (q *Queue) readNew(ctx context.Context, consumer string, count int, block time.Duration) ([]Job, error) {
-	streams, err := q.client.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group:    q.group,
-		Consumer: consumer,
-		Streams:  []string{q.keys.Stream, ">"},
-		Count:    int64(count),
-		Block:    block,
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var jobs []Job
-	for _, stream := range streams {
-		for _, m := range stream.Messages {
-			j := Job{ID: m.ID, consumer: consumer}
-			fields := make(map[string]string, len(m.Values))
-			for k, v := range m.Values {
-				if s, ok := v.(string); ok {
-					fields[k] = s
-				}
-			}
-			j.fill(fields, 1)
-			jobs = append(jobs, j)
-		}
-	}
-	return jobs, nil
-}
-
-// reclaim takes over jobs idle for longer than the visibility timeout.
-func (q *Queue) reclaim(ctx context.Context, consumer string, max int) ([]Job, error) {
-	q.mu.Lock()
-	cursor := q.cursor
-	q.mu.Unlock()
-	res, err := reclaimScript.Run(ctx, q.client,
-		[]string{q.keys.Stream, q.keys.Dead, q.keys.Stats},
-		q.group, consumer, q.visibility.Milliseconds(), cursor, max, q.maxAttempts, q.visibility.String(),
-	).Slice()
-	if err != nil {
-		return nil, err
-	}
-	if len(res) < 2 {
-		return nil, fmt.Errorf("unexpected reclaim reply %v", res)
-	}
-	next, _ := res[0].(string)
-	q.mu.Lock()
-	q.cursor = next
-	q.mu.Unlock()
-	if buried, _ := res[1].([]any); len(buried) > 0 {
-		q.metrics.deadLettered.Add(float64(len(buried)))
-		q.log.Warn("dead-lettered jobs redelivered MaxAttempts times without Ack or Fail",
-			"count", len(buried), "max_attempts", q.maxAttempts, "dead_ids", buried)
-	}
-	var jobs []Job
-	for i := 2; i+2 < len(res); i += 3 {
-		id, _ := res[i].(string)
-		attempts, _ := res[i+1].(int64)
-		kv, _ := res[i+2].([]any)
-		j := Job{ID: id, consumer: consumer}
-		j.fill(pairs(kv), 0)
-		j.Attempts = int(attempts)
-		jobs = append(jobs, j)
-	}
-	q.metrics.retried.Add(float64(len(jobs)))
-	return jobs, nil
-}
-
-func pairs(kv []any) map[string]string {
-	m := make(map[string]string, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		k, _ := kv[i].(string)
-		v, _ := kv[i+1].(string)
-		m[k] = v
-	}
-	return m
-}
-
-// fill sets the job's fields from its stream entry; deliveries is added to
-// the attempts recorded in the entry.
-func (j *Job) fill(f map[string]string, deliveries int) {
-	j.Payload = []byte(f["p"])
-	prior, _ := strconv.Atoi(f["a"])
-	j.Attempts = prior + deliveries
-	j.OriginalID = f["o"]
-	if j.OriginalID == "" {
-		j.OriginalID = j.ID
-	}
-	j.LastError = f["e"]
-	ms, err := strconv.ParseInt(f["t"], 10, 64)
-	if err != nil {
-		ms = idMillis(j.ID)
-	}
-	j.EnqueuedAt = time.UnixMilli(ms)
-}
-
-// idMillis is the time part of a stream entry id "<ms>-<seq>".
-func idMillis(id string) int64 {
-	ms, _, _ := strings.Cut(id, "-")
-	n, _ := strconv.ParseInt(ms, 10, 64)
-	return n
-}
-
-// Ack marks jobs done and deletes them, in one round trip. It returns how
-// many were still claimed; ids acked before (by a worker whose job was
-// reclaimed meanwhile, say) are skipped and not counted again.
+// Ack marks jobs done and deletes them, in one round trip per partition
+// (one pipeline when they span several). It returns how many were still
+// claimed; ids acked before (by a worker whose job was reclaimed
+// meanwhile, say) are skipped and not counted again. When some partitions
+// fail, the others' jobs are still acked: the count is theirs, and the
+// error says which failed.
 func (q *Queue) Ack(ctx context.Context, ids ...string) (int, error) {
 	if q.closed.Load() {
 		return 0, ErrClosed
@@ -398,24 +349,41 @@ func (q *Queue) Ack(ctx context.Context, ids ...string) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	args := make([]any, 0, len(ids)+1)
-	args = append(args, q.group)
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	n, err := ackScript.Run(ctx, q.client, []string{q.keys.Stream, q.keys.Stats}, args...).Int()
+	groups, order, err := q.byPartition(ids)
 	if err != nil {
-		return 0, q.redisErr("ack", err)
+		return 0, fmt.Errorf("ack: %w", err)
 	}
-	q.metrics.acked.Add(float64(n))
-	return n, nil
+	calls := make([]*call, len(order))
+	for i, pi := range order {
+		p := q.parts[pi]
+		args := make([]any, 0, len(groups[pi])+1)
+		args = append(args, q.group)
+		for _, e := range groups[pi] {
+			args = append(args, e)
+		}
+		calls[i] = &call{p: p, keys: []string{p.keys.Stream, p.keys.Stats}, args: args}
+	}
+	q.evalAll(ctx, ackScript, calls)
+	total := 0
+	var errs []error
+	for _, c := range calls {
+		n, err := c.cmd.Int()
+		if err != nil {
+			errs = append(errs, q.redisErr(c.p, "ack", err))
+			continue
+		}
+		total += n
+	}
+	q.metrics.acked.Add(float64(total))
+	return total, errors.Join(errs...)
 }
 
 // Fail reports that a job failed with cause. With retry, and fewer than
-// MaxAttempts deliveries so far, the job is re-added at the back of the
-// queue at once, keeping cause as its LastError; otherwise it is moved to
-// the dead-letter stream with cause, its attempts and original id. Either
-// way it leaves the claimer's PEL in the same atomic step.
+// MaxAttempts deliveries so far, the job is re-added at the back of its
+// partition at once, keeping cause as its LastError; otherwise it is moved
+// to the partition's dead-letter stream with cause, its attempts and
+// original id. Either way it leaves the claimer's PEL in the same atomic
+// step.
 //
 // Re-adding rather than leaving the job in the PEL means an explicit
 // failure is retried immediately instead of after VisibilityTimeout, and
@@ -428,6 +396,11 @@ func (q *Queue) Fail(ctx context.Context, job Job, cause error, retry bool) erro
 	if q.closed.Load() {
 		return ErrClosed
 	}
+	pi, entry, err := parseID(job.ID, len(q.parts))
+	if err != nil {
+		return fmt.Errorf("fail: %w", err)
+	}
+	p := q.parts[pi]
 	text := "failed"
 	if cause != nil {
 		text = cause.Error()
@@ -437,11 +410,11 @@ func (q *Queue) Fail(ctx context.Context, job Job, cause error, retry bool) erro
 		retryArg = "1"
 	}
 	res, err := failScript.Run(ctx, q.client,
-		[]string{q.keys.Stream, q.keys.Dead, q.keys.Stats},
-		q.group, job.consumer, job.ID, q.maxAttempts, retryArg, text,
+		[]string{p.keys.Stream, p.keys.Dead, p.keys.Stats},
+		q.group, job.consumer, entry, q.maxAttempts, retryArg, text,
 	).Slice()
 	if err != nil {
-		return q.redisErr("fail", err)
+		return q.redisErr(p, "fail", err)
 	}
 	q.metrics.failed.Inc()
 	outcome, _ := res[0].(int64)
@@ -456,4 +429,38 @@ func (q *Queue) Fail(ctx context.Context, job Job, cause error, retry bool) erro
 			"attempts", job.Attempts, "retry", retry, "error", text)
 	}
 	return nil
+}
+
+// call is one script call on one partition, for evalAll.
+type call struct {
+	p    *partition
+	keys []string
+	args []any
+	cmd  *redis.Cmd
+}
+
+// evalAll runs script once per call: alone when there is one, else all in
+// one pipeline (on a cluster go-redis sends each call to its slot's
+// master, the masters in parallel). A call whose master lost its script
+// cache (a restart, a promoted replica) ran nothing and is run again alone.
+func (q *Queue) evalAll(ctx context.Context, script *redis.Script, calls []*call) {
+	switch len(calls) {
+	case 0:
+		return
+	case 1:
+		c := calls[0]
+		c.cmd = script.Run(ctx, q.client, c.keys, c.args...)
+		return
+	}
+	_, _ = q.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for _, c := range calls {
+			c.cmd = script.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
+		return nil
+	})
+	for _, c := range calls {
+		if err := c.cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			c.cmd = script.Run(ctx, q.client, c.keys, c.args...)
+		}
+	}
 }

@@ -21,16 +21,16 @@ func TestNewConfig(t *testing.T) {
 		t.Fatalf("defaults: visibility %v, max attempts %d, group %q, maxlen %d", q.visibility, q.maxAttempts, q.group, q.maxLen)
 	}
 	want := Keys{Stream: "{darktime:jobs}:stream", Dead: "{darktime:jobs}:dead", Stats: "{darktime:jobs}:stats"}
-	if q.Keys() != want {
-		t.Fatalf("Keys() = %+v, want %+v", q.Keys(), want)
+	if keys := q.Keys(); len(keys) != 1 || keys[0] != want || q.Partitions() != 1 {
+		t.Fatalf("Keys() = %+v, want one partition with %+v", keys, want)
 	}
 	// A second New on the same keys finds the group (BUSYGROUP is fine).
 	q2, err := New(Config{Client: srv.Client(), Name: "{custom}.jobs"})
 	if err != nil {
 		t.Fatalf("second New: %v", err)
 	}
-	if q2.Keys().Stream != "{custom}.jobs:stream" {
-		t.Fatalf("a Name with its own hash tag is kept: %q", q2.Keys().Stream)
+	if q2.Keys()[0].Stream != "{custom}.jobs:stream" {
+		t.Fatalf("a Name with its own hash tag is kept: %q", q2.Keys()[0].Stream)
 	}
 	if _, err := New(Config{Client: srv.Client()}); err != nil {
 		t.Fatalf("New on an existing group: %v", err)
@@ -90,7 +90,7 @@ func TestEnqueueClaimAck(t *testing.T) {
 		t.Fatalf("at rest: %+v", s)
 	}
 	// Acked jobs are deleted, so the stream does not grow with finished work.
-	if n := q.client.XLen(ctx, q.keys.Stream).Val(); n != 0 {
+	if n := q.client.XLen(ctx, q.parts[0].keys.Stream).Val(); n != 0 {
 		t.Fatalf("XLEN after acking everything = %d", n)
 	}
 	if jobs := mustClaim(t, q, "w1", 10); len(jobs) != 0 {

@@ -125,16 +125,20 @@ return {2, bury(KEYS[1], KEYS[2], KEYS[3], group, id, f, attempts, ARGV[6])}
 `)
 
 // KEYS: stream, dead, stats. ARGV: limit (0 = the ids that follow), id...
-// Moves dead letters back to the stream with their attempts reset.
-// Returns how many moved.
+// Moves dead letters back to the stream with their attempts reset (an id
+// given twice moves once). Returns how many moved.
 var replayScript = redis.NewScript(luaPrelude + `
 local entries = {}
 if tonumber(ARGV[1]) > 0 then
   entries = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', ARGV[1])
 else
+  local seen = {}
   for i = 2, #ARGV do
     local r = redis.call('XRANGE', KEYS[2], ARGV[i], ARGV[i])
-    if #r > 0 then table.insert(entries, r[1]) end
+    if #r > 0 and not seen[r[1][1]] then
+      seen[r[1][1]] = true
+      table.insert(entries, r[1])
+    end
   end
 end
 for _, e in ipairs(entries) do
@@ -158,4 +162,19 @@ local out = {xlen, pending, redis.call('XLEN', KEYS[2])}
 local c = redis.call('HMGET', KEYS[3], 'enqueued', 'acked', 'retried', 'dead_lettered', 'replayed')
 for i = 1, 5 do out[#out + 1] = tonumber(c[i]) or 0 end
 return out
+`)
+
+// KEYS: meta, the single-partition stream, its dead letters. ARGV:
+// partitions. Returns the partition count the queue has (setting it to
+// ARGV[1] when none is recorded), or -1 when a partitioned layout is asked
+// for while the single-partition stream still holds jobs.
+var metaScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'partitions')
+if cur then return tonumber(cur) end
+local n = tonumber(ARGV[1])
+if n > 1 and (redis.call('XLEN', KEYS[2]) > 0 or redis.call('XLEN', KEYS[3]) > 0) then
+  return -1
+end
+redis.call('HSET', KEYS[1], 'partitions', n)
+return n
 `)

@@ -66,6 +66,15 @@ type Config struct {
 	StopTimeout time.Duration
 	Logger      *slog.Logger
 	Registerer  prometheus.Registerer
+	// PublishRetry is how long a lane keeps publishing a batch again, with
+	// backoff, while the broker is unavailable (a Redis restart, a Cluster
+	// failover: seconds) before it sends the batch's jobs back to the queue
+	// (default 10s, or half the queue's visibility timeout when that is
+	// shorter and the Queue tells it: past it the jobs are redelivered
+	// meanwhile). The jobs stay claimed, so a short
+	// outage neither spends their attempts nor reorders an object's
+	// events; negative: no retry in the lane.
+	PublishRetry time.Duration
 	// AfterPublish, if set, runs after a lane published a batch and before
 	// it acks it (tests use it to die in the worst place).
 	AfterPublish func()
@@ -93,9 +102,10 @@ type Pool struct {
 // Defaults of Config, used by its zero value and by the flags of
 // `darktime worker`.
 const (
-	DefaultLanes       = 2
-	DefaultBatch       = 256
-	DefaultStopTimeout = 10 * time.Second
+	DefaultLanes        = 2
+	DefaultBatch        = 256
+	DefaultStopTimeout  = 10 * time.Second
+	DefaultPublishRetry = 10 * time.Second
 )
 
 // New checks the config and builds a pool.
@@ -121,6 +131,12 @@ func New(cfg Config) (*Pool, error) {
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
+	}
+	if cfg.PublishRetry == 0 {
+		cfg.PublishRetry = DefaultPublishRetry
+		if v, ok := cfg.Queue.(interface{ VisibilityTimeout() time.Duration }); ok {
+			cfg.PublishRetry = min(cfg.PublishRetry, v.VisibilityTimeout()/2)
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -270,8 +286,7 @@ func (p *Pool) process(ctx context.Context, jobs []queue.Job) {
 		publishOf[i] = true
 	}
 	if len(msgs) > 0 {
-		if _, err := p.cfg.Publisher.Publish(ctx, msgs); err != nil {
-			p.publishErrors.Add(1)
+		if err := p.publish(ctx, msgs); err != nil {
 			p.log.Warn("publish failed; jobs go back to the queue", "err", err, "events", len(msgs))
 			for i, job := range jobs {
 				if publishOf[i] {
@@ -299,14 +314,58 @@ func (p *Pool) process(ctx context.Context, jobs []queue.Job) {
 	p.ackAll(ctx, ack)
 }
 
+// publish publishes a lane's events; while the broker is unavailable it
+// tries again with backoff, for up to PublishRetry. Publishing again is
+// safe: each event carries its job's key, and the broker skips a repeat
+// (the events of a batch some shards took, say).
+func (p *Pool) publish(ctx context.Context, msgs []broker.Message) error {
+	deadline := time.Now().Add(p.cfg.PublishRetry)
+	backoff := 50 * time.Millisecond
+	for {
+		_, err := p.cfg.Publisher.Publish(ctx, msgs)
+		if err == nil {
+			return nil
+		}
+		p.publishErrors.Add(1)
+		if !transient(err) || time.Now().Add(backoff).After(deadline) {
+			return err
+		}
+		p.log.Debug("publish failed; trying again", "err", err, "events", len(msgs), "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// transient reports a publish error that another try may not have: the
+// broker unreachable or silent, or a batch some shards refused for that
+// reason.
+func transient(err error) bool {
+	var partial *broker.PartialError
+	if errors.As(err, &partial) {
+		for _, e := range partial.Errs {
+			if e != nil && !transient(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, broker.ErrUnavailable) || errors.Is(err, broker.ErrOutcomeUnknown)
+}
+
 func (p *Pool) ackAll(ctx context.Context, ids []string) {
 	if len(ids) == 0 {
 		return
 	}
-	if _, err := p.cfg.Queue.Ack(ctx, ids...); err != nil {
-		// Not acked: the jobs come back after the visibility timeout and
-		// their publishes are deduplicated.
-		p.log.Warn("ack failed; jobs will be redelivered", "err", err, "jobs", len(ids))
+	if n, err := p.cfg.Queue.Ack(ctx, ids...); err != nil {
+		// Not acked (on a partitioned queue, some may be: n of them): the
+		// others come back after the visibility timeout and their
+		// publishes are deduplicated.
+		p.acked.Add(uint64(n))
+		p.log.Warn("ack failed; jobs will be redelivered", "err", err, "jobs", len(ids), "acked", n)
 		return
 	}
 	p.acked.Add(uint64(len(ids)))
