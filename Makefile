@@ -54,8 +54,10 @@ bench-fanout: build ## 10,000 SSE subscribers, server on core 0, load on core 1 
 bench-hooks: ## hooks → Redis queue → 2 workers → SSE: jobs/s and p99 at 5,000 jobs/s (private Redis)
 	./scripts/bench-hooks.sh
 
-bench-cluster: ## cross-node fan-out through one Redis vs a 3-master Redis Cluster, interleaved (see BENCHMARKS.md)
+bench-cluster: ## one Redis vs a 3-master Redis Cluster: cross-node fan-out and hooks, interleaved; then a master's failover timed (see BENCHMARKS.md)
 	./scripts/bench-cluster.sh
+	KINDS="one cluster" ./scripts/bench-hooks.sh
+	./scripts/bench-failover.sh
 
 bench-shadow: ## the shadow proxy in mirror mode against the reference server alone (see BENCHMARKS.md)
 	./scripts/bench-shadow.sh

@@ -44,11 +44,12 @@ redis_start() {
 	wait_port "$2"
 }
 
-# broker_start KIND DIR MASTERS: KIND one (a redis-server) or cluster
-# (MASTERS masters, no replicas, slots spread evenly by redis-cli); sets
-# redis_url, redis_ports and redis_pids.
+# broker_start KIND DIR MASTERS [REPLICAS]: KIND one (a redis-server) or
+# cluster (MASTERS masters with REPLICAS replicas each, default 0; slots
+# spread evenly by redis-cli); sets redis_url, redis_ports and redis_pids
+# (in the same order).
 broker_start() {
-	local kind=$1 dir=$2 masters=$3 port addrs=()
+	local kind=$1 dir=$2 masters=$3 replicas=${4:-0} port addrs=()
 	redis_pids=()
 	redis_ports=()
 	if [ "$kind" = one ]; then
@@ -58,21 +59,47 @@ broker_start() {
 		redis_url=redis://127.0.0.1:$port/0
 		return 0
 	fi
-	for m in $(seq "$masters"); do
+	for m in $(seq $((masters * (1 + replicas)))); do
 		port=$(free_port)
 		redis_start "$dir/$m" "$port" cluster
 		redis_ports+=("$port")
 		addrs+=("127.0.0.1:$port")
 	done
-	redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$dir/create.log" 2>&1
+	redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$replicas" --cluster-yes >"$dir/create.log" 2>&1
 	for port in "${redis_ports[@]}"; do
 		for _ in $(seq 100); do
 			if redis-cli -h 127.0.0.1 -p "$port" CLUSTER INFO | grep -q 'cluster_state:ok'; then break; fi
 			sleep 0.1
 		done
 	done
+	# A replica that has not finished its first sync cannot be promoted:
+	# wait until every master sees its replicas online.
+	if [ "$replicas" -gt 0 ]; then
+		for port in "${redis_ports[@]}"; do
+			for _ in $(seq 200); do
+				info=$(redis-cli -p "$port" INFO replication)
+				if ! grep -q '^role:master' <<<"$info" || [ "$(grep -c 'state=online' <<<"$info")" -ge "$replicas" ]; then break; fi
+				sleep 0.1
+			done
+		done
+	fi
 	redis_url=redis+cluster://$(
 		IFS=,
 		echo "${addrs[*]}"
 	)
+}
+
+# slot_master PORT KEY: the port of the master serving KEY's slot, asked of
+# the cluster node on PORT.
+slot_master() {
+	local slot
+	slot=$(redis-cli -p "$1" CLUSTER KEYSLOT "$2")
+	redis-cli -p "$1" CLUSTER NODES | awk -v slot="$slot" '
+		$3 ~ /master/ && $3 !~ /fail/ {
+			for (i = 9; i <= NF; i++) {
+				n = split($i, r, "-")
+				lo = r[1]; hi = (n == 2 ? r[2] : r[1])
+				if (slot >= lo && slot <= hi) { split($2, a, "[:@]"); print a[2]; exit }
+			}
+		}'
 }

@@ -317,9 +317,18 @@ func (r *Redis) rehomeAndPrune(ctx context.Context, names []string, lostAt time.
 }
 
 // rehome subscribes channels again wherever their slots live now, retrying
-// until it can (a failover takes a few seconds), then catches them up. A
+// until it can (a failover takes a few seconds), then catches them up.
+// The retries back off from 50 ms to rehomeMaxBackoff. A
 // channel already being rehomed is left to that rehome (it retries until
 // its subscription is confirmed on a live link).
+// rehomeMaxBackoff caps the wait between attempts to subscribe a lost
+// link's channels again. At the former cap of 1 s, the channels of a
+// failed-over shard stayed unsubscribed for up to a second after its
+// replica was promoted (scripts/bench-failover.sh: first delivery +5.56 s
+// after the kill, first publish answered +4.54 s); an attempt costs one
+// SSUBSCRIBE and a cluster-state reload, so four a second is cheap.
+const rehomeMaxBackoff = 250 * time.Millisecond
+
 func (r *Redis) rehome(ctx context.Context, names []string, lostAt time.Time) {
 	var subs []*redisSub
 	r.subsMu.Lock()
@@ -373,7 +382,7 @@ func (r *Redis) rehome(ctx context.Context, names []string, lostAt time.Time) {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, time.Second)
+		backoff = min(backoff*2, rehomeMaxBackoff)
 	}
 	rd, ok := r.readCatchUp(ctx, subs, lostAt)
 	if !ok {
