@@ -3,6 +3,7 @@ package redistest
 import (
 	"context"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,14 +128,22 @@ func Slot(key string) int { return hashslot.Of(key) }
 
 // WaitHealthy waits until every running node says cluster_state:ok, agrees
 // on who serves all 16384 slots, and every replica's link to its master is
-// up (a failover needs it); killed masters (Kill) must no longer serve
-// slots in any running node's view: their replicas have taken over. It
-// fails the test after 30 seconds.
+// up (a failover needs it); killed masters (Kill) that are still down
+// must no longer serve slots in any running node's view: their replicas
+// have taken over. A killed node started again (StartAgain) counts as
+// running. It fails the test after 30 seconds.
 func (c *Cluster) WaitHealthy() {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := redisproc.WaitHealthy(ctx, c.running(), c.killed...); err != nil {
+	running := c.running()
+	var down []string
+	for _, addr := range c.killed {
+		if !slices.Contains(running, addr) {
+			down = append(down, addr)
+		}
+	}
+	if err := redisproc.WaitHealthy(ctx, running, down...); err != nil {
 		c.t.Fatalf("redistest: %v", err)
 	}
 }
