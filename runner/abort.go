@@ -29,7 +29,7 @@ func (e unreachableError) Unwrap() []error { return []error{ErrUnreachable, e.er
 var errAborted = errors.New("stopped by abort_on_fail")
 
 // abortWatch follows the scenario's abort_on_fail thresholds on the
-// swarm's seconds as they are ticked (swarm.Config.OnSecond) and stops
+// swarm's seconds as they are ticked (swarm.Config.Tick) and stops
 // the run when one can no longer pass. A nil *abortWatch watches nothing.
 type abortWatch struct {
 	w      *report.Watch
@@ -69,7 +69,7 @@ func (a *abortWatch) hook(cfg *swarm.Config) {
 	if a == nil {
 		return
 	}
-	cfg.OnSecond = a.second
+	cfg.Tick = swarm.ChainTick(cfg.Tick, func(t swarm.Tick) { a.second(t.Second) })
 }
 
 // begin tells the watch that publishing started: the phases follow one

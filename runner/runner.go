@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/darktime/darktime/server"
 	"github.com/darktime/darktime/shadow"
 	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/swarm/live"
 )
 
 // ErrInterrupted is returned (wrapped) when the run was stopped before its
@@ -47,6 +49,9 @@ type Config struct {
 	Out io.Writer
 	// Quiet drops the per-second progress lines.
 	Quiet bool
+	// RemoteWrite, when set, exports each target's run live (swarm/live),
+	// labelled with the scenario's name and the target's label.
+	RemoteWrite *live.Config
 	// AfterRun, when set, is called with each scenario file's outcome
 	// after its summary (RunFiles), also when a gate failed or the run was
 	// interrupted: darktime run --history appends each target's report to
@@ -241,13 +246,34 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 		s.Clients.Count, s.Clients.Channels, s.Clients.Ramp, len(s.Phases), s.RunLength(), len(s.Faults), s.Planned(), s.Limits.MaxDuration)
 
 	var res *swarm.Result
+	var watched func(*swarm.Result)
+	var rw *live.Config
+	if r.cfg.RemoteWrite != nil {
+		c := *r.cfg.RemoteWrite
+		c.Labels.Scenario, c.Labels.Target = s.Name, t.Label
+		rw = &c
+	}
 	if s.Clients.Procs > 1 {
-		res, err = r.runProcs(runCtx, cfg, sched, dir)
+		var spec json.RawMessage // each worker exports its part
+		if rw != nil {
+			if spec, err = rw.Spec(); err != nil {
+				return nil, err
+			}
+		}
+		res, err = r.runProcs(runCtx, cfg, sched, dir, spec)
 	} else {
+		if rw != nil {
+			var tick func(swarm.Tick)
+			tick, watched = rw.Watch()(cfg)
+			cfg.Tick = swarm.ChainTick(cfg.Tick, tick)
+		}
 		res, err = swarm.Run(runCtx, cfg)
 	}
 	sched.finish()
 	cr.stop()
+	if watched != nil {
+		watched(res) // the last interval and the ledger's totals
+	}
 	defer cr.record(to) // after the report's gates: the rollout's outcome is one
 	interrupted := err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 	unreachable := err != nil && errors.Is(err, ErrUnreachable)

@@ -96,8 +96,9 @@ func (r *Runner) swarmConfig(t scenario.Target, targets []string, shadowed bool)
 // runProcs runs the swarm as clients.procs worker processes (this
 // executable, swarm.WorkerArgs, the run on their stdin) that start
 // publishing together at one planned time, from which the runner times
-// its own faults.
-func (r *Runner) runProcs(ctx context.Context, cfg swarm.Config, sched *scheduler, dir string) (*swarm.Result, error) {
+// its own faults. Each worker exports its part live as live says, when
+// set.
+func (r *Runner) runProcs(ctx context.Context, cfg swarm.Config, sched *scheduler, dir string, live json.RawMessage) (*swarm.Result, error) {
 	ramp := time.Duration(float64(cfg.Clients) / cfg.Ramp * float64(time.Second))
 	settle := cfg.Settle
 	if settle == 0 {
@@ -112,7 +113,7 @@ func (r *Runner) runProcs(ctx context.Context, cfg swarm.Config, sched *schedule
 			f.Close()
 		}
 	}()
-	return swarm.RunProcs(ctx, cfg, swarm.Procs{N: r.s.Clients.Procs, Command: func(ctx context.Context, part swarm.Part) *exec.Cmd {
+	return swarm.RunProcs(ctx, cfg, swarm.Procs{N: r.s.Clients.Procs, Live: live, Command: func(ctx context.Context, part swarm.Part) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, r.bin, swarm.WorkerArgs()...)
 		cmd.Env = append(os.Environ(), r.cfg.Env...)
 		logf, err := os.Create(logPath(dir, fmt.Sprintf("swarm-%d", part.Index)))

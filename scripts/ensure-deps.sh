@@ -7,8 +7,10 @@
 #   chromium                          report's HTML page is checked in headless Chromium
 #   postgresql                        the history's PostgreSQL store is tested against a private
 #                                     server (initdb + postgres on a free port, internal/pgtest)
+#   prometheus                        live metrics (swarm/live) are tested against a private
+#                                     Prometheus with its remote-write receiver (internal/promtest)
 # The tests themselves install nothing: one whose tool is missing skips
-# (nginx, chromium, postgresql) or fails (redis-server) and says to run make deps.
+# (nginx, chromium, postgresql, prometheus) or fails (redis-server) and says to run make deps.
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
@@ -21,6 +23,7 @@ have nginx || need+=(nginx-light)
 nchan_module || need+=(libnginx-mod-nchan)
 have chromium || have chromium-browser || need+=(chromium)
 postgres_bin || need+=(postgresql)
+have prometheus || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
 fi
@@ -41,6 +44,8 @@ new_nginx=no
 if ! have nginx; then new_nginx=yes; fi
 new_postgres=no
 if ! postgres_bin; then new_postgres=yes; fi
+new_prometheus=no
+if ! have prometheus; then new_prometheus=yes; fi
 
 echo "installing from Debian's packages: ${need[*]}" >&2
 "${sudo[@]}" apt-get update -qq
@@ -70,5 +75,15 @@ if [ "$new_postgres" = yes ]; then
 		"${sudo[@]}" systemctl disable --now postgresql >/dev/null 2>&1 || true
 	elif command -v service >/dev/null 2>&1; then
 		"${sudo[@]}" service postgresql stop >/dev/null 2>&1 || true
+	fi
+fi
+# Debian's prometheus package may start its service on port 9090 (and
+# scrape itself); the tests start private servers of their own. Stop it
+# through its init system, never by process name.
+if [ "$new_prometheus" = yes ]; then
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+		"${sudo[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+	elif command -v service >/dev/null 2>&1; then
+		"${sudo[@]}" service prometheus stop >/dev/null 2>&1 || true
 	fi
 fi

@@ -334,6 +334,8 @@ type Agent struct {
 	// Progress, when set, gets each run's per-second status lines.
 	Logger   *slog.Logger
 	Progress io.Writer
+	// Watch, when set, watches each run's part live.
+	Watch Watch
 	// Runs, when positive, makes Serve return after that many runs.
 	Runs int
 }
@@ -445,6 +447,12 @@ func (a *Agent) join(ctx context.Context, runID string) bool {
 	cfg.Part = Part{Index: part, Count: agents}
 	cfg.Logger = log.With("part", part)
 	cfg.Progress = a.Progress
+	var watched func(*Result)
+	if a.Watch != nil {
+		var tick func(Tick)
+		tick, watched = a.Watch(cfg)
+		cfg.Tick = ChainTick(cfg.Tick, tick)
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	stopDone := make(chan struct{})
 	runDone := make(chan struct{})
@@ -471,6 +479,9 @@ func (a *Agent) join(ctx context.Context, runID string) bool {
 	close(runDone)
 	<-stopDone
 	cancel()
+	if watched != nil {
+		defer watched(res) // once the result is pushed
+	}
 
 	rep := agentReport{Proto: agentProto, Part: part, Agent: a.Name}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {

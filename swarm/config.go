@@ -102,6 +102,13 @@ type Config struct {
 	// the events received so far, so that a caller can measure something
 	// of its own over exactly the swarm's spans (stage.go).
 	Stages func(Stage) `json:"-"`
+	// Tick, when set, is told of every second of the run as the progress
+	// line is (whether or not Progress is set), from the ticking
+	// goroutine: it must not block. Tick.Second is the same Second the
+	// result will carry (its maps are not changed afterwards). swarm/live
+	// exports runs live there, and darktime run's abort_on_fail judges the
+	// run as it goes; ChainTick gives a run both.
+	Tick func(Tick) `json:"-"`
 	// DefaultRetry is the reconnection delay before a server sends a retry
 	// hint (3 s, as browsers).
 	DefaultRetry time.Duration
@@ -127,11 +134,6 @@ type Config struct {
 	// Progress, when set, receives one status line per second.
 	Logger   *slog.Logger `json:"-"`
 	Progress io.Writer    `json:"-"`
-	// OnSecond, when set, is told of each second of the series as the
-	// ticker closes it (the same Second the result will carry; its maps
-	// are not changed afterwards), from the ticking goroutine: a caller
-	// can judge the run as it goes (darktime run's abort_on_fail).
-	OnSecond func(Second) `json:"-"`
 
 	// Token, when set, mints a JWT per client at every connect for the
 	// {token} placeholder of the subscribe URL and headers (token.go).

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,11 @@ type Launch struct {
 	// Summary receives the run's summary (WriteSummary); Stderr the
 	// worker processes' output.
 	Summary, Stderr io.Writer
+	// Watch, when set, watches the run live in this process; with Procs
+	// each worker watches its part as Live says (required then). Not with
+	// Agents: each agent watches its own part.
+	Watch Watch
+	Live  json.RawMessage
 }
 
 // Check refuses a Launch that cannot run; the errors wrap ErrConfig and
@@ -36,6 +42,10 @@ func (l Launch) Check() error {
 		return flagError(fmt.Sprintf("--join-timeout %v is negative", l.Coordination.JoinTimeout))
 	case l.Out == "":
 		return flagError("--out FILE is required: the run's result goes there")
+	case l.Watch != nil && l.Agents > 0:
+		return flagError("--remote-write exports from the processes that run the clients: give it to each `darktime swarm agent` rather than with --agents")
+	case l.Watch != nil && l.Procs > 1 && len(l.Live) == 0:
+		return flagError("a watched run over --procs needs Launch.Live, what the workers export with")
 	}
 	return nil
 }
@@ -57,9 +67,18 @@ func (l Launch) Run(ctx context.Context, cfg Config) error {
 		co.Agents = l.Agents
 		res, err = RunAgents(ctx, cfg, co)
 	case l.Procs > 1:
-		res, err = RunProcs(ctx, cfg, Procs{N: l.Procs, Stderr: l.Stderr})
+		res, err = RunProcs(ctx, cfg, Procs{N: l.Procs, Stderr: l.Stderr, Live: l.Live})
 	default:
+		var done func(*Result)
+		if l.Watch != nil {
+			var tick func(Tick)
+			tick, done = l.Watch(cfg)
+			cfg.Tick = ChainTick(cfg.Tick, tick)
+		}
 		res, err = Run(ctx, cfg)
+		if done != nil {
+			defer done(res) // after the files: the last interval may take a while
+		}
 	}
 	if res != nil {
 		if werr := WriteFiles(res, l.Out, l.HdrLog); werr != nil {

@@ -3,6 +3,7 @@ package swarm
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,9 @@ type Procs struct {
 	Command func(ctx context.Context, part Part) *exec.Cmd
 	// Stderr receives the default command's output (os.Stderr).
 	Stderr io.Writer
+	// Live, when set, goes to every worker in its RunSpec: how it
+	// exports its part live (swarm/live's Config as JSON).
+	Live json.RawMessage
 }
 
 func (p Procs) command(ctx context.Context, part Part) (*exec.Cmd, error) {
@@ -91,6 +95,7 @@ func RunProcs(ctx context.Context, cfg Config, p Procs) (*Result, error) {
 		s := spec
 		s.Part, s.Out = Part{Index: i, Count: p.N}, outs[i]
 		s.Progress, s.Quiet = i == 0 && cfg.Progress != nil, i != 0 || !infoLogged
+		s.Live = p.Live
 		if err := startWorker(ctx, p, s, func(err error) { done <- outcome{i, err} }); err != nil {
 			done <- outcome{i, fmt.Errorf("start worker %d: %w", i, err)}
 		}

@@ -78,8 +78,9 @@ func (rc *recorder) publishDone(ok bool, lat time.Duration) {
 }
 
 // tick closes the interval that started at the last tick: it folds the
-// shards into the totals and appends one Second.
-func (rc *recorder) tick(now time.Time, open int64, errs int64) Second {
+// shards into the totals and appends one Second, which it returns with
+// the interval's histograms (kept by no one: Tick.Histograms).
+func (rc *recorder) tick(now time.Time, open int64, errs int64) (Second, map[string]*hdrhistogram.Histogram) {
 	delivery, connect, first := newHistogram(), newHistogram(), newHistogram()
 	var c EventCounts
 	var connects int64
@@ -117,7 +118,8 @@ func (rc *recorder) tick(now time.Time, open int64, errs int64) Second {
 		Reordered: c.Reordered, PublishesOK: pubOK, PublishesFailed: pubFailed, Errors: errs,
 		Histograms: map[string]string{},
 	}
-	for name, h := range map[string]*hdrhistogram.Histogram{HistDelivery: delivery, HistConnect: connect, HistPublish: pub} {
+	hists := map[string]*hdrhistogram.Histogram{HistDelivery: delivery, HistConnect: connect, HistPublish: pub}
+	for name, h := range hists {
 		if h.TotalCount() > 0 {
 			sec.Histograms[name] = encodeHistogram(h)
 		}
@@ -125,7 +127,7 @@ func (rc *recorder) tick(now time.Time, open int64, errs int64) Second {
 	sec.Summarise(delivery)
 	rc.series = append(rc.series, sec)
 	rc.lastTick = now
-	return sec
+	return sec, hists
 }
 
 // progressLine is the one-line status printed every second.

@@ -59,6 +59,10 @@ type RunSpec struct {
 	// flags instead.
 	Progress bool `json:"progress,omitempty"`
 	Quiet    bool `json:"quiet,omitempty"`
+	// Live, when set, is how the worker exports its part live (Procs.Live:
+	// swarm/live's Config as JSON); the worker's command builds the
+	// Watch from it (RunWorkerWatched). Agents use their own flags.
+	Live json.RawMessage `json:"live,omitempty"`
 }
 
 // newSpec is the spec of cfg split into parts, cfg's defaults filled in.
@@ -133,6 +137,11 @@ func NewLogger(w io.Writer, quiet bool) *slog.Logger {
 // and writes the result to spec.Out, also when ctx ends early (RunProcs
 // sends SIGINT on cancellation).
 func RunWorker(ctx context.Context, spec RunSpec, stderr io.Writer) error {
+	return RunWorkerWatched(ctx, spec, stderr, nil)
+}
+
+// RunWorkerWatched is RunWorker with the run watched (nil: not).
+func RunWorkerWatched(ctx context.Context, spec RunSpec, stderr io.Writer, watch Watch) error {
 	if spec.Out == "" {
 		return fmt.Errorf("%w: a worker's spec needs \"out\", the file its result goes to", ErrSpec)
 	}
@@ -143,7 +152,14 @@ func RunWorker(ctx context.Context, spec RunSpec, stderr io.Writer) error {
 		cfg.Progress = stderr
 	}
 	fdlimit.Raise()
+	var done func(*Result)
+	if watch != nil {
+		cfg.Tick, done = watch(cfg)
+	}
 	res, err := Run(ctx, cfg)
+	if done != nil {
+		defer done(res) // after the result file
+	}
 	if res != nil {
 		if werr := WriteFiles(res, spec.Out, ""); werr != nil {
 			return errors.Join(err, werr)

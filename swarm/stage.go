@@ -35,8 +35,10 @@ const (
 
 // stage tells Config.Stages, if set, that the run reached name.
 func (r *run) stage(name string) {
+	at := time.Now()
+	r.stageTimes.set(name, at)
 	if r.cfg.Stages == nil {
 		return
 	}
-	r.cfg.Stages(Stage{Name: name, At: time.Now(), Events: r.eventsSoFar(), Open: r.open.Load()})
+	r.cfg.Stages(Stage{Name: name, At: at, Events: r.eventsSoFar(), Open: r.open.Load()})
 }

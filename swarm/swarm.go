@@ -75,6 +75,9 @@ type run struct {
 	ledger *ledger.Ledger
 	pubs   *publishLog
 
+	// stageTimes are when the stages were reached: Tick.Phase (tick.go).
+	stageTimes stageTimes
+
 	mu       sync.Mutex // guards the fields below
 	sessions []session
 	totals   Totals
@@ -493,15 +496,17 @@ func (r *run) ticker(began time.Time, stop, done chan struct{}) {
 func (r *run) tick(now, began time.Time, p99 *float64) {
 	errs := r.errCount.Swap(0)
 	r.mu.Lock()
-	sec := r.rec.tick(now, r.open.Load(), errs)
+	sec, hists := r.rec.tick(now, r.open.Load(), errs)
 	total := r.rec.total[HistDelivery]
 	*p99 = float64(total.ValueAtQuantile(99)) / 1e3
+	clients := r.totals
 	r.mu.Unlock()
 	if r.cfg.Progress != nil {
 		progressLine(r.cfg.Progress, now.Sub(began), sec, *p99, errs)
 	}
-	if r.cfg.OnSecond != nil {
-		r.cfg.OnSecond(sec)
+	if r.cfg.Tick != nil {
+		clients.Planned = int64(len(r.clients))
+		r.cfg.Tick(Tick{At: now, Second: sec, Phase: r.phaseAt(now), Clients: clients, Histograms: hists})
 	}
 }
 

@@ -67,9 +67,9 @@ func TestRunUnreachable(t *testing.T) {
 	}
 }
 
-// TestRunOnSecond: the hook sees every second of the series, in order,
+// TestRunTickSeconds: the Tick hook sees every second of the series, in order,
 // as the result has them.
-func TestRunOnSecond(t *testing.T) {
+func TestRunTickSeconds(t *testing.T) {
 	t.Parallel()
 	target := startServer(t, server.Config{})
 	cfg := quickConfig(t, target)
@@ -77,7 +77,8 @@ func TestRunOnSecond(t *testing.T) {
 		mu   sync.Mutex
 		seen []Second
 	)
-	cfg.OnSecond = func(s Second) {
+	cfg.Tick = func(tk Tick) {
+		s := tk.Second
 		mu.Lock()
 		seen = append(seen, s)
 		mu.Unlock()

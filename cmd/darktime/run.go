@@ -14,6 +14,7 @@ import (
 	"github.com/darktime/darktime/report/history"
 	"github.com/darktime/darktime/runner"
 	"github.com/darktime/darktime/scenario"
+	"github.com/darktime/darktime/swarm/live"
 )
 
 func init() { subcommands = append(subcommands, newRunCmd) }
@@ -25,6 +26,7 @@ type runOptions struct {
 	logLevel                   string
 	h                          historyFlags
 	summaryMD                  string
+	remoteWrite                live.Flags
 }
 
 // runLong is the help of darktime run.
@@ -44,6 +46,9 @@ The overrides run a library scenario in another setting; the result is
 checked like the file. make run is
 
   darktime run --embedded --shadow 10 --clients 1000 --time-scale 0.25 scenarios/steady-state.yaml
+
+--remote-write URL exports each target's swarm live through Prometheus remote
+write, labelled with the scenario and the target (README "Live metrics").
 
 --history DIR|postgres://... appends each target's headline metrics to a
 history (darktime report history finds where they shifted), also for a run
@@ -93,6 +98,7 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error (lifecycle messages on stderr)")
 	o.h.addAppend(f, false)
 	f.StringVar(&o.summaryMD, "summary-md", "", "write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set)")
+	addRemoteWriteFlags(f, &o.remoteWrite)
 	return cmd
 }
 
@@ -109,6 +115,10 @@ func (o *runOptions) run(cmd *cobra.Command, files []string) error {
 				return usagef("%s is not a regular file: a run reads its scenario more than once; --allow-special-files works with --check", f)
 			}
 		}
+	}
+	rw, err := o.remoteWrite.Config(nil)
+	if err != nil {
+		return usageError{err}
 	}
 	opts := scenario.Options{SkipBinaries: o.skipBinaries, Overrides: o.ov, AllowSpecialFiles: allowSpecial && o.check, CheckCanary: checkCanaryPlan}
 	md := newSummaryMD(o.summaryMD)
@@ -130,7 +140,10 @@ func (o *runOptions) run(cmd *cobra.Command, files []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := runner.Config{Logger: log, Out: cmd.OutOrStdout(), Quiet: o.quiet, Env: childEnv()}
+	cfg := runner.Config{Logger: log, Out: cmd.OutOrStdout(), Quiet: o.quiet, Env: childEnv(), RemoteWrite: rw}
+	if rw != nil {
+		rw.Logger = log
+	}
 	st, err := o.h.open(cmd)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/darktime/darktime/internal/fdlimit"
 	"github.com/darktime/darktime/server/auth"
 	"github.com/darktime/darktime/swarm"
+	"github.com/darktime/darktime/swarm/live"
 )
 
 func init() { subcommands = append(subcommands, newSwarmCmd) }
@@ -25,6 +26,7 @@ type swarmOptions struct {
 	profile, profileFile string
 	launch               swarm.Launch
 	quiet                bool
+	remoteWrite          live.Flags
 }
 
 func newSwarmCmd() *cobra.Command {
@@ -40,7 +42,9 @@ per-channel +1/-1 ledger of what was owed, received, lost and duplicated.
 flags override them (templates with {target} {channel} {channels} {client}
 {seq} {ts} {payload}). --phase splits the publishing into stretches with rates
 of their own (one may spike a single hot channel); --slowdown turns clients into
-slow readers. Every run stops by itself; Ctrl-C stops early and still writes
+slow readers. --remote-write URL sends the progress line's numbers, with native
+histograms of the latencies, to Prometheus as the run goes (README "Live
+metrics"). Every run stops by itself; Ctrl-C stops early and still writes
 results.`,
 		Example: `  darktime swarm --profile darktime --target http://127.0.0.1:8080 --clients 1000 --channels 10 \
     --distribution zipf --rate 100 --duration 30s --out results/run.json --hdr-log results/run.hlog`,
@@ -81,6 +85,16 @@ func (o *swarmOptions) run(cmd *cobra.Command) error {
 	cfg, err := o.config(cmd)
 	if err != nil {
 		return err
+	}
+	rw, err := o.remoteWrite.Config(cfg.Logger)
+	if err != nil {
+		return usageError{err}
+	}
+	if rw != nil {
+		o.launch.Watch = rw.Watch()
+		if o.launch.Live, err = rw.Spec(); err != nil {
+			return err
+		}
 	}
 	if err := o.launch.Check(); err != nil {
 		return usageError{err}
@@ -151,12 +165,14 @@ func (o *swarmOptions) runFlags(f *pflag.FlagSet) {
 	f.StringVar(&l.Out, "out", "", "write the JSON result to `FILE` (required)")
 	f.StringVar(&l.HdrLog, "hdr-log", "", "write per-second histograms in HdrHistogram interval-log format to `FILE`")
 	f.BoolVar(&o.quiet, "quiet", false, "no progress lines, and only warnings and errors logged")
+	addRemoteWriteFlags(f, &o.remoteWrite)
 }
 
 func newSwarmAgentCmd() *cobra.Command {
 	var (
 		agent swarm.Agent
 		quiet bool
+		rwf   live.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -173,6 +189,13 @@ its result back. Serves one run after another until interrupted.`,
 			if !quiet {
 				agent.Progress = cmd.ErrOrStderr()
 			}
+			rw, err := rwf.Config(agent.Logger)
+			if err != nil {
+				return usageError{err}
+			}
+			if rw != nil {
+				agent.Watch = rw.AgentWatch(&agent)
+			}
 			if err := agent.Serve(cmd.Context()); err != nil && !errors.Is(err, context.Canceled) {
 				return usageIf(err, swarm.ErrConfig)
 			}
@@ -185,6 +208,7 @@ its result back. Serves one run after another until interrupted.`,
 	f.StringVar(&agent.Name, "name", "", "agent name shown by the coordinator (default host-pid)")
 	f.IntVar(&agent.Runs, "runs", 0, "exit after this many runs (0: serve until interrupted)")
 	f.BoolVar(&quiet, "quiet", false, "no progress lines, and only warnings and errors logged")
+	addRemoteWriteFlags(f, &rwf)
 	return cmd
 }
 
@@ -210,7 +234,15 @@ func newSwarmWorkerCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			if err := swarm.RunWorker(cmd.Context(), spec, cmd.ErrOrStderr()); err != nil && !errors.Is(err, context.Canceled) {
+			var watch swarm.Watch
+			if len(spec.Live) > 0 {
+				rw, err := live.FromSpec(spec.Live, swarm.NewLogger(cmd.ErrOrStderr(), spec.Quiet).With("part", spec.Part.Index))
+				if err != nil {
+					return usageError{err}
+				}
+				watch = rw.Watch()
+			}
+			if err := swarm.RunWorkerWatched(cmd.Context(), spec, cmd.ErrOrStderr(), watch); err != nil && !errors.Is(err, context.Canceled) {
 				return usageIf(err, swarm.ErrSpec, swarm.ErrConfig, swarm.ErrTemplate)
 			}
 			return nil
