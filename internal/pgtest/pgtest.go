@@ -10,7 +10,6 @@ package pgtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -72,8 +71,7 @@ func version(dir string) int {
 type Server struct {
 	// URL connects as the superuser darktime to the database postgres.
 	URL    string
-	cmd    *exec.Cmd
-	exited chan error
+	daemon *tstest.Daemon
 	dir    string
 	log    string
 }
@@ -144,57 +142,25 @@ func Start(t testing.TB) *Server {
 }
 
 func (s *Server) start(bin, data string, port int, cred *syscall.Credential) error {
-	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	s.cmd, s.exited = cmd, exited
 	s.URL = fmt.Sprintf("postgres://darktime@127.0.0.1:%d/postgres?sslmode=disable", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(s.log)
-			return fmt.Errorf("postgres exited: %v\n%s", err, b)
-		default:
-		}
+	d, err := tstest.StartDaemon("postgres", cmd, s.log, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		conn, err := pgx.Connect(ctx, s.URL)
-		if err == nil {
-			err = conn.Ping(ctx)
-			conn.Close(ctx)
+		if err != nil {
+			return err
 		}
-		cancel()
-		if err == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	_ = cmd.Process.Kill()
-	<-exited
-	b, _ := os.ReadFile(s.log)
-	return errors.New("postgres did not accept connections within 30 s:\n" + string(b))
+		defer conn.Close(ctx)
+		return conn.Ping(ctx)
+	})
+	s.daemon = d
+	return err
 }
 
 // stop asks the server for a fast shutdown (SIGINT: abort transactions,
 // close connections, exit), and kills it if it has not exited in 15 s.
-func (s *Server) stop() {
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.exited:
-	case <-time.After(15 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
-}
+func (s *Server) stop() { s.daemon.Stop(os.Interrupt) }

@@ -9,7 +9,6 @@ package promtest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,8 +48,7 @@ type Server struct {
 	// remote-write endpoint.
 	URL, WriteURL string
 
-	cmd    *exec.Cmd
-	exited chan error
+	daemon *tstest.Daemon
 	log    string
 	http   *http.Client
 }
@@ -81,57 +79,30 @@ func Start(t testing.TB) *Server {
 }
 
 func (s *Server) start(bin, conf, data, addr string) error {
-	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
 	cmd := exec.Command(bin,
 		"--config.file="+conf, "--storage.tsdb.path="+data, "--web.listen-address="+addr,
 		"--web.enable-remote-write-receiver", "--enable-feature=native-histograms")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	s.cmd, s.exited = cmd, exited
 	s.URL = "http://" + addr
 	s.WriteURL = s.URL + "/api/v1/write"
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(s.log)
-			return fmt.Errorf("prometheus exited: %v\n%s", err, b)
-		default:
+	d, err := tstest.StartDaemon("prometheus", cmd, s.log, func() error {
+		resp, err := s.http.Get(s.URL + "/-/ready")
+		if err != nil {
+			return err
 		}
-		if resp, err := s.http.Get(s.URL + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/-/ready: %s", resp.Status)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	_ = cmd.Process.Kill()
-	<-exited
-	b, _ := os.ReadFile(s.log)
-	return errors.New("prometheus was not ready within 30 s:\n" + string(b))
+		return nil
+	})
+	s.daemon = d
+	return err
 }
 
 // stop asks the server to shut down (SIGTERM), and kills it if it has
 // not exited in 15 s.
-func (s *Server) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(15 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
-}
+func (s *Server) stop() { s.daemon.Stop(syscall.SIGTERM) }
 
 // Log is the server's output so far, for failure messages.
 func (s *Server) Log() string {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/darktime/darktime/internal/batcherr"
 	"github.com/darktime/darktime/internal/eventid"
 )
 
@@ -179,16 +180,7 @@ type PartialError struct {
 }
 
 func (e *PartialError) Error() string {
-	failed := 0
-	var first error
-	for _, err := range e.Errs {
-		if err != nil {
-			failed++
-			if first == nil {
-				first = err
-			}
-		}
-	}
+	failed, first := batcherr.Summary(e.Errs)
 	return fmt.Sprintf("%d of %d events not published: %v", failed, len(e.Errs), first)
 }
 

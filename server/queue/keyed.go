@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/darktime/darktime/internal/batcherr"
 )
 
 // ErrOutcomeUnknown is wrapped (with ErrUnavailable) by an EnqueueKeyed
@@ -45,16 +47,7 @@ type PartialError struct {
 }
 
 func (e *PartialError) Error() string {
-	failed := 0
-	var first error
-	for _, err := range e.Errs {
-		if err != nil {
-			failed++
-			if first == nil {
-				first = err
-			}
-		}
-	}
+	failed, first := batcherr.Summary(e.Errs)
 	return fmt.Sprintf("queue: %d of %d jobs not enqueued: %v", failed, len(e.Errs), first)
 }
 
