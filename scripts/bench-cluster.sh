@@ -57,12 +57,6 @@ pids=()
 . "$repo/scripts/lib/redis.sh"
 PIN=0
 
-stop_all() {
-	local pid
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-	pids=()
-}
 trap 'stop_all; rm -rf "$tmp"' EXIT
 
 # start_stack kind n: the broker and two nodes; sets url, node_pids,
@@ -84,10 +78,6 @@ start_stack() {
 	done
 }
 
-get() { jq -r "[$2] | first // \"-\" | if type == \"number\" then (. * 100 | round) / 100 else . end" "$1"; }
-median() {
-	sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
-}
 # nodes_us FILE / redis_us FILE: CPU µs per delivery, summed.
 nodes_us() { jq -r '[.server_cpu_us_per_delivery, (.processes[] | select(.name | startswith("node")) | .cpu_us_per_delivery)] | add * 100 | round / 100' "$1"; }
 redis_us() { jq -r '[.processes[] | select(.name | startswith("redis")) | .cpu_us_per_delivery] | add * 100 | round / 100' "$1"; }

@@ -47,12 +47,6 @@ pids=()
 # shellcheck source=lib/redis.sh
 . "$repo/scripts/lib/redis.sh"
 
-stop_all() {
-	local pid
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-	pids=()
-}
 trap 'stop_all; rm -rf "$tmp"' EXIT
 
 now() { date +%s.%N; }

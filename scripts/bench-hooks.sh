@@ -67,12 +67,6 @@ pids=()
 . "$repo/scripts/lib/redis.sh"
 PIN=$PIN_REDIS
 
-stop_all() {
-	local pid
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-	pids=()
-}
 trap 'stop_all; rm -rf "$tmp"' EXIT
 
 # start_stack kind n: the broker, the web tier and two workers; sets
@@ -97,12 +91,6 @@ start_stack() {
 	done
 }
 
-# get FILE JQ-PATH: a number from a result to 2 decimals, "-" when absent.
-get() { jq -r "[$2] | first // \"-\" | if type == \"number\" then (. * 100 | round) / 100 else . end" "$1"; }
-
-median() {
-	sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
-}
 
 cpu() { # FILE PHASE NAME: µs per job; NAME redis sums every redis* (the shards)
 	if [ "$3" = redis ]; then

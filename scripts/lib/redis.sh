@@ -1,5 +1,6 @@
 # Shared by the benchmark scripts (source it): free ports, waiting for a
-# listener, private redis-servers and a Redis Cluster made of them. The
+# listener, stopping what was started, private redis-servers and a Redis
+# Cluster made of them, numbers out of result files (get, median). The
 # caller defines pids=() (every process started is appended, for its
 # stop_all) and may set PIN (a taskset cpu list) before starting Redis.
 
@@ -102,4 +103,20 @@ slot_master() {
 				if (slot >= lo && slot <= hi) { split($2, a, "[:@]"); print a[2]; exit }
 			}
 		}'
+}
+
+# stop_all: stops (and reaps) every process in pids.
+stop_all() {
+	local pid
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	pids=()
+}
+
+# get FILE JQ-PATH: a number from a result to 2 decimals, "-" when absent.
+get() { jq -r "[$2] | first // \"-\" | if type == \"number\" then (. * 100 | round) / 100 else . end" "$1"; }
+
+# median: the median of the numbers on stdin, "-" for none.
+median() {
+	sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
