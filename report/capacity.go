@@ -81,6 +81,46 @@ func Plan(r *Report, opts CapacityOptions) (*Capacity, error) {
 	if opts.Headroom == 0 {
 		opts.Headroom = DefaultHeadroom
 	}
+	k, err := FindKnee(r, opts.SLOP99Ms, opts.Breach, opts.Nodes)
+	if err != nil {
+		return nil, err
+	}
+	c := &Capacity{SLOP99Ms: opts.SLOP99Ms, Knee: k, PeakUsers: opts.PeakUsers, HotRate: opts.HotRate}
+	c.DeliveriesNeeded = opts.HotRate * float64(opts.PeakUsers) * opts.HotShare
+	c.NodesForConnections = int(math.Ceil(float64(opts.PeakUsers) / (k.Subscribers * opts.Headroom)))
+	c.NodesForDeliveries = int(math.Ceil(c.DeliveriesNeeded / (k.DeliveriesPerS * opts.Headroom)))
+	c.Nodes = max(1, c.NodesForConnections, c.NodesForDeliveries)
+	c.Assumptions = []string{
+		fmt.Sprintf("the ramp ran on %d node(s) and the load spread evenly over them", opts.Nodes),
+		fmt.Sprintf("the knee is the most connections and deliveries/s seen in a second with p99 <= %s ms before %d seconds in a row broke it",
+			formatNum(opts.SLOP99Ms), opts.Breach),
+		fmt.Sprintf("every user holds one connection; %s of them subscribe to the hottest channel and get each of its %s messages/s",
+			pct(opts.HotShare), formatNum(opts.HotRate)),
+		"the hottest channel dominates: other channels' deliveries are not counted",
+		fmt.Sprintf("nodes are planned at %s of the knee (headroom for failover and bursts)", pct(opts.Headroom)),
+		"latency grows with connections and deliveries/s as in the ramp (same hardware, message size and subscriber mix)",
+		"the broker delivers the hottest channel's messages to every node; its own limit is not measured here",
+	}
+	if k.LowerBound {
+		c.Assumptions = append(c.Assumptions, "the SLO never broke during the run: the knee is a lower bound, the node count an upper bound")
+	}
+	return c, nil
+}
+
+// FindKnee finds the knee of a ramp run served by nodes nodes (see Plan):
+// the most open connections and deliveries/s per node seen in a second
+// with p99 <= sloP99Ms before breach seconds in a row broke it.
+func FindKnee(r *Report, sloP99Ms float64, breach, nodes int) (Knee, error) {
+	if sloP99Ms <= 0 {
+		return Knee{}, badInput("capacity: the SLO (--slo-p99-ms) must be > 0")
+	}
+	if breach <= 0 {
+		breach = DefaultBreach
+	}
+	if nodes <= 0 {
+		nodes = DefaultNodes
+	}
+	opts := CapacityOptions{SLOP99Ms: sloP99Ms, Breach: breach, Nodes: nodes}
 	var busy []SeriesPoint
 	for _, s := range r.Series {
 		if s.Deliveries > 0 {
@@ -88,7 +128,7 @@ func Plan(r *Report, opts CapacityOptions) (*Capacity, error) {
 		}
 	}
 	if len(busy) < opts.Breach+1 {
-		return nil, badInput("capacity: the run has %d seconds with deliveries; a ramp needs more", len(busy))
+		return Knee{}, badInput("capacity: the run has %d seconds with deliveries; a ramp needs more", len(busy))
 	}
 	k := Knee{LowerBound: true}
 	end := len(busy)
@@ -112,30 +152,11 @@ func Plan(r *Report, opts CapacityOptions) (*Capacity, error) {
 		}
 	}
 	if k.Subscribers == 0 || k.DeliveriesPerS == 0 {
-		return nil, badInput("capacity: no second of the run kept p99 <= %s ms: nothing to plan from (lower the load or raise the SLO)", formatNum(opts.SLOP99Ms))
+		return Knee{}, badInput("capacity: no second of the run kept p99 <= %s ms: nothing to plan from (lower the load or raise the SLO)", formatNum(opts.SLOP99Ms))
 	}
 	n := float64(opts.Nodes)
 	k.Subscribers, k.DeliveriesPerS = math.Floor(k.Subscribers/n), math.Floor(k.DeliveriesPerS/n)
-	c := &Capacity{SLOP99Ms: opts.SLOP99Ms, Knee: k, PeakUsers: opts.PeakUsers, HotRate: opts.HotRate}
-	c.DeliveriesNeeded = opts.HotRate * float64(opts.PeakUsers) * opts.HotShare
-	c.NodesForConnections = int(math.Ceil(float64(opts.PeakUsers) / (k.Subscribers * opts.Headroom)))
-	c.NodesForDeliveries = int(math.Ceil(c.DeliveriesNeeded / (k.DeliveriesPerS * opts.Headroom)))
-	c.Nodes = max(1, c.NodesForConnections, c.NodesForDeliveries)
-	c.Assumptions = []string{
-		fmt.Sprintf("the ramp ran on %d node(s) and the load spread evenly over them", opts.Nodes),
-		fmt.Sprintf("the knee is the most connections and deliveries/s seen in a second with p99 <= %s ms before %d seconds in a row broke it",
-			formatNum(opts.SLOP99Ms), opts.Breach),
-		fmt.Sprintf("every user holds one connection; %s of them subscribe to the hottest channel and get each of its %s messages/s",
-			pct(opts.HotShare), formatNum(opts.HotRate)),
-		"the hottest channel dominates: other channels' deliveries are not counted",
-		fmt.Sprintf("nodes are planned at %s of the knee (headroom for failover and bursts)", pct(opts.Headroom)),
-		"latency grows with connections and deliveries/s as in the ramp (same hardware, message size and subscriber mix)",
-		"the broker delivers the hottest channel's messages to every node; its own limit is not measured here",
-	}
-	if k.LowerBound {
-		c.Assumptions = append(c.Assumptions, "the SLO never broke during the run: the knee is a lower bound, the node count an upper bound")
-	}
-	return c, nil
+	return k, nil
 }
 
 func pct(v float64) string { return formatNum(math.Round(v*1000)/10) + "%" }

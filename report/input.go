@@ -72,6 +72,13 @@ func (fs Files) read(ctx context.Context, path string, maxBytes int64, raise str
 	return data, nil
 }
 
+// Read reads one file of another format within the same bounds (the
+// resource samples beside a scenario run's results, for the capacity
+// plan).
+func (fs Files) Read(ctx context.Context, path string) ([]byte, error) {
+	return fs.read(ctx, path, fs.MaxBytes, "--max-input-bytes")
+}
+
 // Result reads and checks one swarm result file.
 func (fs Files) Result(ctx context.Context, path string) (*resultfile.Result, error) {
 	data, err := fs.read(ctx, path, fs.MaxBytes, "--max-input-bytes")

@@ -61,6 +61,16 @@ func (p *proc) start() error {
 	return nil
 }
 
+// pid is the running process's id, 0 when it is not running.
+func (p *proc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // exited reports whether the process has ended by itself.
 func (p *proc) exited() bool {
 	p.mu.Lock()

@@ -216,6 +216,8 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 
 	statsNodes := c.statsNodes()
 	before := c.snapshot(statsNodes)
+	sampler := c.sampleResources()
+	defer sampler.halt()
 
 	faults := &faultLog{}
 	cfg, err := r.swarmConfig(t, c.targets(), len(c.proxies) > 0)
@@ -308,6 +310,9 @@ func (r *Runner) runTarget(ctx context.Context, t scenario.Target, dir string) (
 	var candidate []server.Stats
 	if c.candidate != nil {
 		candidate = c.snapshot([]string{c.candURL})
+	}
+	if _, err := sampler.finish(dir); err != nil {
+		to.Notes = append(to.Notes, "resources: "+err.Error())
 	}
 	c.stop()
 	stopped = true

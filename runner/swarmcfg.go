@@ -46,7 +46,7 @@ func SwarmConfig(s *scenario.Scenario, t scenario.Target, targets []string, shad
 	cfg = swarm.Config{
 		Targets: targets, Target: strings.Join(targets, ","), Profile: prof,
 		Clients: c.Count, Channels: c.Channels, Ramp: c.Ramp, Sources: c.Sources,
-		Rate: s.Publishers.Rate, Size: s.Publishers.Size,
+		Rate: s.Publishers.Rate, Size: s.Publishers.Size, Publishers: s.Publishers.InFlight,
 	}
 	if tk := c.Token; tk != nil {
 		cfg.Token = &swarm.TokenConfig{SecretEnv: tk.SecretEnv, KeyFile: tk.KeyFile, Algorithm: tk.Algorithm, TTL: tk.TTL.D()}

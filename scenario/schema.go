@@ -150,6 +150,10 @@ type Publishers struct {
 	Pacing   string  `yaml:"pacing,omitempty"`
 	Size     int     `yaml:"size,omitempty"`
 	Endpoint string  `yaml:"endpoint,omitempty"` // pub | hooks
+	// InFlight bounds the publish requests in flight, and so the
+	// publishers' connections to the nodes (swarm.Config.Publishers;
+	// default vegeta's up to 10,000, which a stall of the machine opens).
+	InFlight int `yaml:"in_flight,omitempty"`
 }
 
 // Publish endpoints.

@@ -357,6 +357,9 @@ func (v *validator) publishers() {
 	if p.Size == 0 {
 		p.Size = params.DefaultSize
 	}
+	if v.has("publishers.in_flight") && (p.InFlight < 1 || p.InFlight > 10_000) {
+		v.errorf("publishers.in_flight", "%d: want 1 to 10,000 requests in flight", p.InFlight)
+	}
 	if p.Pacing == "" {
 		p.Pacing = params.PaceConstant
 	}

@@ -188,28 +188,54 @@ func newReportCapacityCmd() *cobra.Command {
 	var (
 		opts    report.CapacityOptions
 		jsonOut string
+		c       capacityFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "capacity RESULT... --slo-p99-ms X --users P --rate M",
-		Short: "Find the knee of a ramp run and size a cluster for a peak",
-		Long: `From a ramp run (connections and deliveries/s rising over time), finds the most
-subscribers and deliveries/s per node that kept p99 delivery latency under the
-SLO, then answers: for --users concurrent users and --rate messages/s on the
-hottest channel, how many nodes. Prints its assumptions.`,
-		Example: `  darktime report capacity results/ramp.json --slo-p99-ms 50 --users 200000 --rate 20 --hot-share 0.1`,
-		Args:    cobra.MinimumNArgs(1),
+		Use:   "capacity RUN... --forecast FILE | RESULT... --slo-p99-ms X --users P --rate M",
+		Short: "Fit every resource to ramp runs and size a forecast: nodes, Redis shards, bandwidth, what binds; --verify checks it here",
+		Long: `With --forecast (or --model-out): fits a model of every resource that binds —
+server CPU per delivery, publish, received event, connect and connection;
+memory and open files per connection; bytes written per delivery and
+publish; Redis CPU per publish and per message sent to a node — by least
+squares to the per-second resource samples of ramp runs (darktime run
+folders: swarm.json + resources.json; scenarios/capacity-ramp.yaml), up to
+each run's knee at the SLO, with each coefficient's standard error and its
+spread over the runs. For the forecast (peak users, channels and their
+distribution, messages/s overall and on the hottest channel, event size,
+the node's cores, memory, files and NIC, headroom) it prints the nodes
+each resource needs, which binds, the Redis shards, the bandwidth and the
+assumptions. --model FILE plans from a saved model (--model-out).
+
+--verify scales the forecast down to what this machine holds (one node,
+about --verify-cpu cores of server CPU predicted), runs it as a scenario
+into --verify-dir, measures every resource the same way and prints
+predicted against measured: exit 1 when one is off by more than
+--tolerance.
+
+Without --forecast: the knee plan of one ramp run (the most subscribers and
+deliveries/s per node under the SLO) for --users and --rate.`,
+		Example: `  darktime report capacity results/ramp-1 results/ramp-2 results/ramp-3 --forecast forecast.yaml --json plan.json
+  darktime report capacity --model model.json --forecast forecast.yaml --verify
+  darktime report capacity results/ramp.json --slo-p99-ms 50 --users 200000 --rate 20 --hot-share 0.1`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c.forecast != "" || c.model != "" || c.modelOut != "" || c.verify {
+				return c.run(cmd, args, opts.SLOP99Ms, opts.Breach, jsonOut)
+			}
+			if len(args) == 0 {
+				return usagef("give a ramp run's result file (or --forecast with ramp runs)")
+			}
 			return reportErr(reportFiles(cmd).Capacity(cmd.Context(), args, opts, jsonOut, cmd.OutOrStdout()))
 		},
 	}
 	f := cmd.Flags()
-	f.Float64Var(&opts.SLOP99Ms, "slo-p99-ms", 0, "the SLO: p99 delivery latency in ms (required)")
-	f.Int64Var(&opts.PeakUsers, "users", 0, "peak concurrent users to plan for (required)")
-	f.Float64Var(&opts.HotRate, "rate", 0, "messages/s on the hottest channel at the peak (required)")
-	f.Float64Var(&opts.HotShare, "hot-share", report.DefaultHotShare, "share of users subscribed to the hottest channel")
-	f.Float64Var(&opts.Headroom, "headroom", report.DefaultHeadroom, "plan nodes at this share of the knee")
-	f.IntVar(&opts.Nodes, "nodes", report.DefaultNodes, "server nodes that served the ramp run")
+	f.Float64Var(&opts.SLOP99Ms, "slo-p99-ms", 0, "the SLO: p99 delivery latency in ms (required without --forecast; with it, cuts the fit at the knee, default 50)")
+	f.Int64Var(&opts.PeakUsers, "users", 0, "peak concurrent users to plan for (the knee plan; required without --forecast)")
+	f.Float64Var(&opts.HotRate, "rate", 0, "messages/s on the hottest channel at the peak (the knee plan)")
+	f.Float64Var(&opts.HotShare, "hot-share", report.DefaultHotShare, "share of users subscribed to the hottest channel (the knee plan)")
+	f.Float64Var(&opts.Headroom, "headroom", report.DefaultHeadroom, "plan nodes at this share of the knee (the knee plan; a forecast sets its own)")
+	f.IntVar(&opts.Nodes, "nodes", report.DefaultNodes, "server nodes that served the ramp run (the knee plan)")
 	f.IntVar(&opts.Breach, "breach", report.DefaultBreach, "consecutive seconds over the SLO that end the usable ramp")
-	f.StringVar(&jsonOut, "json", "", "write the plan as JSON here")
+	f.StringVar(&jsonOut, "json", "", "write the plan as JSON here (darktime.capacity/v2 with --forecast)")
+	c.add(f)
 	return cmd
 }

@@ -51,3 +51,32 @@ func TestTreeCountsChildren(t *testing.T) {
 		t.Errorf("tree rss %d KiB, self %d KiB, child %d KiB: the child is missing", tree.RSSKiB, self.RSSKiB, child.RSSKiB)
 	}
 }
+
+func TestReadUsage(t *testing.T) {
+	t.Parallel()
+	before, err := Read(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	f, err := os.Create(t.TempDir() + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(make([]byte, 1<<16)); err != nil {
+		t.Fatal(err)
+	}
+	after, err := Read(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.FDs < 4 || after.RSSBytes <= 0 {
+		t.Errorf("fds %d, rss %d: want an open file more than stdin/out/err and some memory", after.FDs, after.RSSBytes)
+	}
+	if got := after.WriteBytes - before.WriteBytes; got < 1<<16 {
+		t.Errorf("wchar grew by %d after a 64 KiB write", got)
+	}
+	if _, err := Read(1 << 30); err == nil {
+		t.Error("a pid that does not exist read without error")
+	}
+}
