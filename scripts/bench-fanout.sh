@@ -9,13 +9,15 @@
 # medians per kind and, with the floor in the set, each kind's CPU per
 # delivery and p99 as a ratio to the floor's and darktime's to nchan's.
 #
-# Usage: scripts/bench-fanout.sh [darktime|nchan|floor|all|KIND,KIND...]
+# Usage: scripts/bench-fanout.sh [darktime|nchan|floor|floor-syscall|all|KIND,KIND...]
 #        (default darktime; all = floor,darktime,nchan)
 # Environment: REPEAT SUBSCRIBERS CHANNELS DURATION SIZE BASE_RATE SAT_RATE
 #              SAT_DRAIN PHASES (default "base saturation")
 # floor is bench/floor: one raw write(2) per subscriber per publish and
-# nothing else, the yardstick; it does not run the saturation phase (its
-# non-blocking writes drop what a full socket does not take, by design).
+# nothing else, the yardstick; floor-syscall is the same through
+# syscall.Write (the scheduler told of every write). Floors do not run the
+# saturation phase (their non-blocking writes drop what a full socket does
+# not take, by design).
 # nchan runs the repository's internal/nchanconf/nchan-nginx.conf (the one
 # `start: nchan` uses).
 # Results: results/bench/<UTC time>/<kind>-<phase>-<n>.json (git-ignored).
@@ -46,9 +48,9 @@ fi
 IFS=, read -r -a kinds <<<"$kind"
 for k in "${kinds[@]}"; do
 	case "$k" in
-	floor | darktime | nchan) ;;
+	floor | floor-syscall | darktime | nchan) ;;
 	*)
-		echo "usage: $0 [darktime|nchan|floor|all|KIND,KIND...]" >&2
+		echo "usage: $0 [darktime|nchan|floor|floor-syscall|all|KIND,KIND...]" >&2
 		exit 2
 		;;
 	esac
@@ -90,8 +92,10 @@ start_server() { # kind
 		target=http://127.0.0.1:8080
 		wait_port 127.0.0.1 8080
 		;;
-	floor)
-		taskset -c 0 "$bindir/floor" --listen 127.0.0.1:8070 >"$out/floor-server.log" 2>&1 &
+	floor | floor-syscall)
+		local mode=raw
+		[ "$1" = floor-syscall ] && mode=syscall
+		taskset -c 0 "$bindir/floor" --listen 127.0.0.1:8070 --write "$mode" >"$out/$1-server.log" 2>&1 &
 		server_pid=$!
 		target=http://127.0.0.1:8070
 		wait_port 127.0.0.1 8070
@@ -195,7 +199,7 @@ run_phase() { # phase rate drain
 	local phase=$1 rate=$2 drain=$3 k i
 	for i in $(seq "$REPEAT"); do
 		for k in "${kinds[@]}"; do
-			if [ "$k" = floor ] && [ "$phase" = saturation ]; then continue; fi
+			if [[ $k == floor* ]] && [ "$phase" = saturation ]; then continue; fi
 			run_one "$k" "$phase" "$rate" "$drain" "$i"
 		done
 	done

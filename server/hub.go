@@ -95,12 +95,7 @@ func (h *hub) dispatch(d broker.Delivery) {
 	if ch == nil {
 		return
 	}
-	wire := make([]byte, 0, len(d.Body)+32)
-	wire = sse.AppendIDLine(wire, d.ID.String())
-	bodyOff := len(wire)
-	wire = append(wire, d.Body...)
-	wire = append(wire, '\n')
-	f := &frame{ch: ch, id: d.ID, wire: wire, bodyOff: bodyOff}
+	f := newFrame(ch, d.ID, d.Body)
 	ch.stats.received.Add(1)
 	h.stats.received.Add(1)
 	if d.CaughtUp {
@@ -160,6 +155,11 @@ func (sh *shard) run() {
 }
 
 func (sh *shard) fanOut() {
+	if len(sh.batch) == 1 && !sh.batch[0].notice {
+		sh.fanOutOne(sh.batch[0])
+		sh.batch[0] = nil
+		return
+	}
 	var total uint64
 	for i, f := range sh.batch {
 		if f.notice {
@@ -182,6 +182,37 @@ func (sh *shard) fanOut() {
 		sh.batch[i] = nil
 	}
 	sh.h.stats.fannedOut.Add(total)
+	for i, s := range sh.dirty {
+		s.flush()
+		sh.dirty[i] = nil
+	}
+	sh.dirty = sh.dirty[:0]
+}
+
+// fanOutOne fans out a batch of one event, as it comes at moderate load:
+// each subscriber is written to as the loop reaches it (deliver), so the
+// first write leaves at once instead of after every subscriber was
+// queued, and the counters are added once for the event.
+func (sh *shard) fanOutOne(f *frame) {
+	var accepted, wrote uint64
+	for _, s := range *f.ch.subs.Load() {
+		switch s.deliver(f) {
+		case written:
+			accepted++
+			wrote++
+		case queued:
+			accepted++
+			sh.dirty = append(sh.dirty, s)
+		case taken:
+			accepted++
+		}
+	}
+	f.ch.stats.fannedOut.Add(accepted)
+	sh.h.stats.fannedOut.Add(accepted)
+	if wrote > 0 {
+		f.ch.stats.written.Add(wrote)
+		sh.h.stats.written.Add(wrote)
+	}
 	for i, s := range sh.dirty {
 		s.flush()
 		sh.dirty[i] = nil
@@ -331,7 +362,7 @@ func (h *hub) channelList() []*channel {
 // subscribers (unsubscribing the node at the broker).
 func (h *hub) housekeeping() {
 	defer h.wg.Done()
-	keepAlive := time.NewTicker(h.cfg.KeepAlive)
+	keepAlive := time.NewTicker(h.cfg.KeepAlive / 2) // see subscriber.keepAlive
 	defer keepAlive.Stop()
 	sweep := time.NewTicker(h.cfg.ChannelIdle)
 	defer sweep.Stop()
@@ -340,12 +371,18 @@ func (h *hub) housekeeping() {
 		case <-h.stop:
 			return
 		case <-keepAlive.C:
-			for _, s := range h.subscribers() {
-				s.enqueueComment(sseComment)
-			}
+			h.keepAlive()
 		case <-sweep.C:
 			h.sweep()
 		}
+	}
+}
+
+// keepAlive is the half-interval keep-alive tick: streams silent since the
+// last tick get a comment (subscriber.keepAlive).
+func (h *hub) keepAlive() {
+	for _, s := range h.subscribers() {
+		s.keepAlive(sseComment)
 	}
 }
 

@@ -5,13 +5,12 @@ package server
 import (
 	"errors"
 	"net"
-	"syscall"
 )
 
-// rawConnOf returns nil: direct writes are a unix optimisation; elsewhere
-// every subscriber has a writer goroutine.
-func rawConnOf(net.Conn) syscall.RawConn { return nil }
+// fdOf reports no descriptor: direct writes are a unix optimisation;
+// elsewhere every subscriber has a writer goroutine.
+func fdOf(net.Conn) (int, bool) { return 0, false }
 
-func writeNonblock(syscall.RawConn, []byte) (int, error) {
+func writeNonblock(int, []byte) (int, error) {
 	return 0, errors.New("direct writes are not supported on this platform")
 }

@@ -137,9 +137,7 @@ func (s *Server) armExpiry(ctx context.Context, sub *subscriber, until time.Time
 	}
 	notice := renewNotice(channels)
 	t := time.AfterFunc(time.Until(until), func() {
-		if sub.sayGoodbye(notice, reasonTokenExpired, true) {
-			s.hub.stats.auth.expiredStreams.Add(1)
-		}
+		sub.sayGoodbye(notice, reasonTokenExpired, true) // counts the expired stream
 	})
 	sub.mu.Lock()
 	closed := sub.state == stateClosed

@@ -284,7 +284,7 @@ func (s *Server) serveHijacked(w http.ResponseWriter, sub *subscriber, in stream
 		return
 	}
 	sub.conn = conn
-	sub.raw = rawConnOf(conn)
+	sub.fd, sub.direct = fdOf(conn)
 	sub.chunked = !http10
 	sub.mu.Unlock()
 	_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))

@@ -4,7 +4,6 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/darktime/darktime/internal/eventid"
@@ -50,37 +49,64 @@ type frame struct {
 	wire    []byte // "id: <id>\n" + body + "\n"; a notice: the whole event
 	bodyOff int    // where the body starts in wire
 	notice  bool
+	// chunk is wire as one HTTP/1.1 chunk (size line, wire, CRLF): what a
+	// chunked stream with nothing queued is sent as it is (deliver). Nil
+	// for notices.
+	chunk []byte
+}
+
+// newFrame encodes an event once for every subscriber: its id line and
+// body, and the same bytes as an HTTP/1.1 chunk, in one allocation.
+func newFrame(ch *channel, id eventid.ID, body []byte) *frame {
+	buf := make([]byte, chunkRoom, chunkRoom+len(body)+40)
+	buf = sse.AppendIDLine(buf, id.String())
+	bodyOff := len(buf) - chunkRoom
+	buf = append(buf, body...)
+	buf = append(buf, '\n')
+	wire := buf[chunkRoom:len(buf):len(buf)]
+	var hex [8]byte
+	h := strconv.AppendInt(hex[:0], int64(len(wire)), 16)
+	start := chunkRoom - 2 - len(h)
+	copy(buf[start:], h)
+	buf[chunkRoom-2], buf[chunkRoom-1] = '\r', '\n'
+	buf = append(buf, '\r', '\n')
+	return &frame{ch: ch, id: id, wire: wire, bodyOff: bodyOff, chunk: buf[start:]}
 }
 
 // subscriber is one SSE connection. Events are copied into pending by the
 // fan-out; a flush writes everything pending in one write. On a plain TCP
-// connection (raw != nil) the flush writes directly from the fan-out
-// goroutine without blocking, and only a connection whose socket is full
-// gets a writer goroutine until it catches up. Otherwise (TLS, HTTP/2) the
-// handler goroutine writes.
+// connection (direct) the flush writes to the descriptor from the fan-out
+// goroutine without blocking — and an event that finds nothing queued is
+// written from its frame, without a copy (deliver) — and only a connection
+// whose socket is full gets a writer goroutine until it catches up.
+// Otherwise (TLS, HTTP/2) the handler goroutine writes.
 type subscriber struct {
 	hub     *hub
 	chans   []*channel // sorted by name
 	multi   bool
 	chunked bool
 
-	conn net.Conn        // raw mode: the hijacked connection
-	raw  syscall.RawConn // raw mode; nil in stream mode
-	wake chan struct{}   // stream mode: tells the handler goroutine to write
-	done chan struct{}   // closed when the subscriber is closed
+	conn   net.Conn      // raw mode: the hijacked connection
+	fd     int           // raw mode with direct: conn's descriptor (see fdOf)
+	direct bool          // fd is set: write without blocking from the fan-out
+	wake   chan struct{} // stream mode: tells the handler goroutine to write
+	done   chan struct{} // closed when the subscriber is closed
 
 	mu        sync.Mutex
 	state     subState
 	scheduled bool // in some shard's flush list
 	writing   bool // a writer owns the connection
-	held      []*frame
-	pending   []byte
-	pendCh    []*channel // the channel of every event in pending
-	pendEnd   []int      // where every event in pending ends (an offset into it)
-	spare     []byte
-	spareCh   []*channel
-	spareEnd  []int
-	inflight  int // events a writer is writing now
+	// active says bytes were written since the last keep-alive tick:
+	// a stream that carries events needs no keep-alive comments.
+	active   bool
+	held     []*frame
+	pending  []byte
+	pendCh   []*channel // the channel of every event in pending
+	pendEnd  []int      // where every event in pending ends (an offset into it)
+	spare    []byte
+	spareCh  []*channel
+	spareEnd []int
+	inflight int // events a writer is writing now
 	// skip holds, after a resume, the newest id written from history per
 	// channel: events still on their way through the fan-out that history
 	// already carried are not sent again. An entry goes at the first newer
@@ -155,11 +181,61 @@ func (s *subscriber) appendCursor(dst []byte) []byte {
 	return dst
 }
 
+// outcome is what deliver did with an event.
+type outcome uint8
+
+const (
+	refused outcome = iota // not for this subscriber (closed, resuming, already sent)
+	written                // in the kernel
+	queued                 // pending: the caller flushes the subscriber after the batch
+	taken                  // pending, and some writer or flush list has it already
+)
+
+// deliver is the fan-out's path for a batch of one event: a live
+// single-channel stream with nothing queued gets the frame's own bytes in
+// one non-blocking write, under one lock, with nothing copied. Anything
+// else goes the way of enqueue.
+func (s *subscriber) deliver(f *frame) outcome {
+	s.mu.Lock()
+	if !s.direct || s.state != stateLive || s.writing || s.multi || s.skip != nil || s.queuedLocked() > 0 {
+		return s.enqueueLocked(f)
+	}
+	b := f.wire
+	if s.chunked {
+		b = f.chunk
+	}
+	n, err := writeNonblock(s.fd, b)
+	if err == nil && n == len(b) {
+		s.lastID = f.id
+		s.active = true
+		s.mu.Unlock()
+		return written
+	}
+	// An error, or the socket took part of it: as a flush of it would.
+	s.appendFrameLocked(f)
+	buf, base := s.sealLocked()
+	s.afterFlushLocked(buf, base, n, err)
+	return taken
+}
+
 // enqueue is called by the fan-out for each event of a subscribed channel.
 // accepted says the event was queued for writing (it counts as fanned out);
 // schedule says the caller must flush this subscriber after its batch.
 func (s *subscriber) enqueue(f *frame) (accepted, schedule bool) {
 	s.mu.Lock()
+	switch s.enqueueLocked(f) {
+	case queued:
+		return true, true
+	case taken:
+		return true, false
+	}
+	return false, false
+}
+
+// enqueueLocked is enqueue with s.mu held; it releases s.mu. It answers
+// queued (schedule a flush), taken (accepted, nothing to schedule) or
+// refused.
+func (s *subscriber) enqueueLocked(f *frame) outcome {
 	switch s.state {
 	case stateResuming:
 		s.held = append(s.held, f)
@@ -167,20 +243,20 @@ func (s *subscriber) enqueue(f *frame) (accepted, schedule bool) {
 			detach := s.closeLocked(reasonSlowConsumer)
 			s.mu.Unlock()
 			s.finish(detach)
-			return false, false
+			return refused
 		}
 		s.mu.Unlock()
-		return false, false
+		return refused
 	case stateLive:
 	default:
 		s.mu.Unlock()
-		return false, false
+		return refused
 	}
 	if s.skip != nil {
 		if upTo, ok := s.skip[f.ch]; ok {
 			if !upTo.Less(f.id) {
 				s.mu.Unlock()
-				return false, false
+				return refused
 			}
 			delete(s.skip, f.ch)
 		}
@@ -190,12 +266,15 @@ func (s *subscriber) enqueue(f *frame) (accepted, schedule bool) {
 		detach := s.closeLocked(reasonSlowConsumer)
 		s.mu.Unlock()
 		s.finish(detach)
-		return true, false
+		return taken
 	}
-	schedule = !s.scheduled
+	schedule := !s.scheduled
 	s.scheduled = true
 	s.mu.Unlock()
-	return true, schedule
+	if schedule {
+		return queued
+	}
+	return taken
 }
 
 // enqueueNotice queues a notice frame in its place among the channel's
@@ -217,6 +296,20 @@ func (s *subscriber) enqueueNotice(f *frame) (accepted, schedule bool) {
 	schedule = !s.scheduled
 	s.scheduled = true
 	return true, schedule
+}
+
+// keepAlive is called every half keep-alive interval: a stream that
+// wrote nothing since the last call gets a comment. So no stream is silent
+// for longer than the interval, and one that carries events gets none.
+func (s *subscriber) keepAlive(b []byte) {
+	s.mu.Lock()
+	if s.active {
+		s.active = false
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.enqueueComment(b)
 }
 
 // enqueueComment queues bytes that are not an event (keep-alive, notices)
@@ -295,15 +388,26 @@ func (s *subscriber) flush() {
 	}
 	buf, base := s.sealLocked()
 	n, err := 0, error(nil)
-	if s.raw != nil {
-		n, err = writeNonblock(s.raw, buf)
+	if s.direct {
+		n, err = writeNonblock(s.fd, buf)
 	}
+	s.afterFlushLocked(buf, base, n, err)
+}
+
+// afterFlushLocked accounts a non-blocking write of n bytes of buf (the
+// sealed pending, starting at pending[base]) and releases s.mu: a failure
+// closes the stream, a whole write empties pending, and what a full socket
+// did not take goes to a writer goroutine.
+func (s *subscriber) afterFlushLocked(buf []byte, base, n int, err error) {
 	if err != nil {
 		s.pending = s.pending[:0]
 		detach := s.closeLocked(reasonWriteError)
 		s.mu.Unlock()
 		s.finish(detach)
 		return
+	}
+	if n > 0 {
+		s.active = true
 	}
 	if n == len(buf) {
 		s.hub.stats.wrote(s.pendCh)
@@ -385,6 +489,7 @@ func (s *subscriber) afterWriteLocked(err error, written int, buf []byte, chs []
 		return false
 	}
 	s.hub.stats.wrote(chs)
+	s.active = true
 	s.giveBackLocked(buf, chs, ends)
 	if s.state == stateClosed {
 		s.writing = false
@@ -496,6 +601,11 @@ func (s *subscriber) sayGoodbye(notice []byte, reason string, withID bool) bool 
 		s.mu.Unlock()
 		return false
 	}
+	if reason == reasonTokenExpired {
+		// Counted before the stream can end: whoever sees it gone sees
+		// it counted.
+		s.hub.stats.auth.expiredStreams.Add(1)
+	}
 	if s.state != stateLive {
 		detach := s.closeLocked(reason)
 		s.mu.Unlock()
@@ -546,6 +656,7 @@ func (s *subscriber) goLive(replayedUpTo map[*channel]eventid.ID) {
 		return
 	}
 	s.state = stateLive
+	s.active = true // its start was just written
 	if len(replayedUpTo) > 0 {
 		s.skip = replayedUpTo
 	}
