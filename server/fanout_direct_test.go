@@ -138,3 +138,29 @@ func (ls *lineStream) want(t *testing.T, line string) {
 		t.Fatalf("no line within 10s, want %q", line)
 	}
 }
+
+// TestFanStartSpreads: over consecutive events every subscriber of a
+// channel comes first about equally often (and so last too), for lists of
+// any length, and the start is always in the list.
+func TestFanStartSpreads(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{2, 3, 10, 997, 1000} {
+		first := make([]int, n)
+		events := 200 * n
+		for seq := range uint64(events) {
+			at := fanStart(n, seq)
+			if at < 0 || at >= n {
+				t.Fatalf("n %d seq %d: start %d", n, seq, at)
+			}
+			first[at]++
+		}
+		for i, c := range first {
+			if c < 100 || c > 300 { // 200 each if even
+				t.Fatalf("n %d: subscriber %d first in %d of %d events, want about 200", n, i, c, events)
+			}
+		}
+	}
+	if fanStart(0, 5) != 0 || fanStart(1, 5) != 0 {
+		t.Fatal("a list of 0 or 1 starts at 0")
+	}
+}

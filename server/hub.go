@@ -30,6 +30,22 @@ type channel struct {
 	removed    bool // swept from the hub; joiners must look again
 	subsMu     sync.Mutex
 	idleSince  atomic.Int64 // unix nanos when the last subscriber left
+	// events counts the events the channel's shard fanned out (only that
+	// goroutine touches it): it picks where each fan-out starts.
+	events uint64
+}
+
+// fanStart is where the fan-out of a channel's seq-th event starts among
+// its n subscribers. A fan-out on one core writes one subscriber after the
+// other, so the last of a thousand gets the event ~1,000 writes after the
+// first; starting every event at a different place (multiplicative
+// hashing spreads consecutive events over the list) makes that wait every
+// subscriber's equally, instead of always the same subscribers'.
+func fanStart(n int, seq uint64) int {
+	if n <= 1 {
+		return 0
+	}
+	return int((seq * 0x9E3779B97F4A7C15 >> 32) % uint64(n))
 }
 
 // hub owns the channels, the subscribers and the fan-out shards.
@@ -168,7 +184,14 @@ func (sh *shard) fanOut() {
 			continue
 		}
 		n := uint64(0)
-		for _, s := range *f.ch.subs.Load() {
+		subs := *f.ch.subs.Load()
+		at := fanStart(len(subs), f.ch.events)
+		f.ch.events++
+		for range subs {
+			s := subs[at]
+			if at++; at == len(subs) {
+				at = 0
+			}
 			accepted, schedule := s.enqueue(f)
 			if accepted {
 				n++
@@ -192,10 +215,18 @@ func (sh *shard) fanOut() {
 // fanOutOne fans out a batch of one event, as it comes at moderate load:
 // each subscriber is written to as the loop reaches it (deliver), so the
 // first write leaves at once instead of after every subscriber was
-// queued, and the counters are added once for the event.
+// queued, and the counters are added once for the event. Like fanOut it
+// starts at fanStart and wraps around.
 func (sh *shard) fanOutOne(f *frame) {
 	var accepted, wrote uint64
-	for _, s := range *f.ch.subs.Load() {
+	subs := *f.ch.subs.Load()
+	at := fanStart(len(subs), f.ch.events)
+	f.ch.events++
+	for range subs {
+		s := subs[at]
+		if at++; at == len(subs) {
+			at = 0
+		}
 		switch s.deliver(f) {
 		case written:
 			accepted++
