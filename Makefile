@@ -48,8 +48,8 @@ bench: bench-go bench-fanout bench-hooks ## Go micro-benchmarks and the fan-out 
 bench-go: ## Go micro-benchmarks (encoding, fan-out) with -count 6 for benchstat
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench-go.txt
 
-bench-fanout: build ## 10,000 SSE subscribers, server on core 0, load on core 1 (see BENCHMARKS.md)
-	./scripts/bench-fanout.sh
+bench-fanout: build ## 10,000 SSE subscribers, server on core 0, load on core 1: the floor, darktime and nginx + nchan in alternating rounds, with ratios (see BENCHMARKS.md)
+	./scripts/bench-fanout.sh all
 
 bench-hooks: ## hooks → Redis queue → 2 workers → SSE: jobs/s and p99 at 5,000 jobs/s (private Redis)
 	./scripts/bench-hooks.sh

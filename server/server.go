@@ -88,7 +88,9 @@ type Config struct {
 	HistoryLength int
 	HistoryAge    time.Duration
 
-	// KeepAlive is the interval of keep-alive comments (15s).
+	// KeepAlive is the longest a stream stays silent (15s): every half
+	// interval, a stream nothing was written to since the last check gets
+	// a keep-alive comment.
 	KeepAlive time.Duration
 	// RetryHint is the reconnection delay sent to clients (2s).
 	RetryHint time.Duration

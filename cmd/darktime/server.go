@@ -72,7 +72,7 @@ func (o *serverOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&c.NodeID, "node-id", "", "node name in /stats (default hostname:pid)")
 	f.IntVar(&c.HistoryLength, "history-length", server.DefaultHistoryLength, "events kept per channel for resume")
 	f.DurationVar(&c.HistoryAge, "history-age", server.DefaultHistoryAge, "how long events are kept for resume")
-	f.DurationVar(&c.KeepAlive, "keepalive", server.DefaultKeepAlive, "interval of keep-alive comments")
+	f.DurationVar(&c.KeepAlive, "keepalive", server.DefaultKeepAlive, "the longest a stream stays silent: keep-alive comments go to streams silent for half of it")
 	f.DurationVar(&c.RetryHint, "retry", server.DefaultRetryHint, "reconnection delay hinted to clients (retry:)")
 	f.DurationVar(&c.WriteTimeout, "write-timeout", server.DefaultWriteTimeout, "give up on a subscriber whose socket stays full this long")
 	f.IntVar(&c.MaxQueueBytes, "max-queue", server.DefaultMaxQueueBytes, "bytes queued for one subscriber before it is cut off as a slow consumer")
