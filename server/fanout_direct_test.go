@@ -21,13 +21,7 @@ import (
 func TestDirectWriteFallsBehind(t *testing.T) {
 	t.Parallel()
 	srv, base := startServer(t, Config{MaxQueueBytes: 16 << 20})
-	d := net.Dialer{Control: smallRcvBuf}
-	conn, err := d.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET /sub/behind HTTP/1.1\r\nHost: x\r\n\r\n")
+	conn := dialStuck(t, base, "/sub/behind")
 	tstest.WaitFor(t, 5*time.Second, "the subscriber", func() bool { return srv.Stats().Totals.Subscribers == 1 })
 
 	const n = 300 // 300 × 20 kB: far beyond the socket buffers
@@ -57,6 +51,20 @@ func TestDirectWriteFallsBehind(t *testing.T) {
 		ch := srv.Stats().Channels["behind"]
 		return ch.Written == n && ch.Dropped == 0
 	})
+}
+
+// dialStuck subscribes to path from a socket with a tiny receive buffer
+// that the test reads only when it chooses to.
+func dialStuck(t *testing.T, base, path string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: smallRcvBuf}
+	conn, err := d.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+	return conn
 }
 
 // TestKeepAliveOnlyWhenSilent drives the half-interval keep-alive tick by

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/maphash"
+	"iter"
 	"log/slog"
 	"sort"
 	"sync"
@@ -46,6 +47,25 @@ func fanStart(n int, seq uint64) int {
 		return 0
 	}
 	return int((seq * 0x9E3779B97F4A7C15 >> 32) % uint64(n))
+}
+
+// fanOrder is the channel's subscribers in the order of its next event's
+// fan-out: from fanStart, wrapping around. Only the channel's shard calls
+// it.
+func (ch *channel) fanOrder() iter.Seq[*subscriber] {
+	subs := *ch.subs.Load()
+	at := fanStart(len(subs), ch.events)
+	ch.events++
+	return func(yield func(*subscriber) bool) {
+		for range subs {
+			if !yield(subs[at]) {
+				return
+			}
+			if at++; at == len(subs) {
+				at = 0
+			}
+		}
+	}
 }
 
 // hub owns the channels, the subscribers and the fan-out shards.
@@ -184,14 +204,7 @@ func (sh *shard) fanOut() {
 			continue
 		}
 		n := uint64(0)
-		subs := *f.ch.subs.Load()
-		at := fanStart(len(subs), f.ch.events)
-		f.ch.events++
-		for range subs {
-			s := subs[at]
-			if at++; at == len(subs) {
-				at = 0
-			}
+		for s := range f.ch.fanOrder() {
 			accepted, schedule := s.enqueue(f)
 			if accepted {
 				n++
@@ -219,14 +232,7 @@ func (sh *shard) fanOut() {
 // starts at fanStart and wraps around.
 func (sh *shard) fanOutOne(f *frame) {
 	var accepted, wrote uint64
-	subs := *f.ch.subs.Load()
-	at := fanStart(len(subs), f.ch.events)
-	f.ch.events++
-	for range subs {
-		s := subs[at]
-		if at++; at == len(subs) {
-			at = 0
-		}
+	for s := range f.ch.fanOrder() {
 		switch s.deliver(f) {
 		case written:
 			accepted++

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -371,13 +370,7 @@ func TestSlowConsumer(t *testing.T) {
 			t.Parallel()
 			srv, base := startServer(t, Config{MaxQueueBytes: 1 << 20, WriteTimeout: 2 * time.Second, DisableDirectWrites: mode.disable, MaxBodyBytes: 1 << 20})
 			// A client that subscribes and never reads, with a tiny receive buffer.
-			d := net.Dialer{Control: smallRcvBuf}
-			conn, err := d.Dial("tcp", strings.TrimPrefix(base, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			fmt.Fprintf(conn, "GET /sub/slow HTTP/1.1\r\nHost: x\r\n\r\n")
+			conn := dialStuck(t, base, "/sub/slow")
 			fast := subscribe(t, base+"/sub/slow", nil)
 			tstest.WaitFor(t, 2*time.Second, "two subscribers", func() bool { return srv.Stats().Totals.Subscribers == 2 })
 
