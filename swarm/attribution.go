@@ -32,6 +32,11 @@ type gap struct {
 	// (chanState): its seqs the server may have ordered between them —
 	// not before annLast, not after annFirst — were announced.
 	annLast, annFirst int64
+	// streamCause and streamAt are the chanState's when the gap opened: a
+	// seq of the gap whose publish was sent before streamAt is lost for
+	// streamCause, not silently.
+	streamCause lossCause
+	streamAt    int64
 }
 
 // lossCause is what the client knew when a gap opened.
@@ -113,7 +118,11 @@ func (c *client) openGap(st *chanState, seq int64) {
 	case st.resume == resumeWithID && !c.r.pubs.answeredBefore(st.ch, seq, st.resumeAt):
 		cause = lossNotResumed
 	}
-	g := gap{from: st.high + 1, to: seq, cause: cause, stream: c.streamNo, announcedAfter: -1, annLast: -1, annFirst: -1}
+	if cause == lossNotResumed {
+		st.streamCause = lossNotResumed
+	}
+	g := gap{from: st.high + 1, to: seq, cause: cause, stream: c.streamNo, announcedAfter: -1, annLast: -1, annFirst: -1,
+		streamCause: st.streamCause, streamAt: st.streamAt}
 	if st.annStream == c.streamNo && st.annFirst >= 0 {
 		g.annLast, g.annFirst = st.annLast, st.annFirst
 	}
@@ -214,6 +223,11 @@ func (r *run) attribute() Attribution {
 					continue
 				}
 				cause := g.cause
+				// Published before the stream was open, to a target seen
+				// not to resume (or with no id to resume from).
+				if cause == lossSilent && g.streamCause != lossSilent && pl.sentBeforeLocked(s.ch, seq, g.streamAt) {
+					cause = g.streamCause
+				}
 				if cause == lossSilent && g.announcedAfter >= 0 && !pl.orderedBeforeLocked(s.ch, seq, g.announcedAfter) {
 					cause = lossAnnounced
 				}

@@ -99,6 +99,15 @@ type chanState struct {
 	// and be delivered live.)
 	resume   resumeKind
 	resumeAt int64
+	// streamCause is what explains, on the current stream, the loss of an
+	// event whose publish was sent before the stream was open (streamAt,
+	// publishLog clock): lossNoID when it came back with no id to send,
+	// lossNotResumed once its first event showed the target did not
+	// replay; lossSilent otherwise. Concurrent publishes reach the server
+	// in any order, so such an event can be missing past the stream's
+	// first event, not only before it.
+	streamCause lossCause
+	streamAt    int64
 	// last is the seq of the channel's last event received (in arrival
 	// order; high is the highest); lag is how far behind the stream ran
 	// lately: a decaying maximum of receive time minus intended publish
@@ -410,6 +419,7 @@ func (c *client) beginSession() {
 		st.win = 0
 		st.gaps, st.fills = nil, nil
 		st.announced, st.resume = false, resumeNone
+		st.streamCause = lossSilent
 		st.annStream, st.annLast, st.annFirst = -1, -1, -1
 		st.lag = 0
 	}
@@ -525,8 +535,13 @@ func (c *client) connect(resume bool) error {
 		if len(c.lastID) == 0 {
 			kind = resumeNoID
 		}
+		at := r.pubs.now()
 		for i := range c.chans {
 			c.chans[i].resume = kind
+			c.chans[i].streamCause, c.chans[i].streamAt = lossSilent, at
+			if kind == resumeNoID {
+				c.chans[i].streamCause = lossNoID
+			}
 		}
 		r.tally(func(a *Attribution) {
 			if kind == resumeWithID {

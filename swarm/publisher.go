@@ -124,6 +124,13 @@ func (l *publishLog) answeredBefore(ch int, seq, at int64) bool {
 	return seq >= 0 && seq < int64(len(answered)) && answered[seq] != 0 && answered[seq] < at
 }
 
+// sentBeforeLocked says seq's publish was sent before at (publishLog
+// clock); l.mu held.
+func (l *publishLog) sentBeforeLocked(ch int, seq, at int64) bool {
+	sent := l.sent[ch]
+	return seq >= 0 && seq < int64(len(sent)) && sent[seq] != 0 && sent[seq] < at
+}
+
 // orderedBeforeLocked is orderedBefore with l.mu held.
 func (l *publishLog) orderedBeforeLocked(ch int, seq, later int64) bool {
 	answered, sent := l.answered[ch], l.sent[ch]
