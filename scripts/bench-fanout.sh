@@ -146,16 +146,6 @@ median() {
 
 metrics=(server_cpu_us_per_delivery latency_p50_ms latency_p99_ms achieved_deliveries_per_s lost_deliveries server_rss_per_subscriber_kib client_cpu_us_per_event)
 
-summarise() { # label file...
-	local label=$1
-	shift
-	printf '%-22s median of %d:' "$label" "$#"
-	for m in "${metrics[@]}"; do
-		printf ' %s=%s' "$m" "$(for f in "$@"; do field "$m" "$f"; done | median)"
-	done
-	printf '\n'
-}
-
 run_one() { # kind phase rate drain round
 	local k=$1 phase=$2 rate=$3 drain=$4 i=$5
 	local json=$out/$k-$phase-$i.json
@@ -187,8 +177,21 @@ run_one() { # kind phase rate drain round
 med() {
 	local f
 	for f in "$out/$1-$2"-*.json; do
-		[ -s "$f" ] && field "$3" "$f"
+		if [ -s "$f" ]; then field "$3" "$f"; fi
 	done | median
+}
+
+summarise() { # kind phase: every metric's median over the runs that wrote a result
+	local runs=0 f m
+	for f in "$out/$1-$2"-*.json; do
+		if [ -s "$f" ]; then runs=$((runs + 1)); fi
+	done
+	[ "$runs" -gt 0 ] || return 0
+	printf '%-22s median of %d:' "$1 $2" "$runs"
+	for m in "${metrics[@]}"; do
+		printf ' %s=%s' "$m" "$(med "$1" "$2" "$m")"
+	done
+	printf '\n'
 }
 
 ratio() { # a b
@@ -204,9 +207,7 @@ run_phase() { # phase rate drain
 		done
 	done
 	for k in "${kinds[@]}"; do
-		local files=("$out/$k-$phase"-*.json)
-		[ -s "${files[0]}" ] || continue
-		summarise "$k $phase" "${files[@]}" | tee -a "$out/summary.txt"
+		summarise "$k" "$phase" | tee -a "$out/summary.txt"
 	done
 	local has_floor=false has_nchan=false has_darktime=false
 	for k in "${kinds[@]}"; do

@@ -191,33 +191,15 @@ func (sh *shard) run() {
 }
 
 func (sh *shard) fanOut() {
-	if len(sh.batch) == 1 && !sh.batch[0].notice {
-		sh.fanOutOne(sh.batch[0])
-		sh.batch[0] = nil
-		return
-	}
-	var total uint64
+	alone := len(sh.batch) == 1
 	for i, f := range sh.batch {
 		if f.notice {
 			sh.notify(f)
-			sh.batch[i] = nil
-			continue
+		} else {
+			sh.fanFrame(f, alone)
 		}
-		n := uint64(0)
-		for s := range f.ch.fanOrder() {
-			accepted, schedule := s.enqueue(f)
-			if accepted {
-				n++
-			}
-			if schedule {
-				sh.dirty = append(sh.dirty, s)
-			}
-		}
-		f.ch.stats.fannedOut.Add(n)
-		total += n
 		sh.batch[i] = nil
 	}
-	sh.h.stats.fannedOut.Add(total)
 	for i, s := range sh.dirty {
 		s.flush()
 		sh.dirty[i] = nil
@@ -225,22 +207,30 @@ func (sh *shard) fanOut() {
 	sh.dirty = sh.dirty[:0]
 }
 
-// fanOutOne fans out a batch of one event, as it comes at moderate load:
-// each subscriber is written to as the loop reaches it (deliver), so the
-// first write leaves at once instead of after every subscriber was
-// queued, and the counters are added once for the event. Like fanOut it
-// starts at fanStart and wraps around.
-func (sh *shard) fanOutOne(f *frame) {
+// fanFrame hands an event to every subscriber of its channel, from
+// fanStart around. alone says it is its batch's only event, as it comes at
+// moderate load: then each subscriber is written to as the loop reaches it
+// (deliver), so the first write leaves at once instead of after every
+// subscriber was queued. Otherwise the event is queued (enqueue) and the
+// batch's subscribers are flushed once after it, each with every event of
+// the batch in one write. The counters are added once per event.
+func (sh *shard) fanFrame(f *frame, alone bool) {
 	var accepted, wrote uint64
 	for s := range f.ch.fanOrder() {
-		switch s.deliver(f) {
-		case written:
+		var out outcome
+		if alone {
+			out = s.deliver(f)
+		} else {
+			out = s.enqueue(f)
+		}
+		switch out {
+		case outWritten:
 			accepted++
 			wrote++
-		case queued:
+		case outQueued:
 			accepted++
 			sh.dirty = append(sh.dirty, s)
-		case taken:
+		case outTaken:
 			accepted++
 		}
 	}
@@ -250,11 +240,6 @@ func (sh *shard) fanOutOne(f *frame) {
 		f.ch.stats.written.Add(wrote)
 		sh.h.stats.written.Add(wrote)
 	}
-	for i, s := range sh.dirty {
-		s.flush()
-		sh.dirty[i] = nil
-	}
-	sh.dirty = sh.dirty[:0]
 }
 
 // notify queues a notice frame for every subscriber of its channel.

@@ -64,13 +64,20 @@ func newFrame(ch *channel, id eventid.ID, body []byte) *frame {
 	buf = append(buf, body...)
 	buf = append(buf, '\n')
 	wire := buf[chunkRoom:len(buf):len(buf)]
+	buf, start := sealChunk(buf)
+	return &frame{ch: ch, id: id, wire: wire, bodyOff: bodyOff, chunk: buf[start:]}
+}
+
+// sealChunk makes buf — chunkRoom bytes reserved, then the chunk's data —
+// one HTTP/1.1 chunk: the size line right-aligned into the reserved room
+// and CRLF appended. The chunk is buf[start:].
+func sealChunk(buf []byte) (_ []byte, start int) {
 	var hex [8]byte
-	h := strconv.AppendInt(hex[:0], int64(len(wire)), 16)
-	start := chunkRoom - 2 - len(h)
+	h := strconv.AppendInt(hex[:0], int64(len(buf)-chunkRoom), 16)
+	start = chunkRoom - 2 - len(h)
 	copy(buf[start:], h)
 	buf[chunkRoom-2], buf[chunkRoom-1] = '\r', '\n'
-	buf = append(buf, '\r', '\n')
-	return &frame{ch: ch, id: id, wire: wire, bodyOff: bodyOff, chunk: buf[start:]}
+	return append(buf, '\r', '\n'), start
 }
 
 // subscriber is one SSE connection. Events are copied into pending by the
@@ -185,10 +192,10 @@ func (s *subscriber) appendCursor(dst []byte) []byte {
 type outcome uint8
 
 const (
-	refused outcome = iota // not for this subscriber (closed, resuming, already sent)
-	written                // in the kernel
-	queued                 // pending: the caller flushes the subscriber after the batch
-	taken                  // pending, and some writer or flush list has it already
+	outRefused outcome = iota // not for this subscriber (closed, resuming, already sent)
+	outWritten                // in the kernel
+	outQueued                 // pending: the caller flushes the subscriber after the batch
+	outTaken                  // pending, and some writer or flush list has it already
 )
 
 // deliver is the fan-out's path for a batch of one event: a live
@@ -209,32 +216,25 @@ func (s *subscriber) deliver(f *frame) outcome {
 		s.lastID = f.id
 		s.active = true
 		s.mu.Unlock()
-		return written
+		return outWritten
 	}
 	// An error, or the socket took part of it: as a flush of it would.
 	s.appendFrameLocked(f)
 	buf, base := s.sealLocked()
 	s.afterFlushLocked(buf, base, n, err)
-	return taken
+	return outTaken
 }
 
-// enqueue is called by the fan-out for each event of a subscribed channel.
-// accepted says the event was queued for writing (it counts as fanned out);
-// schedule says the caller must flush this subscriber after its batch.
-func (s *subscriber) enqueue(f *frame) (accepted, schedule bool) {
+// enqueue is called by the fan-out for each event of a subscribed channel
+// of a batch: outQueued and outTaken say the event was queued for writing
+// (it counts as fanned out), outQueued that the caller must flush this
+// subscriber after its batch.
+func (s *subscriber) enqueue(f *frame) outcome {
 	s.mu.Lock()
-	switch s.enqueueLocked(f) {
-	case queued:
-		return true, true
-	case taken:
-		return true, false
-	}
-	return false, false
+	return s.enqueueLocked(f)
 }
 
-// enqueueLocked is enqueue with s.mu held; it releases s.mu. It answers
-// queued (schedule a flush), taken (accepted, nothing to schedule) or
-// refused.
+// enqueueLocked is enqueue with s.mu held; it releases s.mu.
 func (s *subscriber) enqueueLocked(f *frame) outcome {
 	switch s.state {
 	case stateResuming:
@@ -243,20 +243,20 @@ func (s *subscriber) enqueueLocked(f *frame) outcome {
 			detach := s.closeLocked(reasonSlowConsumer)
 			s.mu.Unlock()
 			s.finish(detach)
-			return refused
+			return outRefused
 		}
 		s.mu.Unlock()
-		return refused
+		return outRefused
 	case stateLive:
 	default:
 		s.mu.Unlock()
-		return refused
+		return outRefused
 	}
 	if s.skip != nil {
 		if upTo, ok := s.skip[f.ch]; ok {
 			if !upTo.Less(f.id) {
 				s.mu.Unlock()
-				return refused
+				return outRefused
 			}
 			delete(s.skip, f.ch)
 		}
@@ -266,15 +266,15 @@ func (s *subscriber) enqueueLocked(f *frame) outcome {
 		detach := s.closeLocked(reasonSlowConsumer)
 		s.mu.Unlock()
 		s.finish(detach)
-		return taken
+		return outTaken
 	}
 	schedule := !s.scheduled
 	s.scheduled = true
 	s.mu.Unlock()
 	if schedule {
-		return queued
+		return outQueued
 	}
-	return taken
+	return outTaken
 }
 
 // enqueueNotice queues a notice frame in its place among the channel's
@@ -303,20 +303,8 @@ func (s *subscriber) enqueueNotice(f *frame) (accepted, schedule bool) {
 // for longer than the interval, and one that carries events gets none.
 func (s *subscriber) keepAlive(b []byte) {
 	s.mu.Lock()
-	if s.active {
+	if s.active || s.state != stateLive {
 		s.active = false
-		s.mu.Unlock()
-		return
-	}
-	s.mu.Unlock()
-	s.enqueueComment(b)
-}
-
-// enqueueComment queues bytes that are not an event (keep-alive, notices)
-// and flushes.
-func (s *subscriber) enqueueComment(b []byte) {
-	s.mu.Lock()
-	if s.state != stateLive {
 		s.mu.Unlock()
 		return
 	}
@@ -333,12 +321,8 @@ func (s *subscriber) sealLocked() (buf []byte, base int) {
 	if !s.chunked {
 		return s.pending, 0
 	}
-	var hex [8]byte
-	h := strconv.AppendInt(hex[:0], int64(len(s.pending)-chunkRoom), 16)
-	start := chunkRoom - 2 - len(h)
-	copy(s.pending[start:], h)
-	s.pending[chunkRoom-2], s.pending[chunkRoom-1] = '\r', '\n'
-	s.pending = append(s.pending, '\r', '\n')
+	var start int
+	s.pending, start = sealChunk(s.pending)
 	return s.pending[start:], start
 }
 
